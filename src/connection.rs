@@ -1,0 +1,272 @@
+//! One multiplexed Redis connection per queue object, re-established on demand.
+//!
+//! A call that finds no healthy connection connects first, retrying on the schedule of the
+//! user's `retry_strategy` (ioredis semantics: `times -> delay ms`, `None` gives up), never
+//! longer in total than the connect timeout. A request that fails because the connection
+//! broke is not retried (a script may have run); it raises `ConnectionError` and the next
+//! call reconnects.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, FromRedisValue, ScriptInvocation};
+
+use crate::errors::{is_connection_error, JqError};
+
+/// TLS material in PEM form, passed down from `RedisConfig(tls=...)`.
+#[derive(Clone, Default)]
+pub struct TlsMaterial {
+    pub root_cert: Option<Vec<u8>>,
+    pub client_cert: Option<Vec<u8>>,
+    pub client_key: Option<Vec<u8>>,
+}
+
+pub struct ConnectionOptions {
+    pub url: String,
+    pub tls: Option<TlsMaterial>,
+    pub connect_timeout: Duration,
+    pub command_timeout: Option<Duration>,
+    pub ready_check: bool,
+    pub retry_strategy: Option<Py<PyAny>>,
+}
+
+pub struct RedisConn {
+    client: Client,
+    options: ConnectionOptions,
+    /// The live connection and the pid that opened it (a forked child must not share it).
+    current: Mutex<Option<(u32, MultiplexedConnection)>>,
+    /// Serialises reconnects so that concurrent callers share one attempt.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+fn install_crypto_provider() {
+    // rustls needs a process-wide provider; a second install is a harmless no-op error.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl RedisConn {
+    pub fn new(options: ConnectionOptions) -> Result<Self, JqError> {
+        let client = match &options.tls {
+            Some(tls) => {
+                install_crypto_provider();
+                let client_tls = match (&tls.client_cert, &tls.client_key) {
+                    (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.clone(),
+                    }),
+                    _ => None,
+                };
+                Client::build_with_tls(
+                    options.url.as_str(),
+                    redis::TlsCertificates {
+                        client_tls,
+                        root_cert: tls.root_cert.clone(),
+                    },
+                )
+            }
+            None => {
+                if options.url.starts_with("rediss://") {
+                    install_crypto_provider();
+                }
+                Client::open(options.url.as_str())
+            }
+        }
+        .map_err(|e| JqError::Connection(format!("invalid Redis connection settings: {e}")))?;
+        Ok(Self {
+            client,
+            options,
+            current: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn cached(&self) -> Option<MultiplexedConnection> {
+        let pid = std::process::id();
+        let slot = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref() {
+            Some((owner, conn)) if *owner == pid => Some(conn.clone()),
+            _ => None,
+        }
+    }
+
+    /// A healthy connection, connecting (with retries) when there is none.
+    pub async fn get(&self) -> Result<MultiplexedConnection, JqError> {
+        if let Some(conn) = self.cached() {
+            return Ok(conn);
+        }
+        let _turn = self.connecting.lock().await;
+        if let Some(conn) = self.cached() {
+            return Ok(conn);
+        }
+        let conn = self.connect_with_retries().await?;
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::process::id(), conn.clone()));
+        Ok(conn)
+    }
+
+    /// Drop the cached connection after an error that makes it unusable.
+    fn note_error(&self, err: &redis::RedisError) {
+        if is_connection_error(err) {
+            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    /// Close the connection; a later call would open a new one.
+    pub fn close(&self) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, JqError> {
+        let mut conn = self.get().await?;
+        invocation.invoke_async(&mut conn).await.map_err(|e| {
+            self.note_error(&e);
+            JqError::from(e)
+        })
+    }
+
+    pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, JqError> {
+        let mut conn = self.get().await?;
+        cmd.query_async(&mut conn).await.map_err(|e| {
+            self.note_error(&e);
+            JqError::from(e)
+        })
+    }
+
+    async fn connect_with_retries(&self) -> Result<MultiplexedConnection, JqError> {
+        let deadline = Instant::now() + self.options.connect_timeout;
+        let mut times: u32 = 0;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let outcome = match tokio::time::timeout(remaining, self.connect_once(remaining)).await
+            {
+                Ok(result) => result,
+                Err(_) => Err(format!(
+                    "no answer within the connect timeout of {} ms",
+                    self.options.connect_timeout.as_millis()
+                )),
+            };
+            let reason = match outcome {
+                Ok(conn) => return Ok(conn),
+                Err(reason) => reason,
+            };
+            times += 1;
+            let delay = match self.retry_delay(times) {
+                Ok(Some(delay)) => delay,
+                Ok(None) => return Err(self.unreachable(&reason, "retry_strategy gave up")),
+                Err(why) => return Err(self.unreachable(&reason, &why)),
+            };
+            if Instant::now() + delay >= deadline {
+                return Err(self.unreachable(&reason, "connect timeout reached"));
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn unreachable(&self, reason: &str, stop: &str) -> JqError {
+        JqError::Connection(format!(
+            "cannot connect to Redis at {}: {reason} ({stop})",
+            redact(&self.options.url)
+        ))
+    }
+
+    async fn connect_once(&self, timeout: Duration) -> Result<MultiplexedConnection, String> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(self.options.command_timeout);
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| e.to_string())?;
+        if self.options.ready_check {
+            wait_until_loaded(&mut conn).await?;
+        }
+        Ok(conn)
+    }
+
+    /// Ask the user's `retry_strategy` how long to wait before attempt `times + 1`.
+    fn retry_delay(&self, times: u32) -> Result<Option<Duration>, String> {
+        let Some(strategy) = &self.options.retry_strategy else {
+            return Ok(Some(default_retry_delay(times)));
+        };
+        Python::attach(|py| {
+            let answer = strategy
+                .call1(py, (times,))
+                .map_err(|e| format!("retry_strategy raised {e}"))?;
+            let answer = answer.bind(py);
+            if answer.is_none() || answer.extract::<bool>().is_ok_and(|b| !b) {
+                return Ok(None);
+            }
+            let ms: f64 = answer
+                .extract()
+                .map_err(|_| "retry_strategy must return a number of ms or None".to_string())?;
+            Ok(Some(Duration::from_millis(ms.max(0.0) as u64)))
+        })
+    }
+}
+
+/// The default reconnect schedule: 50 ms more per attempt, at most 2 s.
+pub fn default_retry_delay(times: u32) -> Duration {
+    Duration::from_millis((u64::from(times) * 50).min(2000))
+}
+
+/// The ready check: a server still loading its dataset answers `LOADING` to most commands.
+async fn wait_until_loaded(conn: &mut MultiplexedConnection) -> Result<(), String> {
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query_async(conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !info.lines().any(|l| l.trim() == "loading:1") {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The URL without its password, for error messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_only_the_password() {
+        assert_eq!(
+            redact("redis://user:secret@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
+        assert_eq!(redact("redis://host:6379"), "redis://host:6379");
+        assert_eq!(redact("rediss://:pw@h/1"), "rediss://:***@h/1");
+    }
+
+    #[test]
+    fn default_retry_delay_grows_and_caps() {
+        assert_eq!(default_retry_delay(1), Duration::from_millis(50));
+        assert_eq!(default_retry_delay(10), Duration::from_millis(500));
+        assert_eq!(default_retry_delay(1000), Duration::from_millis(2000));
+    }
+}

@@ -1,0 +1,352 @@
+//! `NativeQueue`: the Rust side of one `JobQueue` — its connection and its producer and
+//! admin scripts. Every method that talks to Redis returns an asyncio awaitable and waits
+//! without the GIL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+use redis::{FromRedisValue, Value};
+
+use crate::connection::{ConnectionOptions, RedisConn, TlsMaterial};
+use crate::errors::JqError;
+use crate::json::to_json;
+use crate::keys::{QueueKeys, LAYOUT_VERSION};
+use crate::runtime::into_awaitable;
+use crate::scripts;
+
+/// Jobs removed per script call by `drain` and `clear`: small enough that Redis never
+/// blocks for long, large enough that a big queue needs few round trips.
+const CLEANUP_BATCH: usize = 1000;
+
+/// One job as Python hands it over: (job_id or None, name, data, opts JSON, priority,
+/// delay ms, max attempts, idempotency key or None).
+type NewJob<'py> = (
+    Option<String>,
+    String,
+    Bound<'py, PyAny>,
+    String,
+    u32,
+    u64,
+    u32,
+    Option<String>,
+);
+
+struct QueueCore {
+    keys: QueueKeys,
+    conn: RedisConn,
+    max_payload_bytes: usize,
+    idempotency_ttl_ms: u64,
+}
+
+#[pyclass(frozen, module = "jobqueue._native")]
+pub struct NativeQueue {
+    core: Arc<QueueCore>,
+}
+
+fn parse<T: FromRedisValue>(value: Value) -> Result<T, JqError> {
+    T::from_redis_value(value).map_err(|e| JqError::Redis(format!("unexpected reply: {e}")))
+}
+
+#[pymethods]
+impl NativeQueue {
+    #[new]
+    #[pyo3(signature = (
+        name, prefix, url, *, tls=false, tls_root_cert=None, tls_client_cert=None,
+        tls_client_key=None, connect_timeout_ms=10_000, command_timeout_ms=None,
+        ready_check=true, retry_strategy=None, max_payload_bytes=10 * 1024 * 1024,
+        idempotency_ttl_ms=86_400_000
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        name: &str,
+        prefix: &str,
+        url: String,
+        tls: bool,
+        tls_root_cert: Option<Vec<u8>>,
+        tls_client_cert: Option<Vec<u8>>,
+        tls_client_key: Option<Vec<u8>>,
+        connect_timeout_ms: u64,
+        command_timeout_ms: Option<u64>,
+        ready_check: bool,
+        retry_strategy: Option<Py<PyAny>>,
+        max_payload_bytes: usize,
+        idempotency_ttl_ms: u64,
+    ) -> PyResult<Self> {
+        let tls = tls.then_some(TlsMaterial {
+            root_cert: tls_root_cert,
+            client_cert: tls_client_cert,
+            client_key: tls_client_key,
+        });
+        let conn = RedisConn::new(ConnectionOptions {
+            url,
+            tls,
+            connect_timeout: Duration::from_millis(connect_timeout_ms),
+            command_timeout: command_timeout_ms.map(Duration::from_millis),
+            ready_check,
+            retry_strategy,
+        })?;
+        Ok(Self {
+            core: Arc::new(QueueCore {
+                keys: QueueKeys::new(prefix, name),
+                conn,
+                max_payload_bytes,
+                idempotency_ttl_ms,
+            }),
+        })
+    }
+
+    /// The key prefix of this queue, `prefix:{name}:`.
+    #[getter]
+    fn key_base(&self) -> &str {
+        self.core.keys.base()
+    }
+
+    /// Enqueue a batch in one script call. Data is serialized here, with the GIL, so bad
+    /// input fails before any I/O. Resolves to `[(id, created), ...]` in input order.
+    fn add_jobs<'py>(
+        &self,
+        py: Python<'py>,
+        jobs: Vec<NewJob<'py>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        let keys = &core.keys;
+        let mut invocation = scripts::ADD_JOBS.prepare_invoke();
+        invocation
+            .key(&keys.meta)
+            .key(&keys.id)
+            .key(&keys.wait)
+            .key(&keys.prioritized)
+            .key(&keys.delayed)
+            .key(&keys.priority_counter)
+            .arg(keys.base())
+            .arg(LAYOUT_VERSION)
+            .arg(core.idempotency_ttl_ms)
+            .arg(jobs.len());
+        for (job_id, name, data, opts, priority, delay, attempts, idem) in &jobs {
+            let data = to_json(data, &format!("data of job {name:?}"))?;
+            if data.len() > core.max_payload_bytes {
+                return Err(JqError::PayloadTooLarge(format!(
+                    "data of job {name:?} is {} bytes, over max_payload_bytes={}",
+                    data.len(),
+                    core.max_payload_bytes
+                ))
+                .into());
+            }
+            invocation
+                .arg(job_id.as_deref().unwrap_or(""))
+                .arg(name)
+                .arg(data)
+                .arg(opts)
+                .arg(*priority)
+                .arg(*delay)
+                .arg(*attempts)
+                .arg(idem.as_deref().unwrap_or(""));
+        }
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let flat: Vec<(String, i64)> = core.conn.invoke(&invocation).await?;
+            Ok(flat
+                .into_iter()
+                .map(|(id, created)| (id, created == 1))
+                .collect::<Vec<_>>())
+        })
+    }
+
+    /// Resolves to `(fields, logs, paused)` or None when the job does not exist.
+    fn get_job<'py>(&self, py: Python<'py>, job_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut invocation = scripts::GET_JOB.prepare_invoke();
+            invocation
+                .key(&keys.meta)
+                .key(keys.job(&job_id))
+                .key(keys.job_logs(&job_id));
+            let reply: Vec<Value> = core.conn.invoke(&invocation).await?;
+            if reply.is_empty() {
+                return Ok(None);
+            }
+            let (fields, logs, paused): (HashMap<String, String>, Vec<String>, i64) =
+                parse(Value::Array(reply))?;
+            Ok(Some((fields, logs, paused == 1)))
+        })
+    }
+
+    /// Resolves to `(paused, [(id, fields, logs), ...])`.
+    fn get_jobs<'py>(
+        &self,
+        py: Python<'py>,
+        status: String,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut invocation = scripts::GET_JOBS.prepare_invoke();
+            invocation
+                .key(&keys.meta)
+                .key(&keys.wait)
+                .key(&keys.prioritized)
+                .key(&keys.delayed)
+                .key(&keys.active)
+                .key(&keys.completed)
+                .key(&keys.failed)
+                .key(&keys.dlq)
+                .arg(keys.base())
+                .arg(&status)
+                .arg(limit);
+            let mut reply: Vec<Value> = core.conn.invoke(&invocation).await?;
+            if reply.is_empty() {
+                return Err(JqError::Redis("empty reply from get_jobs".into()).into());
+            }
+            let paused: i64 = parse(reply.remove(0))?;
+            let jobs = reply
+                .into_iter()
+                .map(parse::<(String, HashMap<String, String>, Vec<String>)>)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((paused == 1, jobs))
+        })
+    }
+
+    /// Resolves to `(waiting, active, completed, failed, delayed, dlq, paused, latency_ms)`.
+    fn get_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut invocation = scripts::GET_STATS.prepare_invoke();
+            invocation
+                .key(&keys.meta)
+                .key(&keys.wait)
+                .key(&keys.prioritized)
+                .key(&keys.delayed)
+                .key(&keys.active)
+                .key(&keys.completed)
+                .key(&keys.failed)
+                .key(&keys.dlq)
+                .arg(keys.base());
+            let v: Vec<i64> = core.conn.invoke(&invocation).await?;
+            if v.len() != 8 {
+                return Err(JqError::Redis(format!("get_stats returned {} values", v.len())).into());
+            }
+            Ok((v[0], v[1], v[2], v[3], v[4], v[5], v[6] == 1, v[7]))
+        })
+    }
+
+    fn remove_job<'py>(&self, py: Python<'py>, job_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut invocation = scripts::REMOVE_JOB.prepare_invoke();
+            invocation
+                .key(&keys.wait)
+                .key(&keys.prioritized)
+                .key(&keys.delayed)
+                .key(&keys.completed)
+                .key(&keys.failed)
+                .key(&keys.dlq)
+                .key(keys.job(&job_id))
+                .key(keys.job_logs(&job_id))
+                .arg(&job_id);
+            let _: i64 = core.conn.invoke(&invocation).await?;
+            Ok(())
+        })
+    }
+
+    /// Resolves to the number of jobs removed.
+    fn drain<'py>(&self, py: Python<'py>, include_delayed: bool) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut total: i64 = 0;
+            loop {
+                let mut invocation = scripts::DRAIN.prepare_invoke();
+                invocation
+                    .key(&keys.wait)
+                    .key(&keys.prioritized)
+                    .key(&keys.delayed)
+                    .arg(keys.base())
+                    .arg(CLEANUP_BATCH)
+                    .arg(if include_delayed { "1" } else { "0" });
+                let (removed, left): (i64, i64) = core.conn.invoke(&invocation).await?;
+                total += removed;
+                if left == 0 || removed == 0 {
+                    return Ok(total);
+                }
+            }
+        })
+    }
+
+    /// Resolves to the number of jobs removed.
+    fn clear<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut total: i64 = 0;
+            let mut cursor = "0".to_string();
+            loop {
+                let mut invocation = scripts::CLEAR.prepare_invoke();
+                invocation
+                    .key(&keys.wait)
+                    .key(&keys.prioritized)
+                    .key(&keys.delayed)
+                    .key(&keys.active)
+                    .key(&keys.completed)
+                    .key(&keys.failed)
+                    .key(&keys.dlq)
+                    .key(&keys.schedules)
+                    .key(&keys.schedules_next)
+                    .arg(keys.base())
+                    .arg(CLEANUP_BATCH)
+                    .arg(&cursor);
+                let (removed, next): (i64, String) = core.conn.invoke(&invocation).await?;
+                total += removed;
+                if removed == 0 && next == "0" {
+                    return Ok(total);
+                }
+                cursor = next;
+            }
+        })
+    }
+
+    fn set_paused<'py>(&self, py: Python<'py>, paused: bool) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let mut invocation = scripts::SET_PAUSED.prepare_invoke();
+            invocation
+                .key(&core.keys.meta)
+                .arg(if paused { "1" } else { "0" });
+            let _: i64 = core.conn.invoke(&invocation).await?;
+            Ok(())
+        })
+    }
+
+    /// Resolves to `(rtt_ms, redis_version, live_workers)`; raises when Redis is unreachable.
+    fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            // Connect first so that the round trip measures Redis, not the handshake.
+            core.conn.get().await?;
+            let started = Instant::now();
+            let _: String = core.conn.query(&redis::cmd("PING")).await?;
+            let rtt_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let info: String = core.conn.query(redis::cmd("INFO").arg("server")).await?;
+            let version = info
+                .lines()
+                .find_map(|l| l.strip_prefix("redis_version:"))
+                .unwrap_or("unknown")
+                .trim()
+                .to_string();
+            let mut invocation = scripts::HEALTH.prepare_invoke();
+            invocation.key(&core.keys.workers);
+            let workers: i64 = core.conn.invoke(&invocation).await?;
+            Ok((rtt_ms, version, workers))
+        })
+    }
+
+    /// Drop the connection. Later calls would reconnect; `JobQueue` forbids them.
+    fn close(&self) {
+        self.core.conn.close();
+    }
+}

@@ -1,0 +1,137 @@
+//! The process-wide Tokio runtime and its bridge to asyncio.
+//!
+//! The runtime is created lazily on first use and re-created in a child process after
+//! `fork()`: a forked child inherits the runtime's memory but none of its threads, so the
+//! inherited runtime would accept tasks and never run them.
+
+use std::cell::OnceCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use pyo3_async_runtimes::generic::{self, ContextExt, Runtime as GenericRuntime};
+use pyo3_async_runtimes::TaskLocals;
+use tokio::runtime::{Builder, Handle, Runtime};
+
+struct OwnedRuntime {
+    pid: u32,
+    runtime: Arc<Runtime>,
+}
+
+static RUNTIME: Mutex<Option<OwnedRuntime>> = Mutex::new(None);
+
+/// Worker threads of the runtime: Redis I/O is light, and on small machines every extra
+/// thread competes with the Python interpreter for a core.
+fn worker_threads() -> usize {
+    std::env::var("JOBQUEUE_RUNTIME_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(2)
+}
+
+fn build_runtime() -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(worker_threads())
+        .thread_name("jobqueue-rt")
+        .enable_all()
+        .build()
+        .expect("jobqueue: cannot start the Tokio runtime")
+}
+
+/// The handle of this process's runtime, creating it (again, after a fork) when needed.
+pub fn handle() -> Handle {
+    let pid = std::process::id();
+    let mut slot = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    match slot.as_ref() {
+        Some(owned) if owned.pid == pid => owned.runtime.handle().clone(),
+        _ => {
+            if let Some(stale) = slot.take() {
+                // The parent's runtime: its threads do not exist here, and dropping it would
+                // wait for them forever. Leak it instead.
+                std::mem::forget(stale.runtime);
+            }
+            let runtime = Arc::new(build_runtime());
+            let handle = runtime.handle().clone();
+            *slot = Some(OwnedRuntime { pid, runtime });
+            handle
+        }
+    }
+}
+
+/// Run a future to completion on the runtime from a thread outside it (Rust tests, CLI).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let handle = handle();
+    handle.block_on(fut)
+}
+
+/// The marker type through which pyo3-async-runtimes spawns onto our fork-safe runtime.
+pub struct JobQueueRuntime;
+
+tokio::task_local! {
+    static TASK_LOCALS: OnceCell<TaskLocals>;
+}
+
+impl GenericRuntime for JobQueueRuntime {
+    type JoinError = tokio::task::JoinError;
+    type JoinHandle = tokio::task::JoinHandle<()>;
+
+    fn spawn<F>(fut: F) -> Self::JoinHandle
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        handle().spawn(fut)
+    }
+
+    fn spawn_blocking<F>(f: F) -> Self::JoinHandle
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        handle().spawn_blocking(f)
+    }
+}
+
+impl ContextExt for JobQueueRuntime {
+    fn scope<F, R>(locals: TaskLocals, fut: F) -> Pin<Box<dyn Future<Output = R> + Send>>
+    where
+        F: Future<Output = R> + Send + 'static,
+    {
+        let cell = OnceCell::new();
+        let _ = cell.set(locals);
+        Box::pin(TASK_LOCALS.scope(cell, fut))
+    }
+
+    fn get_task_locals() -> Option<TaskLocals> {
+        TASK_LOCALS
+            .try_with(|c| c.get().cloned())
+            .unwrap_or_default()
+    }
+}
+
+/// Turn a Rust future into an asyncio awaitable. The future runs on the Tokio runtime
+/// without the GIL; only the final conversion of its output takes it.
+pub fn into_awaitable<'py, F, T>(py: Python<'py>, fut: F) -> PyResult<Bound<'py, PyAny>>
+where
+    F: Future<Output = PyResult<T>> + Send + 'static,
+    T: for<'a> IntoPyObject<'a> + Send + 'static,
+{
+    generic::future_into_py::<JobQueueRuntime, F, T>(py, fut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_is_reused_within_a_process() {
+        let a = handle();
+        let b = handle();
+        assert_eq!(a.id(), b.id());
+    }
+
+    #[test]
+    fn block_on_runs_futures() {
+        assert_eq!(block_on(async { 40 + 2 }), 42);
+    }
+}

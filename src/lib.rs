@@ -10,9 +10,16 @@ pub mod scripts;
 
 use pyo3::prelude::*;
 
+/// Stop the Tokio runtime (registered with `atexit` by the Python package).
+#[pyfunction]
+fn shutdown_runtime(py: Python<'_>) {
+    py.detach(|| runtime::shutdown(std::time::Duration::from_secs(2)));
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::NativeQueue>()?;
+    m.add_function(wrap_pyfunction!(shutdown_runtime, m)?)?;
     m.add("LAYOUT_VERSION", keys::LAYOUT_VERSION)?;
     Ok(())
 }

@@ -104,7 +104,8 @@ impl NativeQueue {
     }
 
     /// Enqueue a batch in one script call. Data is serialized here, with the GIL, so bad
-    /// input fails before any I/O. Resolves to `[(id, created), ...]` in input order.
+    /// input fails before any I/O. Resolves to `[(id, created, created_at), ...]` in input
+    /// order; `created` is false when an existing job id or idempotency key matched.
     fn add_jobs<'py>(
         &self,
         py: Python<'py>,
@@ -124,11 +125,19 @@ impl NativeQueue {
             .arg(LAYOUT_VERSION)
             .arg(core.idempotency_ttl_ms)
             .arg(jobs.len());
-        for (job_id, name, data, opts, priority, delay, attempts, idem) in &jobs {
-            let data = to_json(data, &format!("data of job {name:?}"))?;
+        let batch = jobs.len() > 1;
+        for (index, (job_id, name, data, opts, priority, delay, attempts, idem)) in
+            jobs.iter().enumerate()
+        {
+            let root = if batch {
+                format!("jobs[{index}] data of job {name:?}")
+            } else {
+                format!("data of job {name:?}")
+            };
+            let data = to_json(data, &root)?;
             if data.len() > core.max_payload_bytes {
                 return Err(JqError::PayloadTooLarge(format!(
-                    "data of job {name:?} is {} bytes, over max_payload_bytes={}",
+                    "{root} is {} bytes, over max_payload_bytes={}",
                     data.len(),
                     core.max_payload_bytes
                 ))
@@ -146,10 +155,10 @@ impl NativeQueue {
         }
         let core = self.core.clone();
         into_awaitable(py, async move {
-            let flat: Vec<(String, i64)> = core.conn.invoke(&invocation).await?;
+            let flat: Vec<(String, i64, i64)> = core.conn.invoke(&invocation).await?;
             Ok(flat
                 .into_iter()
-                .map(|(id, created)| (id, created == 1))
+                .map(|(id, created, created_at)| (id, created == 1, created_at))
                 .collect::<Vec<_>>())
         })
     }

@@ -60,6 +60,23 @@ pub fn handle() -> Handle {
     }
 }
 
+/// Stop the runtime, waiting up to `timeout` for its threads to finish what they run.
+///
+/// Called at interpreter exit (Python's `atexit`, before finalization): a runtime thread
+/// still handing a result to asyncio when the interpreter finalizes would be killed halfway
+/// through a Python call and crash the process. The caller must not hold the GIL, so that
+/// such a thread can finish its call.
+pub fn shutdown(timeout: std::time::Duration) {
+    let owned = RUNTIME.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(owned) = owned {
+        if owned.pid != std::process::id() {
+            std::mem::forget(owned.runtime);
+        } else if let Ok(runtime) = Arc::try_unwrap(owned.runtime) {
+            runtime.shutdown_timeout(timeout);
+        }
+    }
+}
+
 /// Run a future to completion on the runtime from a thread outside it (Rust tests, CLI).
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     let handle = handle();
@@ -133,5 +150,14 @@ mod tests {
     #[test]
     fn block_on_runs_futures() {
         assert_eq!(block_on(async { 40 + 2 }), 42);
+    }
+
+    #[test]
+    fn a_runtime_shut_down_is_created_again_on_demand() {
+        let before = handle();
+        shutdown(std::time::Duration::from_secs(1));
+        let after = handle();
+        assert_ne!(before.id(), after.id());
+        assert_eq!(block_on(async { 1 }), 1);
     }
 }

@@ -3,7 +3,7 @@
 -- ARGV: 1 key base ("prefix:{queue}:"), 2 layout version, 3 idempotency ttl ms, 4 job count,
 --       then 8 per job: job_id ("" = next counter value), name, data, opts, priority,
 --       delay ms, max attempts, idempotency key ("" = none)
--- Returns: flat {id, created (1/0), ...} in input order. A custom job id that exists, or an
+-- Returns: flat {id, created (1/0), created_at ms, ...} in input order. A custom job id that exists, or an
 -- idempotency key seen within its ttl, returns the existing id with created = 0.
 local meta, idKey, wait, prioritized, delayed, prioCounter =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -42,6 +42,7 @@ for i = 0, count - 1 do
   if existing then
     out[#out + 1] = existing
     out[#out + 1] = 0
+    out[#out + 1] = now
   else
     if jobId == '' then
       jobId = tostring(redis.call('INCR', idKey))
@@ -68,6 +69,7 @@ for i = 0, count - 1 do
     end
     out[#out + 1] = jobId
     out[#out + 1] = 1
+    out[#out + 1] = now
   end
 end
 return out

@@ -1,0 +1,50 @@
+"""jobqueue: a fast, reliable background-job queue for Python on Redis, with a Rust core.
+
+>>> from jobqueue import JobQueue
+"""
+
+from __future__ import annotations
+
+import atexit
+
+from ._native import shutdown_runtime as _shutdown_runtime
+
+from .config import (
+    Backoff,
+    DLQConfig,
+    JobOptions,
+    QueueSettings,
+    RateLimit,
+    Retention,
+    RetryConfig,
+    WorkerConfig,
+)
+from .events import QueueEvent
+from .models import HealthReport, JobInfo, JobStatus, QueueStats
+from .queue import JobQueue
+from .redis_config import RedisConfig, TlsOptions
+
+__all__ = [
+    "Backoff",
+    "DLQConfig",
+    "HealthReport",
+    "JobInfo",
+    "JobOptions",
+    "JobQueue",
+    "JobStatus",
+    "QueueEvent",
+    "QueueSettings",
+    "QueueStats",
+    "RateLimit",
+    "RedisConfig",
+    "Retention",
+    "RetryConfig",
+    "TlsOptions",
+    "WorkerConfig",
+]
+
+__version__ = "0.1.0"
+
+# Stop the native runtime before the interpreter finalizes, so that none of its threads is
+# inside a Python call when finalization begins.
+atexit.register(_shutdown_runtime)

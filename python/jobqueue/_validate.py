@@ -1,0 +1,76 @@
+"""Small checks shared by the config objects and the queue's methods.
+
+Each raises :class:`~jobqueue.errors.InvalidOptionError` naming the field, with messages
+in the form ``"delay must be >= 0, got -5"``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from .errors import InvalidOptionError
+
+Duration = int | timedelta
+"""A duration: integer milliseconds, or a ``timedelta``."""
+
+
+def type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def duration_ms(value: object, field: str, *, minimum: int = 0) -> int:
+    """Milliseconds from an int or a timedelta, at least ``minimum``."""
+    if isinstance(value, timedelta):
+        ms = round(value.total_seconds() * 1000)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        ms = value
+    else:
+        raise InvalidOptionError(
+            field, f"must be an int (milliseconds) or a timedelta, got {type_name(value)}"
+        )
+    if ms < minimum:
+        raise InvalidOptionError(field, f"must be >= {minimum}, got {ms}")
+    return ms
+
+
+def integer(value: object, field: str, *, minimum: int, maximum: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidOptionError(field, f"must be an int, got {type_name(value)}")
+    if value < minimum:
+        raise InvalidOptionError(field, f"must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise InvalidOptionError(field, f"must be <= {maximum}, got {value}")
+    return value
+
+
+def fraction(value: object, field: str) -> float:
+    """A float in [0, 1]."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise InvalidOptionError(field, f"must be a number between 0 and 1, got {type_name(value)}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise InvalidOptionError(field, f"must be between 0 and 1, got {value}")
+    return float(value)
+
+
+def text(value: object, field: str, *, max_length: int = 1024) -> str:
+    """A non-empty string."""
+    if not isinstance(value, str):
+        raise InvalidOptionError(field, f"must be a str, got {type_name(value)}")
+    if not value:
+        raise InvalidOptionError(field, "must not be empty")
+    if len(value) > max_length:
+        raise InvalidOptionError(field, f"must be at most {max_length} characters, got {len(value)}")
+    return value
+
+
+def callable_or_none(value: Any, field: str) -> Any:
+    if value is not None and not callable(value):
+        raise InvalidOptionError(field, f"must be callable, got {type_name(value)}")
+    return value
+
+
+def boolean(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidOptionError(field, f"must be a bool, got {type_name(value)}")
+    return value

@@ -1,0 +1,365 @@
+"""Configuration objects of a :class:`~jobqueue.JobQueue`, validated when constructed.
+
+Every duration takes integer milliseconds or a ``timedelta`` and is stored as ms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from typing import Any, Literal
+
+from . import _validate as v
+from .errors import InvalidOptionError
+
+BackoffType = Literal["exponential", "fixed"]
+BACKOFF_TYPES: tuple[str, ...] = ("exponential", "fixed")
+
+#: Highest priority number (the least urgent). Priorities share a double-precision score
+#: with a FIFO counter in Redis, which keeps them exact up to 2**21 - 1.
+MAX_PRIORITY = 2**21 - 1
+
+
+def _set(obj: object, name: str, value: object) -> None:
+    """Store a normalised value on a frozen dataclass during ``__post_init__``."""
+    object.__setattr__(obj, name, value)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before a retry: ``exponential`` (``delay * 2**(attempt-1)``, capped at
+    ``max_delay``) or ``fixed``. ``jitter`` (0..1) randomises up to that fraction of the
+    computed delay away."""
+
+    type: BackoffType
+    delay: int
+    max_delay: int | None = None
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.type not in BACKOFF_TYPES:
+            raise InvalidOptionError(
+                "backoff.type", f"must be one of {', '.join(BACKOFF_TYPES)}, got {self.type!r}"
+            )
+        _set(self, "delay", v.duration_ms(self.delay, "backoff.delay"))
+        if self.max_delay is not None:
+            max_delay = v.duration_ms(self.max_delay, "backoff.max_delay")
+            if max_delay < self.delay:
+                raise InvalidOptionError(
+                    "backoff.max_delay", f"must be >= backoff.delay ({self.delay}), got {max_delay}"
+                )
+            _set(self, "max_delay", max_delay)
+        _set(self, "jitter", v.fraction(self.jitter, "backoff.jitter"))
+
+    @classmethod
+    def exponential(
+        cls, delay: v.Duration, max_delay: v.Duration | None = None, *, jitter: float = 0.0
+    ) -> Backoff:
+        return cls("exponential", delay, max_delay, jitter)  # type: ignore[arg-type]
+
+    @classmethod
+    def fixed(cls, delay: v.Duration, *, jitter: float = 0.0) -> Backoff:
+        return cls("fixed", delay, None, jitter)  # type: ignore[arg-type]
+
+    @classmethod
+    def coerce(cls, value: object) -> Backoff:
+        """A Backoff from itself, a number (fixed delay, as BullMQ) or a dict such as
+        ``{"type": "exponential", "delay": 1000, "max_delay": 30000}``."""
+        if isinstance(value, Backoff):
+            return value
+        if isinstance(value, (int, timedelta)) and not isinstance(value, bool):
+            return cls.fixed(value)
+        if isinstance(value, Mapping):
+            known = {"type", "delay", "max_delay", "maxDelay", "jitter"}
+            unknown = set(value) - known
+            if unknown:
+                raise InvalidOptionError("backoff", f"has unknown keys {sorted(map(str, unknown))}")
+            if "type" not in value or "delay" not in value:
+                raise InvalidOptionError("backoff", "needs at least 'type' and 'delay'")
+            return cls(
+                value["type"],
+                value["delay"],
+                value.get("max_delay", value.get("maxDelay")),
+                value.get("jitter", 0.0),
+            )
+        raise InvalidOptionError(
+            "backoff", f"must be a Backoff, a dict or a number of ms, got {v.type_name(value)}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "delay": self.delay,
+            "max_delay": self.max_delay,
+            "jitter": self.jitter,
+        }
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How many finished jobs to keep: the newest ``count`` and/or those younger than
+    ``age`` ms. ``Retention()`` keeps everything; ``Retention(count=0)`` keeps nothing."""
+
+    count: int | None = None
+    age: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.count is not None:
+            _set(self, "count", v.integer(self.count, "retention.count", minimum=0))
+        if self.age is not None:
+            _set(self, "age", v.duration_ms(self.age, "retention.age"))
+
+    @classmethod
+    def coerce(cls, value: object, name: str) -> Retention:
+        """``True`` removes at once, ``False`` keeps all, an int keeps the newest N, a
+        timedelta keeps jobs younger than it, ``{"count": n, "age": ms}`` does both."""
+        if isinstance(value, Retention):
+            return value
+        if value is True:
+            return cls(count=0)
+        if value is False:
+            return cls()
+        if isinstance(value, int):
+            return cls(count=v.integer(value, name, minimum=0))
+        if isinstance(value, timedelta):
+            return cls(age=v.duration_ms(value, name))
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"count", "age"}
+            if unknown:
+                raise InvalidOptionError(name, f"has unknown keys {sorted(map(str, unknown))}")
+            return cls(count=value.get("count"), age=value.get("age"))
+        raise InvalidOptionError(
+            name,
+            f"must be a bool, a count, a timedelta or {{'count', 'age'}}, got {v.type_name(value)}",
+        )
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {"count": self.count, "age": self.age}
+
+
+#: Finished jobs kept by default: the newest 10,000 of each kind, so memory stays bounded.
+DEFAULT_RETENTION = Retention(count=10_000)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """Options of one job. ``None`` means: take the queue's default."""
+
+    attempts: int | None = None
+    delay: v.Duration | None = None
+    priority: int | None = None
+    backoff: Backoff | Mapping[str, Any] | int | None = None
+    timeout: v.Duration | None = None
+    idempotency_key: str | None = None
+    jitter: v.Duration | None = None
+    job_id: str | None = None
+    remove_on_complete: bool | int | timedelta | Retention | Mapping[str, Any] | None = None
+    remove_on_fail: bool | int | timedelta | Retention | Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.attempts is not None:
+            v.integer(self.attempts, "attempts", minimum=1)
+        if self.delay is not None:
+            _set(self, "delay", v.duration_ms(self.delay, "delay"))
+        if self.priority is not None:
+            v.integer(self.priority, "priority", minimum=0, maximum=MAX_PRIORITY)
+        if self.backoff is not None:
+            _set(self, "backoff", Backoff.coerce(self.backoff))
+        if self.timeout is not None:
+            _set(self, "timeout", v.duration_ms(self.timeout, "timeout", minimum=1))
+        if self.idempotency_key is not None:
+            v.text(self.idempotency_key, "idempotency_key")
+        if self.jitter is not None:
+            _set(self, "jitter", v.duration_ms(self.jitter, "jitter"))
+        if self.job_id is not None:
+            v.text(self.job_id, "job_id", max_length=256)
+            if self.job_id.isdigit():
+                # Plain numbers are the queue's own ids; a custom one could collide.
+                raise InvalidOptionError(
+                    "job_id", f"must not be only digits (those are generated ids), got {self.job_id!r}"
+                )
+        for name in ("remove_on_complete", "remove_on_fail"):
+            value = getattr(self, name)
+            if value is not None:
+                _set(self, name, Retention.coerce(value, name))
+
+    @classmethod
+    def coerce(cls, value: object, name: str = "opts") -> JobOptions:
+        if value is None:
+            return cls()
+        if isinstance(value, JobOptions):
+            return value
+        if isinstance(value, Mapping):
+            known = {f.name for f in fields(cls)}
+            unknown = set(value) - known
+            if unknown:
+                raise InvalidOptionError(name, f"has unknown options {sorted(map(str, unknown))}")
+            return cls(**value)
+        raise InvalidOptionError(
+            name, f"must be a JobOptions or a dict, got {v.type_name(value)}"
+        )
+
+    def merged_over(self, defaults: JobOptions) -> JobOptions:
+        """These options, with each unset field taken from ``defaults``."""
+        changes = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(defaults, **{k: val for k, val in changes.items() if val is not None})
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """Queue-wide retry defaults, used where a job's options and the queue's
+    ``default_job_options`` leave ``attempts`` or ``backoff`` unset."""
+
+    max_attempts: int = 3
+    backoff_type: BackoffType = "exponential"
+    backoff_delay: v.Duration = 1000
+    max_backoff_delay: v.Duration | None = 30_000
+    jitter: float = 0.0
+
+    def __post_init__(self) -> None:
+        v.integer(self.max_attempts, "retry.max_attempts", minimum=1)
+        if self.backoff_type not in BACKOFF_TYPES:
+            raise InvalidOptionError(
+                "retry.backoff_type",
+                f"must be one of {', '.join(BACKOFF_TYPES)}, got {self.backoff_type!r}",
+            )
+        _set(self, "backoff_delay", v.duration_ms(self.backoff_delay, "retry.backoff_delay"))
+        if self.max_backoff_delay is not None:
+            _set(
+                self,
+                "max_backoff_delay",
+                v.duration_ms(self.max_backoff_delay, "retry.max_backoff_delay"),
+            )
+        self.backoff()  # validates the combination
+
+    def backoff(self) -> Backoff:
+        max_delay = self.max_backoff_delay if self.backoff_type == "exponential" else None
+        return Backoff(self.backoff_type, self.backoff_delay, max_delay, self.jitter)
+
+
+@dataclass(frozen=True)
+class DLQConfig:
+    """Dead-letter queue: where jobs go after their last failed attempt. The DLQ lives in
+    the queue's own Redis keys (one cluster slot); ``queue_name`` labels it."""
+
+    enabled: bool = True
+    queue_name: str | None = None
+    notification_handler: Callable[..., Any] | None = None
+
+    def __post_init__(self) -> None:
+        v.boolean(self.enabled, "dlq.enabled")
+        if self.queue_name is not None:
+            v.text(self.queue_name, "dlq.queue_name", max_length=200)
+        v.callable_or_none(self.notification_handler, "dlq.notification_handler")
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """Locks, stalled-job detection and limits."""
+
+    max_stalled_count: int = 1
+    max_stalled_interval: v.Duration = 5000
+    lock_duration: v.Duration = 30_000
+    lock_renew_time: v.Duration | None = None
+    max_payload_bytes: int = 10 * 1024 * 1024
+    idempotency_ttl: v.Duration = timedelta(hours=24)
+
+    def __post_init__(self) -> None:
+        v.integer(self.max_stalled_count, "settings.max_stalled_count", minimum=0)
+        _set(
+            self,
+            "max_stalled_interval",
+            v.duration_ms(self.max_stalled_interval, "settings.max_stalled_interval", minimum=1),
+        )
+        lock = v.duration_ms(self.lock_duration, "settings.lock_duration", minimum=1)
+        _set(self, "lock_duration", lock)
+        # Renewing at half the lock's life leaves a whole half for a slow round trip.
+        renew = lock // 2 if self.lock_renew_time is None else self.lock_renew_time
+        renew = v.duration_ms(renew, "settings.lock_renew_time", minimum=1)
+        if renew >= lock:
+            raise InvalidOptionError(
+                "settings.lock_renew_time",
+                f"must be < settings.lock_duration ({lock}), got {renew}",
+            )
+        _set(self, "lock_renew_time", renew)
+        v.integer(self.max_payload_bytes, "settings.max_payload_bytes", minimum=1)
+        _set(
+            self,
+            "idempotency_ttl",
+            v.duration_ms(self.idempotency_ttl, "settings.idempotency_ttl", minimum=1),
+        )
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``max`` jobs start per ``duration`` ms, across all workers of the queue."""
+
+    max: int
+    duration: v.Duration
+
+    def __post_init__(self) -> None:
+        v.integer(self.max, "limiter.max", minimum=1)
+        _set(self, "duration", v.duration_ms(self.duration, "limiter.duration", minimum=1))
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    concurrency: int = 10
+    limiter: RateLimit | None = None
+    scheduler: bool = True
+
+    def __post_init__(self) -> None:
+        v.integer(self.concurrency, "worker.concurrency", minimum=1, maximum=100_000)
+        if self.limiter is not None and not isinstance(self.limiter, RateLimit):
+            if isinstance(self.limiter, Mapping):
+                _set(self, "limiter", RateLimit(**self.limiter))
+            else:
+                raise InvalidOptionError(
+                    "worker.limiter",
+                    f"must be a RateLimit, got {v.type_name(self.limiter)}",
+                )
+        v.boolean(self.scheduler, "worker.scheduler")
+
+
+def _defaults_only(options: JobOptions) -> JobOptions:
+    for name in ("job_id", "idempotency_key"):
+        if getattr(options, name) is not None:
+            raise InvalidOptionError(
+                f"default_job_options.{name}", "is per job and cannot be a default"
+            )
+    return options
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """Everything a queue is configured with besides its connection, normalised."""
+
+    default_job_options: JobOptions = field(default_factory=JobOptions)
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    dlq: DLQConfig = field(default_factory=DLQConfig)
+    settings: QueueSettings = field(default_factory=QueueSettings)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+
+    def __post_init__(self) -> None:
+        _set(
+            self,
+            "default_job_options",
+            _defaults_only(JobOptions.coerce(self.default_job_options, "default_job_options")),
+        )
+        for name, kind in (
+            ("retry", RetryConfig),
+            ("dlq", DLQConfig),
+            ("settings", QueueSettings),
+            ("worker", WorkerConfig),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, Mapping):
+                try:
+                    _set(self, name, kind(**value))
+                except TypeError as exc:
+                    raise InvalidOptionError(name, str(exc)) from None
+            elif not isinstance(value, kind):
+                raise InvalidOptionError(
+                    name, f"must be a {kind.__name__}, got {v.type_name(value)}"
+                )

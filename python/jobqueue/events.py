@@ -1,0 +1,111 @@
+"""Queue events and the local dispatcher of their handlers.
+
+Handlers may be plain functions or coroutines. A handler that takes one parameter gets
+just the job; others get ``(job, error)``. A handler that raises never breaks the queue:
+its error is reported through ``QUEUE_ERROR`` (or logged, if that handler fails too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from enum import Enum
+from typing import Any
+
+from . import _validate as v
+from .errors import InvalidOptionError
+
+logger = logging.getLogger("jobqueue")
+
+
+class QueueEvent(str, Enum):
+    JOB_ADDED = "job-added"
+    JOB_STARTED = "job-started"
+    JOB_COMPLETED = "job-completed"
+    JOB_FAILED = "job-failed"
+    JOB_RETRYING = "job-retrying"
+    JOB_STALLED = "job-stalled"
+    JOB_PROGRESS = "job-progress"
+    JOB_DLQ = "job-dlq"
+    QUEUE_ERROR = "queue-error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+Handler = Callable[..., Any]
+
+
+def _takes_job_only(handler: Handler) -> bool:
+    try:
+        params = inspect.signature(handler).parameters.values()
+    except (TypeError, ValueError):  # builtins without a signature get both arguments
+        return False
+    positional = [
+        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    variadic = any(p.kind == p.VAR_POSITIONAL for p in params)
+    return len(positional) == 1 and not variadic
+
+
+def coerce_event(event: object) -> QueueEvent:
+    try:
+        return QueueEvent(event)
+    except ValueError:
+        names = ", ".join(e.value for e in QueueEvent)
+        raise InvalidOptionError("event", f"must be one of {names}, got {event!r}") from None
+
+
+class EventEmitter:
+    def __init__(self) -> None:
+        self._handlers: dict[QueueEvent, list[tuple[Handler, bool]]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def on(self, event: QueueEvent | str, handler: Handler) -> None:
+        if not callable(handler):
+            raise InvalidOptionError("handler", f"must be callable, got {v.type_name(handler)}")
+        self._handlers.setdefault(coerce_event(event), []).append(
+            (handler, _takes_job_only(handler))
+        )
+
+    def off(self, event: QueueEvent | str, handler: Handler) -> None:
+        handlers = self._handlers.get(coerce_event(event), [])
+        for i, (registered, _) in enumerate(handlers):
+            if registered == handler:
+                del handlers[i]
+                return
+
+    def has_handlers(self, event: QueueEvent) -> bool:
+        return bool(self._handlers.get(event))
+
+    def emit(self, event: QueueEvent, job: Any, error: BaseException | None = None) -> None:
+        for handler, job_only in list(self._handlers.get(event, ())):
+            try:
+                result = handler(job) if job_only else handler(job, error)
+                if inspect.isawaitable(result):
+                    self._track(event, asyncio.ensure_future(result))
+            except Exception as exc:  # noqa: BLE001 - a handler must not break the queue
+                self._handler_failed(event, exc)
+
+    async def wait_idle(self) -> None:
+        """Wait for the async handlers still running."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _track(self, event: QueueEvent, task: asyncio.Future[Any]) -> None:
+        self._tasks.add(task)  # type: ignore[arg-type]
+
+        def done(t: asyncio.Future[Any]) -> None:
+            self._tasks.discard(t)  # type: ignore[arg-type]
+            if not t.cancelled() and t.exception() is not None:
+                self._handler_failed(event, t.exception())  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
+
+    def _handler_failed(self, event: QueueEvent, exc: BaseException) -> None:
+        if event is QueueEvent.QUEUE_ERROR or not self.has_handlers(QueueEvent.QUEUE_ERROR):
+            logger.error("jobqueue: %s handler raised", event.value, exc_info=exc)
+            return
+        self.emit(QueueEvent.QUEUE_ERROR, None, exc)

@@ -1,0 +1,109 @@
+"""What the queue reports: job statuses, job snapshots, queue statistics, health."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import orjson
+
+
+class JobStatus(str, Enum):
+    PENDING = "pending"
+    WAITING = "waiting"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DELAYED = "delayed"
+    PAUSED = "paused"
+    DLQ = "dlq"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A snapshot of one job. Timestamps are ms since the epoch, from Redis's clock."""
+
+    id: str
+    name: str
+    status: JobStatus
+    data: Any
+    progress: Any = 0
+    attempts: int = 0
+    max_attempts: int = 1
+    created_at: int = 0
+    processed_at: int | None = None
+    finished_at: int | None = None
+    return_value: Any = None
+    failed_reason: str | None = None
+    stacktrace: str | None = None
+    delay: int = 0
+    priority: int = 0
+    logs: list[str] = field(default_factory=list)
+    opts: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_redis(
+        cls, job_id: str, fields: dict[str, str], logs: list[str], paused: bool
+    ) -> JobInfo:
+        """Build from the job's hash (see docs/redis-layout.md)."""
+        state = fields.get("state", "waiting")
+        status = JobStatus.PAUSED if paused and state == "waiting" else JobStatus(state)
+        return cls(
+            id=job_id,
+            name=fields.get("name", ""),
+            status=status,
+            data=_json(fields.get("data")),
+            progress=_json(fields.get("progress"), default=0),
+            attempts=int(fields.get("attempts_made", 0)),
+            max_attempts=int(fields.get("max_attempts", 1)),
+            created_at=int(fields.get("created_at", 0)),
+            processed_at=_int(fields.get("processed_at")),
+            finished_at=_int(fields.get("finished_at")),
+            return_value=_json(fields.get("return_value")),
+            failed_reason=fields.get("failed_reason"),
+            stacktrace=fields.get("stacktrace"),
+            delay=int(fields.get("delay", 0)),
+            priority=int(fields.get("priority", 0)),
+            logs=logs,
+            opts=_json(fields.get("opts"), default={}),
+        )
+
+
+def _json(raw: str | None, default: Any = None) -> Any:
+    return default if raw is None else orjson.loads(raw)
+
+
+def _int(raw: str | None) -> int | None:
+    return None if raw is None else int(raw)
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Job counts by status; ``latency_ms`` is the age of the oldest waiting job."""
+
+    active: int
+    waiting: int
+    completed: int
+    failed: int
+    delayed: int
+    paused: int
+    dlq: int
+    latency_ms: int
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """Truthy when Redis answered."""
+
+    healthy: bool
+    redis_rtt_ms: float | None = None
+    redis_version: str | None = None
+    workers: int = 0
+    error: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.healthy

@@ -1,0 +1,402 @@
+"""``JobQueue``: the public asyncio API of a queue (producer and admin side)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import orjson
+
+from . import _validate as v
+from ._native import NativeQueue
+from .config import (
+    DEFAULT_RETENTION,
+    DLQConfig,
+    JobOptions,
+    QueueConfig,
+    QueueSettings,
+    Retention,
+    RetryConfig,
+    WorkerConfig,
+)
+from .errors import InvalidOptionError, JobQueueError, QueueClosedError
+from .events import EventEmitter, QueueEvent
+from .models import HealthReport, JobInfo, JobStatus, QueueStats
+from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
+from .redis_config import RedisConfig
+
+#: A job for ``add_jobs``: ``(name, data)`` or ``(name, data, options)``.
+JobSpec = tuple[str, Any] | tuple[str, Any, "JobOptions | Mapping[str, Any] | None"]
+
+_FORBIDDEN_IN_NAMES = "{}"
+#: Distinct per-job option sets whose resolved form is remembered (the common case is one).
+_RESOLVED_CACHE_SIZE = 256
+
+
+def _queue_name(name: object) -> str:
+    name = v.text(name, "name", max_length=200)
+    if any(c in name for c in _FORBIDDEN_IN_NAMES) or any(c.isspace() for c in name):
+        raise InvalidOptionError("name", f"must not contain braces or whitespace, got {name!r}")
+    return name
+
+
+def _prefix(prefix: object) -> str:
+    prefix = v.text(prefix, "prefix", max_length=100)
+    if any(c in prefix for c in _FORBIDDEN_IN_NAMES):
+        raise InvalidOptionError("prefix", f"must not contain braces, got {prefix!r}")
+    return prefix
+
+
+def _status(status: object) -> JobStatus:
+    try:
+        return JobStatus(status)
+    except ValueError:
+        names = ", ".join(s.value for s in JobStatus)
+        raise InvalidOptionError("status", f"must be one of {names}, got {status!r}") from None
+
+
+class _Resolved:
+    """A job's options after defaults are applied, in the form the add script takes."""
+
+    __slots__ = ("attempts", "delay", "jitter", "opts_json", "priority")
+
+    def __init__(self, options: JobOptions, retry: RetryConfig) -> None:
+        self.attempts = options.attempts or retry.max_attempts
+        self.delay = int(options.delay or 0)  # type: ignore[call-overload]
+        self.jitter = int(options.jitter or 0)  # type: ignore[call-overload]
+        self.priority = options.priority or 0
+        backoff = options.backoff or retry.backoff()
+        complete = options.remove_on_complete or DEFAULT_RETENTION
+        fail = options.remove_on_fail or DEFAULT_RETENTION
+        assert isinstance(complete, Retention) and isinstance(fail, Retention)
+        self.opts_json = orjson.dumps(
+            {
+                "attempts": self.attempts,
+                "delay": self.delay,
+                "jitter": self.jitter,
+                "priority": self.priority,
+                "backoff": backoff.to_dict(),  # type: ignore[union-attr]
+                "timeout": options.timeout,
+                "remove_on_complete": complete.to_dict(),
+                "remove_on_fail": fail.to_dict(),
+            }
+        ).decode()
+
+    def delay_with_jitter(self) -> int:
+        return self.delay + (random.randint(0, self.jitter) if self.jitter else 0)
+
+
+class JobQueue:
+    """A named queue on Redis. Creating one connects to nothing and writes nothing; the
+    first call that needs Redis connects."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        redis: RedisConfig | str | Mapping[str, Any] | None = None,
+        default_job_options: JobOptions | Mapping[str, Any] | None = None,
+        retry: RetryConfig | Mapping[str, Any] | None = None,
+        dlq: DLQConfig | Mapping[str, Any] | None = None,
+        settings: QueueSettings | Mapping[str, Any] | None = None,
+        worker: WorkerConfig | Mapping[str, Any] | None = None,
+        telemetry: Telemetry | None = None,
+        metrics: MetricsAdapter | None = None,
+        prefix: str = "jq",
+    ) -> None:
+        self.name = _queue_name(name)
+        self.prefix = _prefix(prefix)
+        self.redis_config = RedisConfig.coerce(redis)
+        self.config = QueueConfig(
+            default_job_options=default_job_options or JobOptions(),  # type: ignore[arg-type]
+            retry=retry or RetryConfig(),  # type: ignore[arg-type]
+            dlq=dlq or DLQConfig(),  # type: ignore[arg-type]
+            settings=settings or QueueSettings(),  # type: ignore[arg-type]
+            worker=worker or WorkerConfig(),  # type: ignore[arg-type]
+        )
+        self.telemetry: Telemetry | None = check_adapter(telemetry, Telemetry, "telemetry")
+        self.metrics: MetricsAdapter | None = check_adapter(metrics, MetricsAdapter, "metrics")
+        self._events = EventEmitter()
+        self._resolved: dict[JobOptions, _Resolved] = {}
+        self._closed = False
+        settings_ = self.config.settings
+        try:
+            self._native = NativeQueue(
+                self.name,
+                self.prefix,
+                **self.redis_config.native_kwargs(),
+                max_payload_bytes=settings_.max_payload_bytes,
+                idempotency_ttl_ms=settings_.idempotency_ttl,
+            )
+        except JobQueueError as exc:
+            raise InvalidOptionError("redis", str(exc)) from None
+
+    def __repr__(self) -> str:
+        return f"JobQueue({self.name!r}, prefix={self.prefix!r})"
+
+    async def __aenter__(self) -> JobQueue:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- events ---------------------------------------------------------------------------
+
+    def on(self, event: QueueEvent | str, handler: Callable[..., Any]) -> None:
+        """Call ``handler`` on ``event`` (sync or async; see :mod:`jobqueue.events`)."""
+        self._events.on(event, handler)
+
+    def off(self, event: QueueEvent | str, handler: Callable[..., Any]) -> None:
+        self._events.off(event, handler)
+
+    # -- producing --------------------------------------------------------------------------
+
+    async def add_job(
+        self,
+        name: str,
+        data: Any,
+        opts: JobOptions | Mapping[str, Any] | None = None,
+        *,
+        attempts: int | None = None,
+        delay: int | timedelta | None = None,
+        priority: int | None = None,
+        backoff: Any = None,
+        timeout: int | timedelta | None = None,
+        idempotency_key: str | None = None,
+        jitter: int | timedelta | None = None,
+        job_id: str | None = None,
+        remove_on_complete: bool | int | timedelta | Retention | None = None,
+        remove_on_fail: bool | int | timedelta | Retention | None = None,
+    ) -> str:
+        """Enqueue one job and return its id. A repeated ``idempotency_key`` (within
+        ``settings.idempotency_ttl``) or an existing ``job_id`` returns that job's id and
+        enqueues nothing."""
+        overrides = {
+            "attempts": attempts,
+            "delay": delay,
+            "priority": priority,
+            "backoff": backoff,
+            "timeout": timeout,
+            "idempotency_key": idempotency_key,
+            "jitter": jitter,
+            "job_id": job_id,
+            "remove_on_complete": remove_on_complete,
+            "remove_on_fail": remove_on_fail,
+        }
+        options = JobOptions.coerce(opts)
+        given = {k: val for k, val in overrides.items() if val is not None}
+        if given:
+            options = JobOptions(**given).merged_over(options)
+        ids = await self._add([(name, data, options)], single=True)
+        return ids[0]
+
+    async def add_jobs(self, jobs: Sequence[JobSpec]) -> list[str]:
+        """Enqueue many jobs in one round trip; one bad item refuses the whole batch."""
+        if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Sequence):
+            raise InvalidOptionError("jobs", f"must be a list of tuples, got {v.type_name(jobs)}")
+        items: list[tuple[str, Any, JobOptions]] = []
+        for i, spec in enumerate(jobs):
+            if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+                raise InvalidOptionError(
+                    f"jobs[{i}]", "must be a tuple (name, data) or (name, data, options)"
+                )
+            try:
+                options = JobOptions.coerce(spec[2] if len(spec) == 3 else None)
+            except InvalidOptionError as exc:
+                raise InvalidOptionError(f"jobs[{i}].{exc.field}", _message(exc)) from None
+            items.append((spec[0], spec[1], options))
+        if not items:
+            return []
+        return await self._add(items, single=False)
+
+    async def _add(self, items: list[tuple[str, Any, JobOptions]], *, single: bool) -> list[str]:
+        self._check_open()
+        rows = []
+        resolved_of: list[_Resolved] = []
+        for i, (name, data, options) in enumerate(items):
+            try:
+                v.text(name, "name", max_length=1000)
+                resolved = self._resolve(options)
+            except InvalidOptionError as exc:
+                if single:
+                    raise
+                raise InvalidOptionError(f"jobs[{i}].{exc.field}", _message(exc)) from None
+            resolved_of.append(resolved)
+            rows.append(
+                (
+                    options.job_id,
+                    name,
+                    data,
+                    resolved.opts_json,
+                    resolved.priority,
+                    resolved.delay_with_jitter(),
+                    resolved.attempts,
+                    options.idempotency_key,
+                )
+            )
+        span = (
+            self.telemetry.start_span(
+                "jobqueue.add_jobs", {"jobqueue.queue": self.name, "jobqueue.count": len(rows)}
+            )
+            if self.telemetry
+            else None
+        )
+        try:
+            results = await self._native.add_jobs(rows)
+        except BaseException as exc:
+            if span is not None:
+                span.record_exception(exc)
+            raise
+        finally:
+            if span is not None:
+                span.end()
+        created = sum(1 for _, was_created, _ in results if was_created)
+        if created and self.metrics is not None:
+            self.metrics.increment(METRIC_JOBS_ADDED, created, {"queue": self.name})
+        if created and self._events.has_handlers(QueueEvent.JOB_ADDED):
+            for row, resolved, (job_id, was_created, created_at) in zip(
+                rows, resolved_of, results, strict=True
+            ):
+                if was_created:
+                    self._events.emit(QueueEvent.JOB_ADDED, _added_job(job_id, row, created_at))
+        return [job_id for job_id, _, _ in results]
+
+    def _resolve(self, options: JobOptions) -> _Resolved:
+        resolved = self._resolved.get(options)
+        if resolved is None:
+            merged = options.merged_over(self.config.default_job_options)
+            resolved = _Resolved(merged, self.config.retry)
+            if len(self._resolved) < _RESOLVED_CACHE_SIZE:
+                self._resolved[options] = resolved
+        return resolved
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def get_job_status(self, job_id: str) -> JobInfo | None:
+        """A snapshot of the job, or None when no such job exists (any more)."""
+        self._check_open()
+        v.text(job_id, "job_id", max_length=256)
+        found = await self._native.get_job(job_id)
+        if found is None:
+            return None
+        fields, logs, paused = found
+        return JobInfo.from_redis(job_id, fields, logs, paused)
+
+    async def get_jobs_by_status(
+        self, status: JobStatus | str, limit: int = 100
+    ) -> list[JobInfo]:
+        """Jobs in ``status``: waiting/paused/delayed/active in the order they will run,
+        completed/failed/dlq newest first. ``PENDING`` is always empty: a job is queued in
+        the same atomic step that creates it."""
+        self._check_open()
+        wanted = _status(status)
+        v.integer(limit, "limit", minimum=1)
+        if wanted is JobStatus.PENDING:
+            return []
+        paused, jobs = await self._native.get_jobs(wanted.value, limit)
+        return [JobInfo.from_redis(job_id, f, logs, paused) for job_id, f, logs in jobs]
+
+    async def get_stats(self) -> QueueStats:
+        self._check_open()
+        waiting, active, completed, failed, delayed, dlq, paused, latency = (
+            await self._native.get_stats()
+        )
+        return QueueStats(
+            active=active,
+            waiting=0 if paused else waiting,
+            completed=completed,
+            failed=failed,
+            delayed=delayed,
+            paused=waiting if paused else 0,
+            dlq=dlq,
+            latency_ms=latency,
+        )
+
+    async def health_check(self) -> HealthReport:
+        """Never raises for an unhealthy Redis: the report carries the error."""
+        self._check_open()
+        try:
+            rtt_ms, version, workers = await self._native.health()
+        except JobQueueError as exc:
+            return HealthReport(healthy=False, error=str(exc))
+        return HealthReport(
+            healthy=True, redis_rtt_ms=rtt_ms, redis_version=version, workers=workers
+        )
+
+    # -- managing -------------------------------------------------------------------------
+
+    async def remove_job(self, job_id: str) -> None:
+        """Remove a job that is not active. Raises ``JobNotFoundError`` for an unknown id
+        and ``InvalidStateError`` for an active job."""
+        self._check_open()
+        v.text(job_id, "job_id", max_length=256)
+        await self._native.remove_job(job_id)
+
+    async def clear(self) -> int:
+        """Remove every job, schedule and idempotency key of the queue; returns the number
+        of jobs removed. Jobs still running on a worker are dropped when they finish."""
+        self._check_open()
+        return await self._native.clear()
+
+    async def pause(self) -> None:
+        """Stop handing out jobs, for every worker of the queue."""
+        self._check_open()
+        await self._native.set_paused(True)
+
+    async def resume(self) -> None:
+        self._check_open()
+        await self._native.set_paused(False)
+
+    async def drain(self, include_delayed: bool = False) -> int:
+        """Remove waiting (and, if asked, delayed) jobs; active jobs finish. Returns the
+        number removed."""
+        self._check_open()
+        v.boolean(include_delayed, "include_delayed")
+        return await self._native.drain(include_delayed)
+
+    async def close(self, timeout: int | timedelta | None = None) -> None:
+        """Release the connection. Idempotent. ``timeout`` bounds the wait for running
+        event handlers."""
+        if self._closed:
+            return
+        self._closed = True
+        if timeout is not None:
+            import asyncio
+
+            ms = v.duration_ms(timeout, "timeout")
+            try:
+                await asyncio.wait_for(self._events.wait_idle(), ms / 1000)
+            except asyncio.TimeoutError:
+                pass
+        else:
+            await self._events.wait_idle()
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise QueueClosedError(f"queue {self.name!r} is closed")
+
+
+def _message(exc: InvalidOptionError) -> str:
+    return str(exc)[len(exc.field) + 1 :]
+
+
+def _added_job(job_id: str, row: tuple[Any, ...], created_at: int) -> JobInfo:
+    _, name, data, opts_json, priority, delay, attempts, _ = row
+    return JobInfo(
+        id=job_id,
+        name=name,
+        status=JobStatus.DELAYED if delay > 0 else JobStatus.WAITING,
+        data=data,
+        max_attempts=attempts,
+        created_at=created_at,
+        delay=delay,
+        priority=priority,
+        opts=orjson.loads(opts_json),
+    )

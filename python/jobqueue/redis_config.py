@@ -1,0 +1,216 @@
+"""How a queue reaches Redis: :class:`RedisConfig`, resolved into the native connection's
+settings (a URL plus TLS material)."""
+
+from __future__ import annotations
+
+import os
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+from . import _validate as v
+from .errors import InvalidOptionError
+
+DEFAULT_URL = "redis://localhost:6379/0"
+URL_ENV_VARS = ("JOBQUEUE_REDIS_URL", "REDIS_URL")
+SCHEMES = ("redis", "rediss", "unix", "redis+unix")
+
+RetryStrategy = Callable[[int], "int | float | None"]
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """TLS settings. Paths are PEM files; ``insecure`` skips certificate and host checks
+    (test setups only)."""
+
+    ca_certs: str | Path | None = None
+    certfile: str | Path | None = None
+    keyfile: str | Path | None = None
+    insecure: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("ca_certs", "certfile", "keyfile"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise InvalidOptionError(f"tls.{name}", f"is not a readable file: {value}")
+        if (self.certfile is None) != (self.keyfile is None):
+            raise InvalidOptionError("tls", "certfile and keyfile must be given together")
+        v.boolean(self.insecure, "tls.insecure")
+
+    @classmethod
+    def coerce(cls, value: object) -> TlsOptions | None:
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, TlsOptions):
+            return value
+        if isinstance(value, ssl.SSLContext):
+            return _from_ssl_context(value)
+        if isinstance(value, Mapping):
+            known = {"ca_certs", "certfile", "keyfile", "insecure"}
+            unknown = set(value) - known
+            if unknown:
+                raise InvalidOptionError("tls", f"has unknown keys {sorted(map(str, unknown))}")
+            return cls(**value)
+        raise InvalidOptionError(
+            "tls", f"must be True, an ssl.SSLContext or a dict, got {v.type_name(value)}"
+        )
+
+
+@dataclass(frozen=True)
+class _ContextTls(TlsOptions):
+    """TLS options read off an ``ssl.SSLContext``: its CA certificates, as PEM."""
+
+    ca_pem: bytes | None = None
+
+
+def _from_ssl_context(ctx: ssl.SSLContext) -> TlsOptions:
+    # An SSLContext cannot be handed to the native TLS stack, but its trust settings can:
+    # the CA certificates it loaded and whether it verifies at all. Client certificates
+    # loaded into it cannot be read back; pass certfile/keyfile for mutual TLS.
+    insecure = ctx.verify_mode == ssl.CERT_NONE or not ctx.check_hostname
+    ders = ctx.get_ca_certs(binary_form=True)
+    pem = "".join(ssl.DER_cert_to_PEM_cert(der) for der in ders).encode() if ders else None
+    return _ContextTls(insecure=insecure, ca_pem=pem)
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    """Connection settings. ``url`` (``redis://``, ``rediss://``, ``unix://``) and the
+    separate fields combine: a field that is set overrides that part of the URL."""
+
+    url: str | None = None
+    host: str | None = None
+    port: int | None = None
+    username: str | None = None
+    password: str | None = None
+    db: int | None = None
+    tls: bool | ssl.SSLContext | Mapping[str, Any] | TlsOptions | None = None
+    retry_strategy: RetryStrategy | None = None
+    enable_ready_check: bool = True
+    connect_timeout: v.Duration = 10_000
+    command_timeout: v.Duration | None = None
+    cluster_nodes: Sequence[str] | None = None
+    sentinels: Sequence[str] | None = None
+    service_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.url is not None:
+            _check_url(self.url)
+        if self.host is not None:
+            v.text(self.host, "redis.host", max_length=255)
+        if self.port is not None:
+            v.integer(self.port, "redis.port", minimum=1, maximum=65535)
+        if self.username is not None and not isinstance(self.username, str):
+            raise InvalidOptionError("redis.username", "must be a str")
+        if self.password is not None and not isinstance(self.password, str):
+            raise InvalidOptionError("redis.password", "must be a str")
+        if self.db is not None:
+            v.integer(self.db, "redis.db", minimum=0)
+        object.__setattr__(self, "tls", TlsOptions.coerce(self.tls))
+        v.callable_or_none(self.retry_strategy, "redis.retry_strategy")
+        v.boolean(self.enable_ready_check, "redis.enable_ready_check")
+        object.__setattr__(
+            self, "connect_timeout", v.duration_ms(self.connect_timeout, "redis.connect_timeout", minimum=1)
+        )
+        if self.command_timeout is not None:
+            object.__setattr__(
+                self,
+                "command_timeout",
+                v.duration_ms(self.command_timeout, "redis.command_timeout", minimum=1),
+            )
+        # Cluster and Sentinel need a connection type the native core does not have yet;
+        # refuse them clearly rather than connect to a single node by surprise.
+        if self.cluster_nodes is not None or (self.url or "").startswith("redis+cluster"):
+            raise InvalidOptionError("redis.cluster_nodes", "Redis Cluster is not supported yet")
+        if self.sentinels is not None or self.service_name is not None:
+            raise InvalidOptionError("redis.sentinels", "Redis Sentinel is not supported yet")
+
+    @classmethod
+    def coerce(cls, value: object) -> RedisConfig:
+        """A config from itself, a URL string, a dict of fields, or None (environment)."""
+        if isinstance(value, RedisConfig):
+            return value
+        if value is None:
+            url = next((os.environ[n] for n in URL_ENV_VARS if os.environ.get(n)), DEFAULT_URL)
+            return cls(url=url)
+        if isinstance(value, str):
+            return cls(url=value)
+        if isinstance(value, Mapping):
+            try:
+                return cls(**value)
+            except TypeError as exc:
+                raise InvalidOptionError("redis", str(exc)) from None
+        raise InvalidOptionError(
+            "redis", f"must be a RedisConfig, a URL or a dict, got {v.type_name(value)}"
+        )
+
+    def native_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``NativeQueue``: the URL and the TLS material."""
+        tls = self.tls if isinstance(self.tls, TlsOptions) else None
+        url = self._url(tls)
+        kwargs: dict[str, Any] = {
+            "url": url,
+            "connect_timeout_ms": self.connect_timeout,
+            "command_timeout_ms": self.command_timeout,
+            "ready_check": self.enable_ready_check,
+            "retry_strategy": self.retry_strategy,
+        }
+        if tls is not None:
+            kwargs["tls"] = True
+            if isinstance(tls, _ContextTls):
+                kwargs["tls_root_cert"] = tls.ca_pem
+            elif tls.ca_certs is not None:
+                kwargs["tls_root_cert"] = Path(tls.ca_certs).read_bytes()
+            if tls.certfile is not None and tls.keyfile is not None:
+                kwargs["tls_client_cert"] = Path(tls.certfile).read_bytes()
+                kwargs["tls_client_key"] = Path(tls.keyfile).read_bytes()
+        return kwargs
+
+    def _url(self, tls: TlsOptions | None) -> str:
+        parts = urlsplit(self.url or DEFAULT_URL)
+        if parts.scheme in ("unix", "redis+unix"):
+            return self.url or DEFAULT_URL
+        scheme = "rediss" if tls is not None or parts.scheme == "rediss" else "redis"
+        host = self.host or parts.hostname or "localhost"
+        port = self.port or parts.port or 6379
+        username = self.username if self.username is not None else unquote(parts.username or "")
+        password = self.password if self.password is not None else unquote(parts.password or "")
+        db = self.db if self.db is not None else _db_of(parts.path)
+        auth = ""
+        if username or password:
+            auth = quote(username, safe="")
+            if password:
+                auth += ":" + quote(password, safe="")
+            auth += "@"
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 address
+        fragment = "#insecure" if (tls is not None and tls.insecure) or parts.fragment == "insecure" else ""
+        return f"{scheme}://{auth}{host}:{port}/{db}{fragment}"
+
+
+def _check_url(url: object) -> None:
+    if not isinstance(url, str) or not url:
+        raise InvalidOptionError("redis.url", f"must be a non-empty str, got {url!r}")
+    scheme = urlsplit(url).scheme
+    if scheme not in SCHEMES and not scheme.startswith("redis+cluster"):
+        raise InvalidOptionError(
+            "redis.url", f"must start with one of {', '.join(s + '://' for s in SCHEMES)}, got {url!r}"
+        )
+    try:
+        urlsplit(url).port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise InvalidOptionError("redis.url", f"has a bad port: {exc}") from None
+
+
+def _db_of(path: str) -> int:
+    db = path.strip("/")
+    if not db:
+        return 0
+    if not db.isdigit():
+        raise InvalidOptionError("redis.url", f"database must be a number, got {db!r}")
+    return int(db)

@@ -1,0 +1,103 @@
+"""A blocking facade over :class:`jobqueue.JobQueue`, for Django, Flask and scripts.
+
+Each ``jobqueue.sync.JobQueue`` runs a private event loop on a background thread and
+waits for its calls; it takes the same arguments as the async class.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Sequence
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from . import queue as async_queue
+from .events import QueueEvent
+from .models import HealthReport, JobInfo, JobStatus, QueueStats
+
+T = TypeVar("T")
+
+__all__ = ["JobQueue"]
+
+
+class JobQueue:
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        # Validate (and fail) on the caller's thread, before any thread is started.
+        self._queue = async_queue.JobQueue(name, **kwargs)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"jobqueue-sync-{name}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def name(self) -> str:
+        return self._queue.name
+
+    @property
+    def async_queue(self) -> async_queue.JobQueue:
+        """The underlying asyncio queue (its coroutines run on this facade's loop)."""
+        return self._queue
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop.is_closed():
+            coro.close()
+            self._queue._check_open()  # raises QueueClosedError
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def __enter__(self) -> JobQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def on(self, event: QueueEvent | str, handler: Any) -> None:
+        self._queue.on(event, handler)
+
+    def off(self, event: QueueEvent | str, handler: Any) -> None:
+        self._queue.off(event, handler)
+
+    def add_job(self, name: str, data: Any, opts: Any = None, **options: Any) -> str:
+        return self._run(self._queue.add_job(name, data, opts, **options))
+
+    def add_jobs(self, jobs: Sequence[async_queue.JobSpec]) -> list[str]:
+        return self._run(self._queue.add_jobs(jobs))
+
+    def get_job_status(self, job_id: str) -> JobInfo | None:
+        return self._run(self._queue.get_job_status(job_id))
+
+    def get_jobs_by_status(self, status: JobStatus | str, limit: int = 100) -> list[JobInfo]:
+        return self._run(self._queue.get_jobs_by_status(status, limit))
+
+    def get_stats(self) -> QueueStats:
+        return self._run(self._queue.get_stats())
+
+    def health_check(self) -> HealthReport:
+        return self._run(self._queue.health_check())
+
+    def remove_job(self, job_id: str) -> None:
+        self._run(self._queue.remove_job(job_id))
+
+    def clear(self) -> int:
+        return self._run(self._queue.clear())
+
+    def pause(self) -> None:
+        self._run(self._queue.pause())
+
+    def resume(self) -> None:
+        self._run(self._queue.resume())
+
+    def drain(self, include_delayed: bool = False) -> int:
+        return self._run(self._queue.drain(include_delayed))
+
+    def close(self, timeout: int | timedelta | None = None) -> None:
+        """Close the queue and stop the background loop. Idempotent."""
+        if self._loop.is_closed():
+            return
+        try:
+            self._run(self._queue.close(timeout))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()

@@ -18,9 +18,8 @@ const MAX_DEPTH: usize = 200;
 pub fn to_json(value: &Bound<'_, PyAny>, root: &str) -> Result<Vec<u8>, JqError> {
     let mut out = Vec::with_capacity(128);
     let mut path = Vec::new();
-    write_value(value, &mut out, &mut path).map_err(|why| {
-        JqError::Serialization(format!("{root}{}: {why}", render_path(&path)))
-    })?;
+    write_value(value, &mut out, &mut path)
+        .map_err(|why| JqError::Serialization(format!("{root}{}: {why}", render_path(&path))))?;
     Ok(out)
 }
 
@@ -44,12 +43,14 @@ fn write_value(
     path: &mut Vec<Segment>,
 ) -> Result<(), String> {
     if path.len() > MAX_DEPTH {
-        return Err(format!("nested deeper than {MAX_DEPTH} levels (or a reference cycle)"));
+        return Err(format!(
+            "nested deeper than {MAX_DEPTH} levels (or a reference cycle)"
+        ));
     }
     if value.is_none() {
         out.extend_from_slice(b"null");
     } else if let Ok(s) = value.cast::<PyString>() {
-        write_str(&s.to_str().map_err(|e| e.to_string())?, out);
+        write_str(s.to_str().map_err(|e| e.to_string())?, out);
     } else if let Ok(b) = value.cast::<PyBool>() {
         out.extend_from_slice(if b.is_true() { b"true" } else { b"false" });
     } else if value.cast::<PyInt>().is_ok() {
@@ -63,7 +64,9 @@ fn write_value(
     } else if let Ok(f) = value.cast::<PyFloat>() {
         let f = f.value();
         if !f.is_finite() {
-            return Err(format!("{f} is not a JSON number (NaN and infinities are not JSON)"));
+            return Err(format!(
+                "{f} is not a JSON number (NaN and infinities are not JSON)"
+            ));
         }
         let n = serde_json::Number::from_f64(f).ok_or("float is not a JSON number")?;
         let _ = write!(out, "{n}");
@@ -83,13 +86,15 @@ fn write_value(
         for (i, (key, item)) in dict.iter().enumerate() {
             let Ok(key) = key.cast::<PyString>() else {
                 let type_name = type_name(&key);
-                return Err(format!("dict keys must be str, got a key of type {type_name}"));
+                return Err(format!(
+                    "dict keys must be str, got a key of type {type_name}"
+                ));
             };
             let key = key.to_str().map_err(|e| e.to_string())?;
             if i > 0 {
                 out.push(b',');
             }
-            write_str(&key, out);
+            write_str(key, out);
             out.push(b':');
             path.push(Segment::Key(key.to_string()));
             write_value(&item, out, path)?;

@@ -7,6 +7,8 @@ pub mod keys;
 pub mod queue;
 pub mod runtime;
 pub mod scripts;
+#[cfg(test)]
+mod test_redis;
 
 use pyo3::prelude::*;
 

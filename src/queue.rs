@@ -237,7 +237,9 @@ impl NativeQueue {
                 .arg(keys.base());
             let v: Vec<i64> = core.conn.invoke(&invocation).await?;
             if v.len() != 8 {
-                return Err(JqError::Redis(format!("get_stats returned {} values", v.len())).into());
+                return Err(
+                    JqError::Redis(format!("get_stats returned {} values", v.len())).into(),
+                );
             }
             Ok((v[0], v[1], v[2], v[3], v[4], v[5], v[6] == 1, v[7]))
         })

@@ -21,3 +21,152 @@ lua_script!(DRAIN, "drain.lua");
 lua_script!(CLEAR, "clear.lua");
 lua_script!(SET_PAUSED, "set_paused.lua");
 lua_script!(HEALTH, "health.lua");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{QueueKeys, LAYOUT_VERSION};
+    use crate::test_redis::TestRedis;
+
+    /// (job id, name, priority, delay) -> the add_jobs invocation for those jobs.
+    fn add(keys: &QueueKeys, jobs: &[(&str, &str, u32, u64)]) -> redis::ScriptInvocation<'static> {
+        let mut inv = ADD_JOBS.prepare_invoke();
+        inv.key(&keys.meta)
+            .key(&keys.id)
+            .key(&keys.wait)
+            .key(&keys.prioritized)
+            .key(&keys.delayed)
+            .key(&keys.priority_counter)
+            .arg(keys.base())
+            .arg(LAYOUT_VERSION)
+            .arg(60_000)
+            .arg(jobs.len());
+        for (id, name, priority, delay) in jobs {
+            inv.arg(*id)
+                .arg(*name)
+                .arg("{}")
+                .arg("{}")
+                .arg(*priority)
+                .arg(*delay)
+                .arg(1)
+                .arg("");
+        }
+        inv
+    }
+
+    #[test]
+    fn add_jobs_orders_waiting_jobs_by_priority_then_fifo() {
+        let redis = TestRedis::start();
+        let mut con = redis.client().get_connection().unwrap();
+        let keys = QueueKeys::new("jq", "order");
+        let jobs = [
+            ("", "a", 5, 0),
+            ("", "b", 0, 0),
+            ("", "c", 1, 0),
+            ("", "d", 5, 0),
+            ("", "e", 0, 0),
+            ("", "f", 1, 0),
+            ("", "g", 0, 1000),
+        ];
+        let out: Vec<(String, i64, i64)> = add(&keys, &jobs).invoke(&mut con).unwrap();
+        let ids: Vec<&str> = out.iter().map(|(id, _, _)| id.as_str()).collect();
+        assert_eq!(ids, ["1", "2", "3", "4", "5", "6", "7"]);
+        let wait: Vec<String> = redis::cmd("LRANGE")
+            .arg(&keys.wait)
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(wait, ["2", "5"]);
+        let prioritized: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&keys.prioritized)
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(prioritized, ["3", "6", "1", "4"]);
+        let delayed: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&keys.delayed)
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(delayed, ["7"]);
+    }
+
+    #[test]
+    fn add_jobs_returns_the_existing_id_for_a_repeated_custom_id() {
+        let redis = TestRedis::start();
+        let mut con = redis.client().get_connection().unwrap();
+        let keys = QueueKeys::new("jq", "custom");
+        let first: Vec<(String, i64, i64)> = add(&keys, &[("order-1", "x", 0, 0)])
+            .invoke(&mut con)
+            .unwrap();
+        let again: Vec<(String, i64, i64)> = add(&keys, &[("order-1", "x", 0, 0)])
+            .invoke(&mut con)
+            .unwrap();
+        assert_eq!((first[0].0.as_str(), first[0].1), ("order-1", 1));
+        assert_eq!((again[0].0.as_str(), again[0].1), ("order-1", 0));
+        let waiting: i64 = redis::cmd("LLEN").arg(&keys.wait).query(&mut con).unwrap();
+        assert_eq!(waiting, 1);
+    }
+
+    #[test]
+    fn add_jobs_refuses_a_queue_of_another_layout_version() {
+        let redis = TestRedis::start();
+        let mut con = redis.client().get_connection().unwrap();
+        let keys = QueueKeys::new("jq", "old");
+        let _: () = redis::cmd("HSET")
+            .arg(&keys.meta)
+            .arg("version")
+            .arg("0")
+            .query(&mut con)
+            .unwrap();
+        let err = add(&keys, &[("", "x", 0, 0)])
+            .invoke::<Vec<(String, i64, i64)>>(&mut con)
+            .unwrap_err();
+        let mapped = crate::errors::JqError::from(err);
+        assert!(
+            matches!(mapped, crate::errors::JqError::LayoutVersion(_)),
+            "{mapped:?}"
+        );
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&keys.wait)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(exists, 0);
+    }
+
+    #[test]
+    fn drain_works_in_batches_until_empty() {
+        let redis = TestRedis::start();
+        let mut con = redis.client().get_connection().unwrap();
+        let keys = QueueKeys::new("jq", "drain");
+        let jobs: Vec<(&str, &str, u32, u64)> =
+            (0..25).map(|i| ("", "j", (i % 3) as u32, 0)).collect();
+        let _: Vec<(String, i64, i64)> = add(&keys, &jobs).invoke(&mut con).unwrap();
+        let mut rounds = 0;
+        loop {
+            let (removed, left): (i64, i64) = DRAIN
+                .key(&keys.wait)
+                .key(&keys.prioritized)
+                .key(&keys.delayed)
+                .arg(keys.base())
+                .arg(10)
+                .arg("0")
+                .invoke(&mut con)
+                .unwrap();
+            rounds += 1;
+            assert!(removed <= 10);
+            if left == 0 {
+                break;
+            }
+        }
+        assert_eq!(rounds, 3);
+        let job_keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}job:*", keys.base()))
+            .query(&mut con)
+            .unwrap();
+        assert!(job_keys.is_empty(), "{job_keys:?}");
+    }
+}

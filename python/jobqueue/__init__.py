@@ -8,7 +8,6 @@ from __future__ import annotations
 import atexit
 
 from ._native import shutdown_runtime as _shutdown_runtime
-
 from .config import (
     Backoff,
     DLQConfig,

@@ -60,7 +60,9 @@ def text(value: object, field: str, *, max_length: int = 1024) -> str:
     if not value:
         raise InvalidOptionError(field, "must not be empty")
     if len(value) > max_length:
-        raise InvalidOptionError(field, f"must be at most {max_length} characters, got {len(value)}")
+        raise InvalidOptionError(
+            field, f"must be at most {max_length} characters, got {len(value)}"
+        )
     return value
 
 
@@ -74,3 +76,8 @@ def boolean(value: object, field: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidOptionError(field, f"must be a bool, got {type_name(value)}")
     return value
+
+
+def stored_ms(value: Duration, field: str = "duration") -> int:
+    """A duration that a config object has already normalised to ms (typed as Duration)."""
+    return value if isinstance(value, int) else duration_ms(value, field)

@@ -177,7 +177,8 @@ class JobOptions:
             if self.job_id.isdigit():
                 # Plain numbers are the queue's own ids; a custom one could collide.
                 raise InvalidOptionError(
-                    "job_id", f"must not be only digits (those are generated ids), got {self.job_id!r}"
+                    "job_id",
+                    f"must not be only digits (those are generated ids), got {self.job_id!r}",
                 )
         for name in ("remove_on_complete", "remove_on_fail"):
             value = getattr(self, name)
@@ -196,9 +197,7 @@ class JobOptions:
             if unknown:
                 raise InvalidOptionError(name, f"has unknown options {sorted(map(str, unknown))}")
             return cls(**value)
-        raise InvalidOptionError(
-            name, f"must be a JobOptions or a dict, got {v.type_name(value)}"
-        )
+        raise InvalidOptionError(name, f"must be a JobOptions or a dict, got {v.type_name(value)}")
 
     def merged_over(self, defaults: JobOptions) -> JobOptions:
         """These options, with each unset field taken from ``defaults``."""
@@ -235,7 +234,12 @@ class RetryConfig:
 
     def backoff(self) -> Backoff:
         max_delay = self.max_backoff_delay if self.backoff_type == "exponential" else None
-        return Backoff(self.backoff_type, self.backoff_delay, max_delay, self.jitter)
+        return Backoff(
+            self.backoff_type,
+            v.stored_ms(self.backoff_delay),
+            None if max_delay is None else v.stored_ms(max_delay),
+            self.jitter,
+        )
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ class JobQueueError(Exception):
     """Base class of every error raised by jobqueue."""
 
 
-class ConnectionError(JobQueueError, builtins.ConnectionError):  # noqa: A001
+class ConnectionError(JobQueueError, builtins.ConnectionError):
     """Redis cannot be reached, or the connection broke during a request."""
 
 

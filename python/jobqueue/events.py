@@ -43,9 +43,7 @@ def _takes_job_only(handler: Handler) -> bool:
         params = inspect.signature(handler).parameters.values()
     except (TypeError, ValueError):  # builtins without a signature get both arguments
         return False
-    positional = [
-        p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     variadic = any(p.kind == p.VAR_POSITIONAL for p in params)
     return len(positional) == 1 and not variadic
 
@@ -61,7 +59,7 @@ def coerce_event(event: object) -> QueueEvent:
 class EventEmitter:
     def __init__(self) -> None:
         self._handlers: dict[QueueEvent, list[tuple[Handler, bool]]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     def on(self, event: QueueEvent | str, handler: Handler) -> None:
         if not callable(handler):
@@ -86,7 +84,7 @@ class EventEmitter:
                 result = handler(job) if job_only else handler(job, error)
                 if inspect.isawaitable(result):
                     self._track(event, asyncio.ensure_future(result))
-            except Exception as exc:  # noqa: BLE001 - a handler must not break the queue
+            except Exception as exc:
                 self._handler_failed(event, exc)
 
     async def wait_idle(self) -> None:
@@ -95,12 +93,13 @@ class EventEmitter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _track(self, event: QueueEvent, task: asyncio.Future[Any]) -> None:
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
 
         def done(t: asyncio.Future[Any]) -> None:
-            self._tasks.discard(t)  # type: ignore[arg-type]
-            if not t.cancelled() and t.exception() is not None:
-                self._handler_failed(event, t.exception())  # type: ignore[arg-type]
+            self._tasks.discard(t)
+            error = None if t.cancelled() else t.exception()
+            if error is not None:
+                self._handler_failed(event, error)
 
         task.add_done_callback(done)
 

@@ -36,6 +36,8 @@ class Telemetry(Protocol):
 
 def check_adapter(value: object, protocol: type, name: str) -> Any:
     if value is not None and not isinstance(value, protocol):
-        methods = ", ".join(m for m in ("increment", "observe", "start_span") if hasattr(protocol, m))
+        methods = ", ".join(
+            m for m in ("increment", "observe", "start_span") if hasattr(protocol, m)
+        )
         raise InvalidOptionError(name, f"must have the methods {methods}, got {v.type_name(value)}")
     return value

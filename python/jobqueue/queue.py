@@ -64,8 +64,8 @@ class _Resolved:
 
     def __init__(self, options: JobOptions, retry: RetryConfig) -> None:
         self.attempts = options.attempts or retry.max_attempts
-        self.delay = int(options.delay or 0)  # type: ignore[call-overload]
-        self.jitter = int(options.jitter or 0)  # type: ignore[call-overload]
+        self.delay = v.stored_ms(options.delay or 0)
+        self.jitter = v.stored_ms(options.jitter or 0)
         self.priority = options.priority or 0
         backoff = options.backoff or retry.backoff()
         complete = options.remove_on_complete or DEFAULT_RETENTION
@@ -128,7 +128,7 @@ class JobQueue:
                 self.prefix,
                 **self.redis_config.native_kwargs(),
                 max_payload_bytes=settings_.max_payload_bytes,
-                idempotency_ttl_ms=settings_.idempotency_ttl,
+                idempotency_ttl_ms=v.stored_ms(settings_.idempotency_ttl),
             )
         except JobQueueError as exc:
             raise InvalidOptionError("redis", str(exc)) from None
@@ -214,7 +214,6 @@ class JobQueue:
     async def _add(self, items: list[tuple[str, Any, JobOptions]], *, single: bool) -> list[str]:
         self._check_open()
         rows = []
-        resolved_of: list[_Resolved] = []
         for i, (name, data, options) in enumerate(items):
             try:
                 v.text(name, "name", max_length=1000)
@@ -223,7 +222,6 @@ class JobQueue:
                 if single:
                     raise
                 raise InvalidOptionError(f"jobs[{i}].{exc.field}", _message(exc)) from None
-            resolved_of.append(resolved)
             rows.append(
                 (
                     options.job_id,
@@ -256,9 +254,7 @@ class JobQueue:
         if created and self.metrics is not None:
             self.metrics.increment(METRIC_JOBS_ADDED, created, {"queue": self.name})
         if created and self._events.has_handlers(QueueEvent.JOB_ADDED):
-            for row, resolved, (job_id, was_created, created_at) in zip(
-                rows, resolved_of, results, strict=True
-            ):
+            for row, (job_id, was_created, created_at) in zip(rows, results, strict=True):
                 if was_created:
                     self._events.emit(QueueEvent.JOB_ADDED, _added_job(job_id, row, created_at))
         return [job_id for job_id, _, _ in results]
@@ -284,9 +280,7 @@ class JobQueue:
         fields, logs, paused = found
         return JobInfo.from_redis(job_id, fields, logs, paused)
 
-    async def get_jobs_by_status(
-        self, status: JobStatus | str, limit: int = 100
-    ) -> list[JobInfo]:
+    async def get_jobs_by_status(self, status: JobStatus | str, limit: int = 100) -> list[JobInfo]:
         """Jobs in ``status``: waiting/paused/delayed/active in the order they will run,
         completed/failed/dlq newest first. ``PENDING`` is always empty: a job is queued in
         the same atomic step that creates it."""
@@ -300,9 +294,16 @@ class JobQueue:
 
     async def get_stats(self) -> QueueStats:
         self._check_open()
-        waiting, active, completed, failed, delayed, dlq, paused, latency = (
-            await self._native.get_stats()
-        )
+        (
+            waiting,
+            active,
+            completed,
+            failed,
+            delayed,
+            dlq,
+            paused,
+            latency,
+        ) = await self._native.get_stats()
         return QueueStats(
             active=active,
             waiting=0 if paused else waiting,

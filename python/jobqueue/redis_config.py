@@ -115,7 +115,9 @@ class RedisConfig:
         v.callable_or_none(self.retry_strategy, "redis.retry_strategy")
         v.boolean(self.enable_ready_check, "redis.enable_ready_check")
         object.__setattr__(
-            self, "connect_timeout", v.duration_ms(self.connect_timeout, "redis.connect_timeout", minimum=1)
+            self,
+            "connect_timeout",
+            v.duration_ms(self.connect_timeout, "redis.connect_timeout", minimum=1),
         )
         if self.command_timeout is not None:
             object.__setattr__(
@@ -189,7 +191,11 @@ class RedisConfig:
             auth += "@"
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # an IPv6 address
-        fragment = "#insecure" if (tls is not None and tls.insecure) or parts.fragment == "insecure" else ""
+        fragment = (
+            "#insecure"
+            if (tls is not None and tls.insecure) or parts.fragment == "insecure"
+            else ""
+        )
         return f"{scheme}://{auth}{host}:{port}/{db}{fragment}"
 
 
@@ -199,7 +205,8 @@ def _check_url(url: object) -> None:
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES and not scheme.startswith("redis+cluster"):
         raise InvalidOptionError(
-            "redis.url", f"must start with one of {', '.join(s + '://' for s in SCHEMES)}, got {url!r}"
+            "redis.url",
+            f"must start with one of {', '.join(s + '://' for s in SCHEMES)}, got {url!r}",
         )
     try:
         urlsplit(url).port  # noqa: B018 - raises on a malformed port

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from . import queue as async_queue
 from .events import QueueEvent
 from .models import HealthReport, JobInfo, JobStatus, QueueStats
+from .queue import JobSpec
 
 T = TypeVar("T")
 
@@ -61,7 +62,7 @@ class JobQueue:
     def add_job(self, name: str, data: Any, opts: Any = None, **options: Any) -> str:
         return self._run(self._queue.add_job(name, data, opts, **options))
 
-    def add_jobs(self, jobs: Sequence[async_queue.JobSpec]) -> list[str]:
+    def add_jobs(self, jobs: Sequence[JobSpec]) -> list[str]:
         return self._run(self._queue.add_jobs(jobs))
 
     def get_job_status(self, job_id: str) -> JobInfo | None:

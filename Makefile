@@ -1,0 +1,49 @@
+# The two commands of the README: `make demo` and `make test`. Both set up everything
+# they need on a fresh Debian/Ubuntu machine: a venv, the Python dependencies,
+# redis-server (apt-get) and the native extension (maturin, release build).
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.deps-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# cargo test links the extension crate against libpython.
+PYLIBDIR = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))")
+
+.PHONY: demo test build venv redis lint bench clean
+
+demo: redis build
+	$(PY) examples/basic_usage.py
+
+test: redis build
+	PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PYLIBDIR):$$LD_LIBRARY_PATH cargo test
+	$(PY) -m pytest -q
+
+lint: venv
+	cargo fmt --check
+	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --all-targets -- -D warnings
+	$(VENV)/bin/ruff check python tests examples benches
+	$(VENV)/bin/ruff format --check python tests examples benches
+	$(VENV)/bin/mypy
+
+bench: redis build
+	$(PY) benches/enqueue.py
+
+build: venv
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
+		$(VENV)/bin/maturin develop --release
+
+venv: $(STAMP)
+
+# Dependencies are read from pyproject.toml (runtime + dev extra), so they live in one place.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev']))" > $(VENV)/requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements.txt
+	touch $(STAMP)
+
+redis:
+	@command -v redis-server >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server)
+
+clean:
+	rm -rf $(VENV) target python/jobqueue/*.so

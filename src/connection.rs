@@ -82,6 +82,20 @@ impl RedisConn {
         })
     }
 
+    /// An independent connection with the same settings and no response timeout: a worker
+    /// blocks on it while waiting for jobs, which would stall every request sharing it.
+    pub fn for_blocking(&self, py: Python<'_>) -> Result<Self, JqError> {
+        let o = &self.options;
+        Self::new(ConnectionOptions {
+            url: o.url.clone(),
+            tls: o.tls.clone(),
+            connect_timeout: o.connect_timeout,
+            command_timeout: None,
+            ready_check: o.ready_check,
+            retry_strategy: o.retry_strategy.as_ref().map(|s| s.clone_ref(py)),
+        })
+    }
+
     fn cached(&self) -> Option<MultiplexedConnection> {
         let pid = std::process::id();
         let slot = self.current.lock().unwrap_or_else(|e| e.into_inner());

@@ -13,6 +13,7 @@ pyo3::import_exception!(jobqueue.errors, RedisError);
 /// Error codes our Lua scripts raise with `redis.error_reply("<CODE> message")`.
 pub const CODE_NOT_FOUND: &str = "JQ_NOT_FOUND";
 pub const CODE_ACTIVE: &str = "JQ_ACTIVE";
+pub const CODE_STATE: &str = "JQ_STATE";
 pub const CODE_LAYOUT: &str = "JQ_LAYOUT";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,7 +48,7 @@ impl From<redis::RedisError> for JqError {
         let detail = err.detail().unwrap_or_default().to_string();
         match err.code() {
             Some(CODE_NOT_FOUND) => JqError::JobNotFound(detail),
-            Some(CODE_ACTIVE) => JqError::InvalidState(detail),
+            Some(CODE_ACTIVE) | Some(CODE_STATE) => JqError::InvalidState(detail),
             Some(CODE_LAYOUT) => JqError::LayoutVersion(detail),
             _ => JqError::Redis(format!("Redis error: {err}")),
         }

@@ -20,6 +20,8 @@ pub struct QueueKeys {
     pub failed: String,
     pub dlq: String,
     pub workers: String,
+    pub marker: String,
+    pub limiter: String,
     pub schedules: String,
     pub schedules_next: String,
 }
@@ -40,6 +42,8 @@ impl QueueKeys {
             failed: key("failed"),
             dlq: key("dlq"),
             workers: key("workers"),
+            marker: key("marker"),
+            limiter: key("limiter"),
             schedules: key("schedules"),
             schedules_next: key("schedules:next"),
             base,

@@ -1,5 +1,6 @@
 //! `jobqueue._native`: the Rust core of the jobqueue Python package.
 
+pub mod backoff;
 pub mod connection;
 pub mod errors;
 pub mod json;
@@ -9,6 +10,7 @@ pub mod runtime;
 pub mod scripts;
 #[cfg(test)]
 mod test_redis;
+pub mod worker;
 
 use pyo3::prelude::*;
 
@@ -21,6 +23,7 @@ fn shutdown_runtime(py: Python<'_>) {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::NativeQueue>()?;
+    m.add_class::<worker::NativeWorker>()?;
     m.add_function(wrap_pyfunction!(shutdown_runtime, m)?)?;
     m.add("LAYOUT_VERSION", keys::LAYOUT_VERSION)?;
     Ok(())

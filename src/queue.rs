@@ -33,16 +33,16 @@ type NewJob<'py> = (
     Option<String>,
 );
 
-struct QueueCore {
-    keys: QueueKeys,
-    conn: RedisConn,
+pub(crate) struct QueueCore {
+    pub(crate) keys: QueueKeys,
+    pub(crate) conn: RedisConn,
     max_payload_bytes: usize,
     idempotency_ttl_ms: u64,
 }
 
 #[pyclass(frozen, module = "jobqueue._native")]
 pub struct NativeQueue {
-    core: Arc<QueueCore>,
+    pub(crate) core: Arc<QueueCore>,
 }
 
 fn parse<T: FromRedisValue>(value: Value) -> Result<T, JqError> {
@@ -121,6 +121,7 @@ impl NativeQueue {
             .key(&keys.prioritized)
             .key(&keys.delayed)
             .key(&keys.priority_counter)
+            .key(&keys.marker)
             .arg(keys.base())
             .arg(LAYOUT_VERSION)
             .arg(core.idempotency_ttl_ms)
@@ -327,9 +328,38 @@ impl NativeQueue {
             let mut invocation = scripts::SET_PAUSED.prepare_invoke();
             invocation
                 .key(&core.keys.meta)
+                .key(&core.keys.marker)
                 .arg(if paused { "1" } else { "0" });
             let _: i64 = core.conn.invoke(&invocation).await?;
             Ok(())
+        })
+    }
+
+    /// Move failed/DLQ jobs back to waiting with attempts reset: `mode` "job" (one id in
+    /// `target`), "failed" or "dlq" (up to `target` jobs, "-1" for all). Resolves to the
+    /// ids moved.
+    fn retry_jobs<'py>(
+        &self,
+        py: Python<'py>,
+        mode: String,
+        target: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut invocation = scripts::RETRY_JOBS.prepare_invoke();
+            invocation
+                .key(&keys.wait)
+                .key(&keys.prioritized)
+                .key(&keys.failed)
+                .key(&keys.dlq)
+                .key(&keys.marker)
+                .key(&keys.priority_counter)
+                .arg(keys.base())
+                .arg(&mode)
+                .arg(&target);
+            let ids: Vec<String> = core.conn.invoke(&invocation).await?;
+            Ok(ids)
         })
     }
 

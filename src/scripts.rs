@@ -1,5 +1,6 @@
-//! The Lua scripts, one file each, embedded at compile time. `redis::Script` runs them by
-//! EVALSHA and loads a script again when the server answers NOSCRIPT.
+//! The Lua scripts, one file each, embedded at compile time behind the shared helpers of
+//! `lua/lib.lua`. `redis::Script` runs them by EVALSHA and loads a script again when the
+//! server answers NOSCRIPT.
 
 use std::sync::LazyLock;
 
@@ -7,8 +8,12 @@ use redis::Script;
 
 macro_rules! lua_script {
     ($name:ident, $file:literal) => {
-        pub static $name: LazyLock<Script> =
-            LazyLock::new(|| Script::new(include_str!(concat!("lua/", $file))));
+        pub static $name: LazyLock<Script> = LazyLock::new(|| {
+            Script::new(concat!(
+                include_str!("lua/lib.lua"),
+                include_str!(concat!("lua/", $file))
+            ))
+        });
     };
 }
 
@@ -21,6 +26,12 @@ lua_script!(DRAIN, "drain.lua");
 lua_script!(CLEAR, "clear.lua");
 lua_script!(SET_PAUSED, "set_paused.lua");
 lua_script!(HEALTH, "health.lua");
+lua_script!(FETCH, "fetch.lua");
+lua_script!(ACK, "ack.lua");
+lua_script!(EXTEND_LOCKS, "extend_locks.lua");
+lua_script!(STALLED, "stalled.lua");
+lua_script!(UPDATE_JOB, "update_job.lua");
+lua_script!(RETRY_JOBS, "retry_jobs.lua");
 
 #[cfg(test)]
 mod tests {
@@ -37,6 +48,7 @@ mod tests {
             .key(&keys.prioritized)
             .key(&keys.delayed)
             .key(&keys.priority_counter)
+            .key(&keys.marker)
             .arg(keys.base())
             .arg(LAYOUT_VERSION)
             .arg(60_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -21,11 +22,12 @@ from .config import (
     RetryConfig,
     WorkerConfig,
 )
-from .errors import InvalidOptionError, JobQueueError, QueueClosedError
+from .errors import InvalidOptionError, JobNotFoundError, JobQueueError, QueueClosedError
 from .events import EventEmitter, QueueEvent
 from .models import HealthReport, JobInfo, JobStatus, QueueStats
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
 from .redis_config import RedisConfig
+from .worker import Processor, Worker
 
 #: A job for ``add_jobs``: ``(name, data)`` or ``(name, data, options)``.
 JobSpec = tuple[str, Any] | tuple[str, Any, "JobOptions | Mapping[str, Any] | None"]
@@ -120,6 +122,9 @@ class JobQueue:
         self.metrics: MetricsAdapter | None = check_adapter(metrics, MetricsAdapter, "metrics")
         self._events = EventEmitter()
         self._resolved: dict[JobOptions, _Resolved] = {}
+        self._processors: dict[str, Processor] = {}
+        self._worker: Worker | None = None
+        self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._closed = False
         settings_ = self.config.settings
         try:
@@ -150,6 +155,45 @@ class JobQueue:
 
     def off(self, event: QueueEvent | str, handler: Callable[..., Any]) -> None:
         self._events.off(event, handler)
+
+    # -- processing -------------------------------------------------------------------------
+
+    def process(self, name: str, processor: Processor) -> None:
+        """Run ``processor(job)`` for jobs named ``name``: ``async def`` processors as
+        asyncio tasks, plain functions in a thread pool."""
+        v.text(name, "name", max_length=1000)
+        if not callable(processor):
+            raise InvalidOptionError(
+                "processor", f"must be callable, got {v.type_name(processor)}"
+            )
+        self._processors[name] = processor
+
+    def processor(self, name: str) -> Callable[[Processor], Processor]:
+        """Decorator form of :meth:`process`."""
+
+        def register(fn: Processor) -> Processor:
+            self.process(name, fn)
+            return fn
+
+        return register
+
+    async def start_worker(self) -> None:
+        """Start processing in the background; returns once the worker runs."""
+        self._check_open()
+        if self._worker is None:
+            worker = Worker(self, self._processors)
+            await worker.start()
+            self._worker = worker
+
+    async def run_worker(self) -> None:
+        """Process in the foreground until :meth:`close`."""
+        await self.start_worker()
+        assert self._worker is not None
+        await self._worker.wait_closed()
+
+    @property
+    def worker_id(self) -> str | None:
+        return None if self._worker is None else self._worker.worker_id
 
     # -- producing --------------------------------------------------------------------------
 
@@ -357,22 +401,81 @@ class JobQueue:
         v.boolean(include_delayed, "include_delayed")
         return await self._native.drain(include_delayed)
 
+    async def retry_job(self, job_id: str) -> None:
+        """Move a failed or dead-lettered job back to waiting, its attempts reset."""
+        self._check_open()
+        v.text(job_id, "job_id", max_length=256)
+        await self._native.retry_jobs("job", job_id)
+
+    async def bulk_retry(self, status: JobStatus | str, limit: int | None = None) -> int:
+        """Retry up to ``limit`` (default: all) jobs of ``status`` (failed or dlq), oldest
+        first; returns how many."""
+        self._check_open()
+        wanted = _status(status)
+        if wanted not in (JobStatus.FAILED, JobStatus.DLQ):
+            raise InvalidOptionError("status", f"must be failed or dlq, got {wanted.value!r}")
+        count = -1 if limit is None else v.integer(limit, "limit", minimum=0)
+        return len(await self._native.retry_jobs(wanted.value, str(count)))
+
+    async def get_dlq_jobs(self, limit: int = 100) -> list[JobInfo]:
+        """Dead-lettered jobs, newest first."""
+        return await self.get_jobs_by_status(JobStatus.DLQ, limit)
+
+    async def replay_dlq(self, limit: int | None = None) -> int:
+        """Move up to ``limit`` (default: all) DLQ jobs back to waiting; returns how many."""
+        return await self.bulk_retry(JobStatus.DLQ, limit)
+
+    async def wait_for(self, job_id: str, timeout: int | timedelta | None = None) -> JobInfo:
+        """Wait until the job completed or finally failed (or was dead-lettered); returns
+        its final snapshot. Raises ``TimeoutError`` after ``timeout`` ms and
+        ``JobNotFoundError`` when the job does not exist."""
+        self._check_open()
+        v.text(job_id, "job_id", max_length=256)
+        limit = None if timeout is None else v.duration_ms(timeout, "timeout") / 1000
+        return await asyncio.wait_for(self._wait_final(job_id), limit)
+
+    async def _wait_final(self, job_id: str) -> JobInfo:
+        # Outcomes recorded by this process's worker wake the waiter at once; jobs run
+        # elsewhere are seen by polling, slowly backing off.
+        pause = 0.01
+        while True:
+            info = await self.get_job_status(job_id)
+            if info is None:
+                raise JobNotFoundError(f"job {job_id} does not exist")
+            if info.status in _FINAL_STATUSES:
+                return info
+            waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(job_id, []).append(waiter)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), pause)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                waiters = self._waiters.get(job_id, [])
+                if waiter in waiters:
+                    waiters.remove(waiter)
+                if not waiters:
+                    self._waiters.pop(job_id, None)
+            pause = min(pause * 2, 0.5)
+
+    def _resolve_waiters(self, job_id: str, outcome: str) -> None:
+        for waiter in self._waiters.pop(job_id, ()):
+            if not waiter.done():
+                waiter.set_result(outcome)
+
     async def close(self, timeout: int | timedelta | None = None) -> None:
-        """Release the connection. Idempotent. ``timeout`` bounds the wait for running
-        event handlers."""
+        """Stop taking jobs, let running jobs finish (up to ``timeout``; default: as long
+        as they take), write their results and release the connections. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        if timeout is not None:
-            import asyncio
-
-            ms = v.duration_ms(timeout, "timeout")
-            try:
-                await asyncio.wait_for(self._events.wait_idle(), ms / 1000)
-            except asyncio.TimeoutError:
-                pass
-        else:
-            await self._events.wait_idle()
+        ms = None if timeout is None else v.duration_ms(timeout, "timeout")
+        if self._worker is not None:
+            await self._worker.close(ms)
+        try:
+            await asyncio.wait_for(self._events.wait_idle(), None if ms is None else ms / 1000)
+        except asyncio.TimeoutError:
+            pass
         self._native.close()
 
     @property
@@ -382,6 +485,9 @@ class JobQueue:
     def _check_open(self) -> None:
         if self._closed:
             raise QueueClosedError(f"queue {self.name!r} is closed")
+
+
+_FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.DLQ)
 
 
 def _message(exc: InvalidOptionError) -> str:

@@ -1,12 +1,13 @@
 -- Enqueue a batch of jobs atomically.
--- KEYS: 1 meta, 2 id counter, 3 wait, 4 prioritized, 5 delayed, 6 priority counter
+-- KEYS: 1 meta, 2 id counter, 3 wait, 4 prioritized, 5 delayed, 6 priority counter,
+--       7 worker wake-up marker
 -- ARGV: 1 key base ("prefix:{queue}:"), 2 layout version, 3 idempotency ttl ms, 4 job count,
 --       then 8 per job: job_id ("" = next counter value), name, data, opts, priority,
 --       delay ms, max attempts, idempotency key ("" = none)
 -- Returns: flat {id, created (1/0), created_at ms, ...} in input order. A custom job id that exists, or an
 -- idempotency key seen within its ttl, returns the existing id with created = 0.
-local meta, idKey, wait, prioritized, delayed, prioCounter =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local meta, idKey, wait, prioritized, delayed, prioCounter, marker =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local base, version, idemTtl, count = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 
 local stored = redis.call('HGET', meta, 'version')
@@ -17,11 +18,7 @@ elseif stored ~= version then
     ', this jobqueue writes version ' .. version)
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- Priority score: priority in the high bits, a counter in the low 32 bits keeps FIFO order
--- within one priority (exact in a double up to priority 2^21 - 1).
-local PRIORITY_SHIFT = 4294967296
+local now = serverNow()
 
 local out = {}
 for i = 0, count - 1 do
@@ -52,13 +49,9 @@ for i = 0, count - 1 do
     if delay > 0 then
       state = 'delayed'
       redis.call('ZADD', delayed, now + delay, jobId)
-    elseif priority > 0 then
-      state = 'waiting'
-      local seq = redis.call('INCR', prioCounter) % PRIORITY_SHIFT
-      redis.call('ZADD', prioritized, priority * PRIORITY_SHIFT + seq, jobId)
     else
       state = 'waiting'
-      redis.call('RPUSH', wait, jobId)
+      pushWaiting(wait, prioritized, prioCounter, jobId, priority, false)
     end
     redis.call('HSET', jobKey, 'name', name, 'data', data, 'opts', opts, 'state', state,
       'priority', priority, 'delay', delay, 'max_attempts', maxAttempts, 'attempts_made', 0,
@@ -71,5 +64,9 @@ for i = 0, count - 1 do
     out[#out + 1] = 1
     out[#out + 1] = now
   end
+end
+-- Delayed jobs wake workers too: a worker blocks only until the next due time it knew of.
+if #out > 0 then
+  wakeWorkers(marker)
 end
 return out

@@ -8,7 +8,7 @@ local base, batch, includeDelayed = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 local removed = 0
 local function delete(ids)
   for _, id in ipairs(ids) do
-    redis.call('DEL', base .. 'job:' .. id, base .. 'job:' .. id .. ':logs')
+    deleteJob(base, id)
     removed = removed + 1
   end
 end

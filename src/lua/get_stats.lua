@@ -3,13 +3,11 @@
 -- ARGV: 1 key base
 -- Returns: {waiting, active, completed, failed, delayed, dlq, paused (1/0), latency ms}
 local base = ARGV[1]
-local PRIORITY_SHIFT = 4294967296
 -- Priority levels inspected for the oldest prioritized job; beyond this the lag is a
 -- lower bound (a queue rarely uses more distinct priorities).
 local MAX_LEVELS = 64
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = serverNow()
 
 local oldest = nil
 local function consider(id)

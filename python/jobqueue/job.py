@@ -1,0 +1,89 @@
+"""``Job``: what a processor receives."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import orjson
+
+from ._native import NativeWorker
+from .errors import InvalidOptionError
+
+T = TypeVar("T")
+
+#: (id, token, name, data JSON, opts JSON, attempts made, created_at, processed_at,
+#: progress JSON), as the native worker hands a job over.
+RawJob = tuple[str, str, str, str, str, int, int, int, str]
+
+
+class Job(Generic[T]):
+    """One attempt of a job. ``attempts_made`` counts this attempt."""
+
+    __slots__ = (
+        "_on_progress",
+        "_worker",
+        "attempts_made",
+        "created_at",
+        "data",
+        "error",
+        "id",
+        "max_attempts",
+        "name",
+        "opts",
+        "processed_at",
+        "progress",
+        "return_value",
+    )
+
+    def __init__(
+        self, raw: RawJob, worker: NativeWorker, on_progress: Callable[[Job[Any]], None]
+    ) -> None:
+        job_id, _token, name, data, opts, attempts_made, created_at, processed_at, progress = raw
+        self.id = job_id
+        self.name = name
+        self.data: T = orjson.loads(data)
+        self.opts: dict[str, Any] = orjson.loads(opts)
+        self.attempts_made = attempts_made
+        self.max_attempts: int = self.opts.get("attempts", 1)
+        self.created_at = created_at
+        self.processed_at = processed_at
+        self.progress: Any = orjson.loads(progress) if progress else 0
+        self.return_value: Any = None
+        self.error: BaseException | None = None
+        self._worker = worker
+        self._on_progress = on_progress
+
+    @property
+    def timestamp(self) -> int:
+        """When the job was added (ms, Redis clock); the same as ``created_at``."""
+        return self.created_at
+
+    @property
+    def timeout(self) -> int | None:
+        timeout = self.opts.get("timeout")
+        return timeout if isinstance(timeout, int) else None
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, name={self.name!r}, attempt={self.attempts_made})"
+
+    async def update_progress(self, progress: int | float | dict[str, Any]) -> None:
+        """Report progress: a number from 0 to 100, or a JSON object."""
+        if isinstance(progress, bool) or not isinstance(progress, (int, float, dict)):
+            raise InvalidOptionError(
+                "progress", f"must be a number 0-100 or a dict, got {type(progress).__name__}"
+            )
+        if isinstance(progress, (int, float)) and not (
+            math.isfinite(progress) and 0 <= progress <= 100
+        ):
+            raise InvalidOptionError("progress", f"must be between 0 and 100, got {progress}")
+        self.progress = progress
+        await self._worker.update(self.id, "progress", progress)
+        self._on_progress(self)
+
+    async def log(self, line: str) -> None:
+        """Append a line to the job's log (the newest 1,000 lines are kept)."""
+        if not isinstance(line, str):
+            raise InvalidOptionError("line", f"must be a str, got {type(line).__name__}")
+        await self._worker.update(self.id, "log", line)

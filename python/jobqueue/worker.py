@@ -1,0 +1,275 @@
+"""The Python half of a worker: runs processors for the jobs the native core hands over,
+reports their results back to it, and turns the outcomes it records into events.
+
+The native core (``jobqueue._native.NativeWorker``) owns everything that touches Redis or
+a timer: fetching, locks, acks, the stalled sweep. This module only runs user code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from . import _validate as v
+from ._native import NativeWorker
+from .errors import JobQueueError, SerializationError
+from .events import EventEmitter, QueueEvent
+from .job import Job, RawJob
+
+if TYPE_CHECKING:
+    from .queue import JobQueue
+
+logger = logging.getLogger("jobqueue")
+
+Processor = Callable[[Job[Any]], Any]
+#: What the native core recorded for a job: (outcome, id, name, attempts made, max
+#: attempts, failed reason, retry delay ms). See src/worker.rs for the outcomes.
+Outcome = tuple[str, str, str, int, int, "str | None", int]
+
+
+class JobTimeoutError(JobQueueError, TimeoutError):
+    """A processor ran longer than its job's ``timeout``."""
+
+
+class JobStalledError(JobQueueError):
+    """A job's worker stopped renewing its lock too many times."""
+
+
+class JobLockLostError(JobQueueError):
+    """This worker no longer held the job when it finished; its result was not stored."""
+
+
+def _is_async(fn: Processor) -> bool:
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - async callable objects
+    )
+
+
+class Worker:
+    """Runs the processors of one queue until closed."""
+
+    def __init__(self, queue: JobQueue, processors: dict[str, Processor]) -> None:
+        self._queue = queue
+        self._processors = processors
+        self._events: EventEmitter = queue._events
+        config = queue.config
+        settings = config.settings
+        limiter = config.worker.limiter
+        self._native = NativeWorker(
+            queue._native,
+            concurrency=config.worker.concurrency,
+            lock_duration_ms=v.stored_ms(settings.lock_duration),
+            lock_renew_ms=v.stored_ms(settings.lock_renew_time or 1),
+            stalled_interval_ms=v.stored_ms(settings.max_stalled_interval),
+            max_stalled_count=settings.max_stalled_count,
+            dlq_enabled=config.dlq.enabled,
+            limiter_max=limiter.max if limiter else 0,
+            limiter_window_ms=v.stored_ms(limiter.duration) if limiter else 0,
+        )
+        self._threads = ThreadPoolExecutor(
+            max_workers=config.worker.concurrency, thread_name_prefix=f"jobqueue-{queue.name}"
+        )
+        self._jobs: dict[str, Job[Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+
+    @property
+    def worker_id(self) -> str:
+        return self._native.worker_id
+
+    async def start(self) -> None:
+        self._native.start()
+        self._loop_task = asyncio.create_task(self._deliveries(), name="jobqueue-worker")
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def close(self, timeout_ms: int | None) -> None:
+        """Stop fetching, let running jobs finish (up to ``timeout_ms``), write their
+        results, release the connections. Jobs still running after the timeout are
+        abandoned: their locks lapse and they run again (stall recovery)."""
+        self._native.stop_fetching()
+        if self._tasks:
+            done, pending = await asyncio.wait(
+                set(self._tasks), timeout=None if timeout_ms is None else timeout_ms / 1000
+            )
+            for task in pending:
+                task.cancel()
+            if pending:
+                logger.warning(
+                    "jobqueue: %d jobs still running at close were abandoned", len(pending)
+                )
+                await asyncio.gather(*pending, return_exceptions=True)
+        await self._native.close()
+        if self._loop_task is not None:
+            await self._loop_task
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._closed.set()
+
+    async def _deliveries(self) -> None:
+        while True:
+            try:
+                batch = await self._native.next_batch()
+            except Exception as exc:  # noqa: BLE001 - keep delivering
+                self._queue_error(exc)
+                continue
+            if batch is None:
+                return
+            jobs, outcomes = batch
+            for outcome in outcomes:
+                self._on_outcome(outcome)
+            for raw in jobs:
+                self._start(raw)
+
+    def _start(self, raw: RawJob) -> None:
+        try:
+            job: Job[Any] = Job(raw, self._native, self._on_progress)
+        except Exception as exc:  # noqa: BLE001 - unreadable data: fail the attempt
+            self._native.fail(raw[0], f"job data is unreadable: {exc}", "", False)
+            return
+        self._jobs[job.id] = job
+        task = asyncio.create_task(self._run(job), name=f"jobqueue-job-{job.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, job: Job[Any]) -> None:
+        self._events.emit(QueueEvent.JOB_STARTED, job)
+        processor = self._processors.get(job.name)
+        started = time.perf_counter()
+        if processor is None:
+            job.error = LookupError(f"no processor is registered for job name {job.name!r}")
+            self._native.fail(job.id, str(job.error), "")
+            return
+        try:
+            result = await self._call(processor, job)
+        except asyncio.CancelledError:
+            raise  # abandoned at close: no result is written, the lock lapses
+        except (asyncio.TimeoutError, JobTimeoutError):
+            job.error = JobTimeoutError(f"job {job.id} timed out after {job.timeout} ms")
+            self._native.fail(job.id, str(job.error), "")
+        except Exception as exc:  # noqa: BLE001 - the processor's failure is the outcome
+            job.error = exc
+            self._native.fail(
+                job.id, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+            )
+        else:
+            job.return_value = result
+            try:
+                self._native.complete(job.id, result)
+            except SerializationError as exc:
+                job.error = exc
+                self._native.fail(job.id, f"the processor's return value is not JSON: {exc}", "")
+        self._observe("jobqueue.job.duration_ms", (time.perf_counter() - started) * 1000, job)
+
+    async def _call(self, processor: Processor, job: Job[Any]) -> Any:
+        timeout = job.timeout
+        if _is_async(processor):
+            work: Awaitable[Any] = processor(job)
+        else:
+            # A `def` processor past its timeout cannot be stopped; its thread runs on and
+            # its late result is ignored.
+            work = asyncio.get_running_loop().run_in_executor(self._threads, processor, job)
+        if timeout is None:
+            result = await work
+        else:
+            result = await asyncio.wait_for(work, timeout / 1000)
+        if inspect.isawaitable(result):  # a plain function that returned a coroutine
+            result = await result
+        return result
+
+    def _on_progress(self, job: Job[Any]) -> None:
+        self._events.emit(QueueEvent.JOB_PROGRESS, job)
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        kind, job_id, name, _attempts, _max_attempts, reason, _delay = outcome
+        job = self._jobs.pop(job_id, None) if kind not in ("stalled",) else None
+        emit = self._events.emit
+        if kind == "completed":
+            emit(QueueEvent.JOB_COMPLETED, job)
+            self._count("jobqueue.jobs.completed", name)
+        elif kind == "retrying":
+            emit(QueueEvent.JOB_RETRYING, job, self._error_of(job, reason))
+            self._count("jobqueue.jobs.retried", name)
+        elif kind in ("failed", "dlq"):
+            error = self._error_of(job, reason)
+            emit(QueueEvent.JOB_FAILED, job, error)
+            self._count("jobqueue.jobs.failed", name)
+            if kind == "dlq":
+                self._dead_lettered(job, error, name)
+        elif kind == "lost":
+            logger.warning("jobqueue: lost the lock of job %s; its result was not stored", job_id)
+        elif kind.startswith("stalled"):
+            self._stalled(kind, job_id, name)
+        self._queue._resolve_waiters(job_id, kind)
+
+    def _dead_lettered(self, job: Job[Any] | None, error: BaseException, name: str) -> None:
+        self._events.emit(QueueEvent.JOB_DLQ, job, error)
+        self._count("jobqueue.jobs.dlq", name)
+        handler = self._queue.config.dlq.notification_handler
+        if handler is None:
+            return
+        try:
+            result = handler(job)
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                task.add_done_callback(self._handler_done)
+        except Exception as exc:  # noqa: BLE001 - a handler must not break the worker
+            self._queue_error(exc)
+
+    def _handler_done(self, task: asyncio.Future[Any]) -> None:
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self._queue_error(error)
+
+    def _stalled(self, kind: str, job_id: str, name: str) -> None:
+        info = _StalledJob(job_id, name)
+        self._events.emit(QueueEvent.JOB_STALLED, info)
+        self._count("jobqueue.jobs.stalled", name)
+        if kind != "stalled":
+            error = JobStalledError(f"job {job_id} stalled too many times")
+            self._events.emit(QueueEvent.JOB_FAILED, info, error)
+            if kind == "stalled-dlq":
+                self._events.emit(QueueEvent.JOB_DLQ, info, error)
+
+    @staticmethod
+    def _error_of(job: Job[Any] | None, reason: str | None) -> BaseException:
+        if job is not None and job.error is not None:
+            return job.error
+        return JobQueueError(reason or "job failed")
+
+    def _queue_error(self, exc: BaseException) -> None:
+        if self._events.has_handlers(QueueEvent.QUEUE_ERROR):
+            self._events.emit(QueueEvent.QUEUE_ERROR, None, exc)
+        else:
+            logger.error("jobqueue: worker error", exc_info=exc)
+
+    def _count(self, metric: str, name: str) -> None:
+        metrics = self._queue.metrics
+        if metrics is not None:
+            metrics.increment(metric, 1, {"queue": self._queue.name, "job": name})
+
+    def _observe(self, metric: str, value: float, job: Job[Any]) -> None:
+        metrics = self._queue.metrics
+        if metrics is not None:
+            metrics.observe(metric, value, {"queue": self._queue.name, "job": job.name})
+
+
+class _StalledJob:
+    """What JOB_STALLED handlers get: the stalled job's id and name (its processor ran in
+    another process, or in this one before it lost the job)."""
+
+    __slots__ = ("id", "name")
+
+    def __init__(self, job_id: str, name: str) -> None:
+        self.id = job_id
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"StalledJob(id={self.id!r}, name={self.name!r})"

@@ -1,0 +1,785 @@
+//! The native worker core: the fetch loop, batched acknowledgements, lock renewal and the
+//! stalled-job sweep, all on the Tokio runtime.
+//!
+//! Python sees three calls: `next_batch()` (one awaitable per batch of new jobs and
+//! finished outcomes), `complete()` / `fail()` (non-blocking: they queue an ack) and
+//! `close()`. Everything that waits on Redis or on a timer happens here, without the GIL,
+//! so a processor that blocks the event loop cannot lose its locks.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use serde::Deserialize;
+use tokio::sync::{mpsc, Notify, Semaphore};
+
+use crate::backoff::Backoff;
+use crate::connection::RedisConn;
+use crate::errors::JqError;
+use crate::json::to_json;
+use crate::queue::{NativeQueue, QueueCore};
+use crate::runtime::{handle, into_awaitable};
+use crate::scripts;
+
+/// Acks written per script call: large enough to amortise the round trip, small enough
+/// to keep one script short.
+const ACK_BATCH: usize = 500;
+/// Longest a worker blocks on the wake-up marker before looking again.
+const MAX_BLOCK_MS: u64 = 5_000;
+/// Wait before retrying a Redis call that failed (connection trouble).
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// Log lines kept per job.
+pub const MAX_LOG_LINES: usize = 1000;
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+struct Keep {
+    count: Option<i64>,
+    age: Option<i64>,
+}
+
+impl Keep {
+    fn args(&self) -> (i64, i64) {
+        (self.count.unwrap_or(-1), self.age.unwrap_or(-1))
+    }
+}
+
+/// The part of a job's options JSON the worker core needs.
+#[derive(Debug, Deserialize)]
+struct JobOpts {
+    attempts: u32,
+    backoff: Backoff,
+    #[serde(default)]
+    remove_on_complete: Keep,
+    #[serde(default)]
+    remove_on_fail: Keep,
+}
+
+struct ActiveJob {
+    token: String,
+    name: String,
+    attempts_made: u32,
+    opts: JobOpts,
+    lock_lost: bool,
+}
+
+enum AckKind {
+    Completed(Vec<u8>),
+    Failed {
+        reason: String,
+        stacktrace: String,
+        retryable: bool,
+    },
+}
+
+struct Ack {
+    id: String,
+    kind: AckKind,
+}
+
+/// A job handed to Python: (id, token, name, data JSON, opts JSON, attempts made,
+/// created_at, processed_at, progress JSON).
+type JobTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    u32,
+    i64,
+    i64,
+    String,
+);
+/// What became of a job: (outcome, id, name, attempts made, max attempts, reason, delay).
+/// Outcomes: completed, retrying, failed, dlq, lost (the lock was gone: nothing written),
+/// stalled (back to waiting), stalled-failed, stalled-dlq.
+type OutcomeTuple = (String, String, String, u32, u32, Option<String>, u64);
+
+enum Delivery {
+    Job(JobTuple),
+    Outcome(OutcomeTuple),
+}
+
+#[derive(Clone, Copy)]
+struct Settings {
+    lock_duration_ms: u64,
+    lock_renew_ms: u64,
+    stalled_interval_ms: u64,
+    max_stalled_count: u32,
+    dlq_enabled: bool,
+    limiter_max: u64,
+    limiter_window_ms: u64,
+}
+
+struct Shared {
+    queue: Arc<QueueCore>,
+    blocking: RedisConn,
+    settings: Settings,
+    worker_id: String,
+    fetch_seq: AtomicU64,
+    active: Mutex<HashMap<String, ActiveJob>>,
+    slots: Semaphore,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+    fetching: AtomicBool,
+    stop_fetching: Notify,
+    stop_timers: Notify,
+}
+
+impl Shared {
+    fn deliver(&self, delivery: Delivery) {
+        // The receiver is gone only after close(); nothing is waiting for the result then.
+        let _ = self.deliveries.send(delivery);
+    }
+
+    fn active_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveJob>> {
+        self.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[pyclass(frozen, module = "jobqueue._native")]
+pub struct NativeWorker {
+    shared: Arc<Shared>,
+    acks: Mutex<Option<mpsc::UnboundedSender<Ack>>>,
+    ack_rx: Mutex<Option<mpsc::UnboundedReceiver<Ack>>>,
+    deliveries: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+#[pymethods]
+impl NativeWorker {
+    #[new]
+    #[pyo3(signature = (
+        queue, *, concurrency, lock_duration_ms, lock_renew_ms, stalled_interval_ms,
+        max_stalled_count, dlq_enabled, limiter_max=0, limiter_window_ms=0
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        queue: &NativeQueue,
+        concurrency: usize,
+        lock_duration_ms: u64,
+        lock_renew_ms: u64,
+        stalled_interval_ms: u64,
+        max_stalled_count: u32,
+        dlq_enabled: bool,
+        limiter_max: u64,
+        limiter_window_ms: u64,
+    ) -> PyResult<Self> {
+        let (deliveries_tx, deliveries_rx) = mpsc::unbounded_channel();
+        let (ack_tx, ack_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            queue: queue.core.clone(),
+            blocking: queue.core.conn.for_blocking(py)?,
+            settings: Settings {
+                lock_duration_ms,
+                lock_renew_ms,
+                stalled_interval_ms,
+                max_stalled_count,
+                dlq_enabled,
+                limiter_max,
+                limiter_window_ms,
+            },
+            worker_id: format!("{:016x}", fastrand::u64(..)),
+            fetch_seq: AtomicU64::new(0),
+            active: Mutex::new(HashMap::new()),
+            slots: Semaphore::new(concurrency),
+            deliveries: deliveries_tx,
+            fetching: AtomicBool::new(true),
+            stop_fetching: Notify::new(),
+            stop_timers: Notify::new(),
+        });
+        Ok(Self {
+            shared,
+            acks: Mutex::new(Some(ack_tx)),
+            ack_rx: Mutex::new(Some(ack_rx)),
+            deliveries: Arc::new(tokio::sync::Mutex::new(deliveries_rx)),
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// This worker's id (also its member in the queue's `workers` set).
+    #[getter]
+    fn worker_id(&self) -> &str {
+        &self.shared.worker_id
+    }
+
+    /// Start the fetch loop, the ack flusher and the timers.
+    fn start(&self) -> PyResult<()> {
+        let Some(ack_rx) = self.ack_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Ok(()); // already started
+        };
+        let rt = handle();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.push(rt.spawn(fetch_loop(self.shared.clone())));
+        tasks.push(rt.spawn(ack_loop(self.shared.clone(), ack_rx)));
+        tasks.push(rt.spawn(renew_loop(self.shared.clone())));
+        tasks.push(rt.spawn(stalled_loop(self.shared.clone())));
+        Ok(())
+    }
+
+    /// Resolves to `(jobs, outcomes)` as soon as there is at least one of either, or to
+    /// None once the worker is closed and everything was delivered.
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let deliveries = self.deliveries.clone();
+        into_awaitable(py, async move {
+            let mut rx = deliveries.lock().await;
+            let Some(first) = rx.recv().await else {
+                return Ok(None);
+            };
+            let mut jobs = Vec::new();
+            let mut outcomes = Vec::new();
+            let mut push = |d: Delivery| match d {
+                Delivery::Job(j) => jobs.push(j),
+                Delivery::Outcome(o) => outcomes.push(o),
+            };
+            push(first);
+            while let Ok(more) = rx.try_recv() {
+                push(more);
+            }
+            Ok(Some((jobs, outcomes)))
+        })
+    }
+
+    /// Record a successful attempt. Raises SerializationError (and records nothing) when
+    /// the return value is not JSON.
+    fn complete(&self, job_id: String, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let json = to_json(value, &format!("return value of job {job_id}"))?;
+        self.send_ack(Ack {
+            id: job_id,
+            kind: AckKind::Completed(json),
+        })
+    }
+
+    /// Record a failed attempt; the core decides retry, final failure or DLQ.
+    /// `retryable=false` fails the job for good whatever attempts remain.
+    #[pyo3(signature = (job_id, reason, stacktrace, retryable=true))]
+    fn fail(
+        &self,
+        job_id: String,
+        reason: String,
+        stacktrace: String,
+        retryable: bool,
+    ) -> PyResult<()> {
+        self.send_ack(Ack {
+            id: job_id,
+            kind: AckKind::Failed {
+                reason,
+                stacktrace,
+                retryable,
+            },
+        })
+    }
+
+    /// Save progress (JSON) or a log line of a running job; resolves to False when this
+    /// worker no longer holds the job.
+    fn update<'py>(
+        &self,
+        py: Python<'py>,
+        job_id: String,
+        kind: String,
+        value: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let payload = if kind == "progress" {
+            to_json(value, "progress")?
+        } else {
+            value.extract::<String>()?.into_bytes()
+        };
+        let token = self
+            .shared
+            .active_jobs()
+            .get(&job_id)
+            .map(|job| job.token.clone());
+        let queue = self.shared.queue.clone();
+        into_awaitable(py, async move {
+            let Some(token) = token else {
+                return Ok(false);
+            };
+            let keys = &queue.keys;
+            let mut inv = scripts::UPDATE_JOB.prepare_invoke();
+            inv.key(keys.job(&job_id))
+                .key(keys.job_logs(&job_id))
+                .arg(token)
+                .arg(kind)
+                .arg(payload)
+                .arg(MAX_LOG_LINES);
+            let applied: i64 = queue.conn.invoke(&inv).await?;
+            Ok(applied == 1)
+        })
+    }
+
+    /// Stop taking new jobs (jobs already handed over still finish and are acked).
+    fn stop_fetching(&self) {
+        self.shared.fetching.store(false, Ordering::SeqCst);
+        self.shared.stop_fetching.notify_waiters();
+        self.shared.stop_fetching.notify_one();
+    }
+
+    /// Flush the pending acks, stop the timers and leave the queue's worker registry.
+    /// Call after the processors finished (or were abandoned).
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.stop_fetching();
+        // Dropping the sender ends the ack loop once it has written everything queued.
+        self.acks.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let shared = self.shared.clone();
+        into_awaitable(py, async move {
+            let mut tasks = tasks.into_iter();
+            // fetch loop, then ack loop: both end by themselves now.
+            for task in tasks.by_ref().take(2) {
+                let _ = task.await;
+            }
+            shared.stop_timers.notify_waiters();
+            for task in tasks {
+                task.abort();
+                let _ = task.await;
+            }
+            leave_registry(&shared).await;
+            Ok(())
+        })
+    }
+}
+
+impl NativeWorker {
+    fn send_ack(&self, ack: Ack) -> PyResult<()> {
+        let guard = self.acks.lock().unwrap_or_else(|e| e.into_inner());
+        match guard.as_ref() {
+            Some(tx) if tx.send(ack).is_ok() => Ok(()),
+            _ => Err(JqError::InvalidState("the worker is closed".into()).into()),
+        }
+    }
+}
+
+/// Take jobs while slots are free; block on the wake-up marker when there are none.
+async fn fetch_loop(shared: Arc<Shared>) {
+    loop {
+        if !shared.fetching.load(Ordering::SeqCst) {
+            return;
+        }
+        // Wait for at least one free slot, then take every slot that is free.
+        let first = tokio::select! {
+            permit = shared.slots.acquire() => permit,
+            _ = shared.stop_fetching.notified() => return,
+        };
+        let Ok(first) = first else { return };
+        first.forget();
+        let mut want = 1;
+        while let Ok(p) = shared.slots.try_acquire() {
+            p.forget();
+            want += 1;
+        }
+        match fetch(&shared, want).await {
+            Ok((taken, wait_ms)) => {
+                if taken < want {
+                    shared.slots.add_permits(want - taken);
+                }
+                if taken == 0 {
+                    wait_for_work(&shared, wait_ms).await;
+                }
+            }
+            Err(_) => {
+                shared.slots.add_permits(want);
+                pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
+            }
+        }
+    }
+}
+
+async fn pause_unless_stopped(stop: &Notify, pause: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(pause) => {}
+        _ = stop.notified() => {}
+    }
+}
+
+/// One fetch script call. Returns how many jobs were taken and, when none, how long to
+/// block at most before looking again.
+async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
+    let keys = &shared.queue.keys;
+    let s = &shared.settings;
+    let seq = shared.fetch_seq.fetch_add(1, Ordering::Relaxed);
+    let mut inv = scripts::FETCH.prepare_invoke();
+    inv.key(&keys.meta)
+        .key(&keys.wait)
+        .key(&keys.prioritized)
+        .key(&keys.delayed)
+        .key(&keys.active)
+        .key(&keys.limiter)
+        .key(&keys.marker)
+        .key(&keys.priority_counter)
+        .arg(keys.base())
+        .arg(want)
+        .arg(s.lock_duration_ms)
+        .arg(format!("{}-{seq}", shared.worker_id))
+        .arg(s.limiter_max)
+        .arg(s.limiter_window_ms);
+    let reply: Vec<redis::Value> = shared.queue.conn.invoke(&inv).await?;
+    let mut reply = reply.into_iter();
+    let mut next_i64 = || -> Result<i64, JqError> {
+        let v = reply
+            .next()
+            .ok_or_else(|| JqError::Redis("short fetch reply".into()))?;
+        redis::FromRedisValue::from_redis_value(v)
+            .map_err(|e| JqError::Redis(format!("bad fetch reply: {e}")))
+    };
+    let now = next_i64()?;
+    let next_due = next_i64()?;
+    let limited_for = next_i64()?;
+    let mut taken = 0;
+    for value in reply {
+        let (id, token, name, data, opts_json, attempts_made, created_at, progress): (
+            String,
+            String,
+            String,
+            String,
+            String,
+            u32,
+            i64,
+            String,
+        ) = redis::FromRedisValue::from_redis_value(value)
+            .map_err(|e| JqError::Redis(format!("bad fetch reply: {e}")))?;
+        taken += 1;
+        match serde_json::from_str::<JobOpts>(&opts_json) {
+            Ok(opts) => {
+                shared.active_jobs().insert(
+                    id.clone(),
+                    ActiveJob {
+                        token: token.clone(),
+                        name: name.clone(),
+                        attempts_made,
+                        opts,
+                        lock_lost: false,
+                    },
+                );
+                shared.deliver(Delivery::Job((
+                    id,
+                    token,
+                    name,
+                    data,
+                    opts_json,
+                    attempts_made,
+                    created_at,
+                    now,
+                    progress,
+                )));
+            }
+            Err(e) => {
+                // A job this version cannot read: fail it for good rather than loop on it.
+                let reason = format!("job options are unreadable by this worker: {e}");
+                shared.active_jobs().insert(
+                    id.clone(),
+                    ActiveJob {
+                        token,
+                        name,
+                        attempts_made,
+                        opts: JobOpts {
+                            attempts: attempts_made,
+                            backoff: serde_json::from_str(r#"{"type":"fixed","delay":0}"#)
+                                .expect("static backoff"),
+                            remove_on_complete: Keep::default(),
+                            remove_on_fail: Keep::default(),
+                        },
+                        lock_lost: false,
+                    },
+                );
+                let _ = write_acks(
+                    shared,
+                    vec![Ack {
+                        id,
+                        kind: AckKind::Failed {
+                            reason,
+                            stacktrace: String::new(),
+                            retryable: false,
+                        },
+                    }],
+                )
+                .await;
+            }
+        }
+    }
+    let wait_ms = if limited_for > 0 {
+        limited_for as u64
+    } else if next_due > 0 {
+        (next_due - now).max(1) as u64
+    } else {
+        MAX_BLOCK_MS
+    };
+    Ok((taken, wait_ms.min(MAX_BLOCK_MS)))
+}
+
+/// Block on the wake-up marker (BLPOP) for at most `wait_ms`, or until stopped.
+async fn wait_for_work(shared: &Shared, wait_ms: u64) {
+    let seconds = (wait_ms as f64 / 1000.0).max(0.001);
+    let mut cmd = redis::cmd("BLPOP");
+    cmd.arg(&shared.queue.keys.marker)
+        .arg(format!("{seconds:.3}"));
+    tokio::select! {
+        result = shared.blocking.query::<redis::Value>(&cmd) => {
+            if result.is_err() {
+                pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
+            }
+        }
+        _ = shared.stop_fetching.notified() => {}
+    }
+}
+
+/// Write acks in batches; a slot is freed once its job's outcome is stored.
+async fn ack_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Ack>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < ACK_BATCH {
+            match rx.try_recv() {
+                Ok(ack) => batch.push(ack),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len();
+        loop {
+            match write_acks(&shared, batch_clone(&batch)).await {
+                Ok(()) => break,
+                // Never drop an outcome: wait and write it again. If the lock expires
+                // meanwhile, the write finds it gone and the job runs again elsewhere.
+                Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
+            }
+        }
+        shared.slots.add_permits(n);
+    }
+}
+
+fn batch_clone(batch: &[Ack]) -> Vec<Ack> {
+    batch
+        .iter()
+        .map(|a| Ack {
+            id: a.id.clone(),
+            kind: match &a.kind {
+                AckKind::Completed(v) => AckKind::Completed(v.clone()),
+                AckKind::Failed {
+                    reason,
+                    stacktrace,
+                    retryable,
+                } => AckKind::Failed {
+                    reason: reason.clone(),
+                    stacktrace: stacktrace.clone(),
+                    retryable: *retryable,
+                },
+            },
+        })
+        .collect()
+}
+
+/// The outcome recorded for one ack, decided here from the job's attempts and options.
+struct Decision {
+    outcome: &'static str,
+    value: Vec<u8>,
+    stacktrace: String,
+    delay: u64,
+    keep: Keep,
+}
+
+fn decide(job: &ActiveJob, kind: AckKind, dlq_enabled: bool) -> Decision {
+    match kind {
+        AckKind::Completed(value) => Decision {
+            outcome: "completed",
+            value,
+            stacktrace: String::new(),
+            delay: 0,
+            keep: job.opts.remove_on_complete,
+        },
+        AckKind::Failed {
+            reason,
+            stacktrace,
+            retryable,
+        } => {
+            let (outcome, delay) = if retryable && job.attempts_made < job.opts.attempts {
+                ("retry", job.opts.backoff.delay(job.attempts_made))
+            } else if dlq_enabled {
+                ("dlq", 0)
+            } else {
+                ("failed", 0)
+            };
+            Decision {
+                outcome,
+                value: reason.into_bytes(),
+                stacktrace,
+                delay,
+                keep: job.opts.remove_on_fail,
+            }
+        }
+    }
+}
+
+async fn write_acks(shared: &Shared, batch: Vec<Ack>) -> Result<(), JqError> {
+    // (id, token, name, attempts, max attempts, decision) of each entry to write.
+    let mut entries = Vec::with_capacity(batch.len());
+    {
+        let active = shared.active_jobs();
+        for ack in batch {
+            match active.get(&ack.id) {
+                Some(job) => {
+                    let decision = decide(job, ack.kind, shared.settings.dlq_enabled);
+                    entries.push((
+                        ack.id,
+                        job.token.clone(),
+                        job.name.clone(),
+                        job.attempts_made,
+                        job.opts.attempts,
+                        decision,
+                    ));
+                }
+                None => shared.deliver(Delivery::Outcome((
+                    "lost".into(),
+                    ack.id,
+                    String::new(),
+                    0,
+                    0,
+                    Some("this worker does not hold the job".into()),
+                    0,
+                ))),
+            }
+        }
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let keys = &shared.queue.keys;
+    let mut inv = scripts::ACK.prepare_invoke();
+    inv.key(&keys.active)
+        .key(&keys.wait)
+        .key(&keys.prioritized)
+        .key(&keys.delayed)
+        .key(&keys.completed)
+        .key(&keys.failed)
+        .key(&keys.dlq)
+        .key(&keys.marker)
+        .key(&keys.priority_counter)
+        .arg(keys.base())
+        .arg(entries.len());
+    for (id, token, _, _, _, d) in &entries {
+        let (count, age) = d.keep.args();
+        inv.arg(id)
+            .arg(token)
+            .arg(d.outcome)
+            .arg(&d.value)
+            .arg(&d.stacktrace)
+            .arg(d.delay)
+            .arg(count)
+            .arg(age);
+    }
+    let applied: Vec<i64> = shared.queue.conn.invoke(&inv).await?;
+    let mut active = shared.active_jobs();
+    for ((id, _, name, attempts, max_attempts, d), ok) in entries.into_iter().zip(applied) {
+        active.remove(&id);
+        let outcome = match (ok, d.outcome) {
+            (0, _) => "lost",
+            (_, "retry") => "retrying",
+            (_, other) => other,
+        };
+        let reason =
+            (d.outcome != "completed").then(|| String::from_utf8_lossy(&d.value).into_owned());
+        shared.deliver(Delivery::Outcome((
+            outcome.to_string(),
+            id,
+            name,
+            attempts,
+            max_attempts,
+            reason,
+            d.delay,
+        )));
+    }
+    Ok(())
+}
+
+/// Renew the locks of this worker's jobs and its heartbeat in the workers registry.
+async fn renew_loop(shared: Arc<Shared>) {
+    let period = Duration::from_millis(shared.settings.lock_renew_ms);
+    loop {
+        let _ = renew(&shared).await;
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shared.stop_timers.notified() => return,
+        }
+    }
+}
+
+async fn renew(shared: &Shared) -> Result<(), JqError> {
+    let keys = &shared.queue.keys;
+    let held: Vec<(String, String)> = shared
+        .active_jobs()
+        .iter()
+        .filter(|(_, job)| !job.lock_lost)
+        .map(|(id, job)| (id.clone(), job.token.clone()))
+        .collect();
+    // A worker is alive while its heartbeat deadline (two renew periods ahead) holds.
+    let heartbeat = shared.settings.lock_renew_ms * 2 + 1000;
+    let mut inv = scripts::EXTEND_LOCKS.prepare_invoke();
+    inv.key(&keys.active)
+        .key(&keys.workers)
+        .arg(keys.base())
+        .arg(shared.settings.lock_duration_ms)
+        .arg(&shared.worker_id)
+        .arg(heartbeat);
+    for (id, token) in &held {
+        inv.arg(id).arg(token);
+    }
+    let lost: Vec<String> = shared.queue.conn.invoke(&inv).await?;
+    let mut active = shared.active_jobs();
+    for id in lost {
+        if let Some(job) = active.get_mut(&id) {
+            job.lock_lost = true;
+        }
+    }
+    Ok(())
+}
+
+async fn leave_registry(shared: &Shared) {
+    let keys = &shared.queue.keys;
+    let mut inv = scripts::EXTEND_LOCKS.prepare_invoke();
+    inv.key(&keys.active)
+        .key(&keys.workers)
+        .arg(keys.base())
+        .arg(shared.settings.lock_duration_ms)
+        .arg(&shared.worker_id)
+        .arg(-1);
+    let _: Result<Vec<String>, _> = shared.queue.conn.invoke(&inv).await;
+}
+
+/// Recover stalled jobs of the whole queue every `max_stalled_interval`.
+async fn stalled_loop(shared: Arc<Shared>) {
+    let period = Duration::from_millis(shared.settings.stalled_interval_ms);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = shared.stop_timers.notified() => return,
+        }
+        let _ = sweep(&shared).await;
+    }
+}
+
+async fn sweep(shared: &Shared) -> Result<(), JqError> {
+    let keys = &shared.queue.keys;
+    let mut inv = scripts::STALLED.prepare_invoke();
+    inv.key(&keys.active)
+        .key(&keys.wait)
+        .key(&keys.prioritized)
+        .key(&keys.failed)
+        .key(&keys.dlq)
+        .key(&keys.marker)
+        .key(&keys.priority_counter)
+        .arg(keys.base())
+        .arg(shared.settings.max_stalled_count)
+        .arg(if shared.settings.dlq_enabled {
+            "1"
+        } else {
+            "0"
+        });
+    let flat: Vec<(String, String, String)> = shared.queue.conn.invoke(&inv).await?;
+    for (id, name, state) in flat {
+        let outcome = match state.as_str() {
+            "waiting" => "stalled",
+            "dlq" => "stalled-dlq",
+            _ => "stalled-failed",
+        };
+        shared.deliver(Delivery::Outcome((outcome.into(), id, name, 0, 0, None, 0)));
+    }
+    Ok(())
+}

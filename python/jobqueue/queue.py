@@ -163,9 +163,7 @@ class JobQueue:
         asyncio tasks, plain functions in a thread pool."""
         v.text(name, "name", max_length=1000)
         if not callable(processor):
-            raise InvalidOptionError(
-                "processor", f"must be callable, got {v.type_name(processor)}"
-            )
+            raise InvalidOptionError("processor", f"must be callable, got {v.type_name(processor)}")
         self._processors[name] = processor
 
     def processor(self, name: str) -> Callable[[Processor], Processor]:

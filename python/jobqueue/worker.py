@@ -97,7 +97,7 @@ class Worker:
         abandoned: their locks lapse and they run again (stall recovery)."""
         self._native.stop_fetching()
         if self._tasks:
-            done, pending = await asyncio.wait(
+            _, pending = await asyncio.wait(
                 set(self._tasks), timeout=None if timeout_ms is None else timeout_ms / 1000
             )
             for task in pending:
@@ -117,7 +117,7 @@ class Worker:
         while True:
             try:
                 batch = await self._native.next_batch()
-            except Exception as exc:  # noqa: BLE001 - keep delivering
+            except Exception as exc:  # keep delivering
                 self._queue_error(exc)
                 continue
             if batch is None:
@@ -131,7 +131,7 @@ class Worker:
     def _start(self, raw: RawJob) -> None:
         try:
             job: Job[Any] = Job(raw, self._native, self._on_progress)
-        except Exception as exc:  # noqa: BLE001 - unreadable data: fail the attempt
+        except Exception as exc:  # unreadable data: fail the attempt
             self._native.fail(raw[0], f"job data is unreadable: {exc}", "", False)
             return
         self._jobs[job.id] = job
@@ -154,7 +154,7 @@ class Worker:
         except (asyncio.TimeoutError, JobTimeoutError):
             job.error = JobTimeoutError(f"job {job.id} timed out after {job.timeout} ms")
             self._native.fail(job.id, str(job.error), "")
-        except Exception as exc:  # noqa: BLE001 - the processor's failure is the outcome
+        except Exception as exc:  # the processor's failure is the outcome
             job.error = exc
             self._native.fail(
                 job.id, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
@@ -220,7 +220,7 @@ class Worker:
             if inspect.isawaitable(result):
                 task = asyncio.ensure_future(result)
                 task.add_done_callback(self._handler_done)
-        except Exception as exc:  # noqa: BLE001 - a handler must not break the worker
+        except Exception as exc:  # a handler must not break the worker
             self._queue_error(exc)
 
     def _handler_done(self, task: asyncio.Future[Any]) -> None:

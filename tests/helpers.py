@@ -1,0 +1,37 @@
+"""Small helpers shared by the test modules."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from jobqueue.testing import redis_command
+
+T = TypeVar("T")
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def redis_time_ms(port: int) -> int:
+    reply = redis_command(port, "TIME")
+    assert isinstance(reply, list)
+    seconds, micros = (int(x) for x in reply)  # type: ignore[call-overload]
+    return seconds * 1000 + micros // 1000
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T]], *, timeout: float = 10.0, interval: float = 0.01
+) -> T:
+    """Poll ``check`` until it returns something truthy (and return that), or fail."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last: {result!r})")
+        await asyncio.sleep(interval)

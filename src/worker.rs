@@ -120,7 +120,9 @@ struct Shared {
     fetch_seq: AtomicU64,
     active: Mutex<HashMap<String, ActiveJob>>,
     slots: Semaphore,
-    deliveries: mpsc::UnboundedSender<Delivery>,
+    /// Taken (dropped) by `close()` once nothing more can be delivered, which ends
+    /// `next_batch()`.
+    deliveries: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
     fetching: AtomicBool,
     stop_fetching: Notify,
     stop_timers: Notify,
@@ -128,8 +130,11 @@ struct Shared {
 
 impl Shared {
     fn deliver(&self, delivery: Delivery) {
-        // The receiver is gone only after close(); nothing is waiting for the result then.
-        let _ = self.deliveries.send(delivery);
+        let sender = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = sender.as_ref() {
+            // The receiver is gone only when the worker object is; nobody waits then.
+            let _ = sender.send(delivery);
+        }
     }
 
     fn active_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveJob>> {
@@ -184,7 +189,7 @@ impl NativeWorker {
             fetch_seq: AtomicU64::new(0),
             active: Mutex::new(HashMap::new()),
             slots: Semaphore::new(concurrency),
-            deliveries: deliveries_tx,
+            deliveries: Mutex::new(Some(deliveries_tx)),
             fetching: AtomicBool::new(true),
             stop_fetching: Notify::new(),
             stop_timers: Notify::new(),
@@ -335,6 +340,11 @@ impl NativeWorker {
                 let _ = task.await;
             }
             leave_registry(&shared).await;
+            shared
+                .deliveries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
             Ok(())
         })
     }

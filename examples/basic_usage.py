@@ -1,4 +1,5 @@
-"""The seed's Quick Start, in Python: add jobs, then look at them and at the queue.
+"""The seed's Quick Start, in Python: register a processor, add jobs, listen to events,
+and look at the queue.
 
 Run it with ``make demo``: it starts a throwaway redis-server on a free port (unless
 ``REDIS_URL`` points at one) and needs nothing else.
@@ -6,82 +7,70 @@ Run it with ``make demo``: it starts a throwaway redis-server on a free port (un
 
 from __future__ import annotations
 
-import asyncio
-import os
 from datetime import timedelta
+from typing import Any
 
-from jobqueue import JobInfo, JobQueue, JobStatus, QueueEvent, RedisConfig
-from jobqueue.testing import RedisServer
+from _server import run_example
+
+from jobqueue import Job, JobQueue, JobStatus, QueueEvent, RedisConfig
 
 
 async def quick_start(redis_url: str) -> None:
     queue = JobQueue("my-queue", redis=RedisConfig(url=redis_url))
 
-    def on_added(job: JobInfo) -> None:
-        print(f"  event {QueueEvent.JOB_ADDED}: job {job.id} ({job.name}) is {job.status}")
+    # Register a processor.
+    @queue.processor("send-email")
+    async def send_email(job: Job[dict[str, Any]]) -> dict[str, bool]:
+        print(f"  processing job {job.id}: sending email to {job.data.get('email')}")
+        await job.update_progress(100)
+        return {"success": True}
 
-    queue.on(QueueEvent.JOB_ADDED, on_added)
+    # Listen for events.
+    queue.on(QueueEvent.JOB_ADDED, lambda job: print(f"  added job {job.id} ({job.status})"))
+    queue.on(QueueEvent.JOB_COMPLETED, lambda job: print(f"  job {job.id} completed!"))
 
     async with queue:
-        print("Adding jobs")
-        email_id = await queue.add_job(
-            "send-email", {"email": "user@example.com", "subject": "Hello"}
-        )
-        await queue.add_job(
+        await queue.start_worker()
+
+        # Add a job.
+        first = await queue.add_job("send-email", {"email": "user@example.com", "subject": "Hello"})
+        # With options: retries, a delay, a priority and an idempotency key.
+        second = await queue.add_job(
             "send-email",
-            {"to": "user@example.com"},
+            {"email": "other@example.com"},
             attempts=5,
-            delay=timedelta(seconds=1),
+            delay=timedelta(milliseconds=500),
             priority=10,
-            idempotency_key="send-email-user@example.com",
-            jitter=500,
+            idempotency_key="send-email-other@example.com",
+            jitter=200,
         )
-        # The same idempotency key again: the first job's id comes back, nothing is added.
         again = await queue.add_job(
-            "send-email", {"to": "user@example.com"}, idempotency_key="send-email-user@example.com"
+            "send-email",
+            {"email": "other@example.com"},
+            idempotency_key="send-email-other@example.com",
         )
-        print(f"  idempotent repeat returned job {again}")
-        ids = await queue.add_jobs(
-            [("resize", {"image": f"img-{i}.png"}, {"priority": i % 3}) for i in range(5)]
-        )
-        print(f"  bulk-added jobs {ids[0]}..{ids[-1]} in one round trip")
+        print(f"  the same idempotency key again returned job {again} (nothing added)")
 
-        status = await queue.get_job_status(email_id)
-        assert status is not None
+        done = await queue.wait_for(first, timeout=10_000)
         print(
-            f"\nJob {status.id}: name={status.name} status={status.status} "
-            f"attempts={status.attempts}/{status.max_attempts} data={status.data}"
+            f"\nJob {done.id}: {done.status}, returned {done.return_value}, "
+            f"attempts {done.attempts}/{done.max_attempts}"
         )
+        delayed = await queue.get_job_status(second)
+        assert delayed is not None
+        print(f"Job {delayed.id} is {delayed.status} for {delayed.delay} ms")
+        await queue.wait_for(second, timeout=10_000)
 
-        waiting = await queue.get_jobs_by_status(JobStatus.WAITING)
-        print(
-            "Waiting, in the order a worker will take them:",
-            ", ".join(f"{j.id}(p{j.priority})" for j in waiting),
-        )
-        delayed = await queue.get_jobs_by_status(JobStatus.DELAYED)
-        print("Delayed:", ", ".join(f"{j.id}(+{j.delay} ms)" for j in delayed))
-
-        print("\nStats:", await queue.get_stats())
-        await queue.pause()
-        print("Paused:", await queue.get_stats())
-        await queue.resume()
+        stats = await queue.get_stats()
+        print(f"\nStats: {stats}")
+        completed = await queue.get_jobs_by_status(JobStatus.COMPLETED)
+        print("Completed jobs:", ", ".join(j.id for j in completed))
         health = await queue.health_check()
         print(
             f"Health: healthy={bool(health)} redis={health.redis_version} "
-            f"rtt={health.redis_rtt_ms:.2f} ms"
+            f"rtt={health.redis_rtt_ms:.2f} ms workers={health.workers}"
         )
-        print(f"\nCleared {await queue.clear()} jobs")
-
-
-def main() -> None:
-    url = os.environ.get("REDIS_URL")
-    if url:
-        asyncio.run(quick_start(url))
-        return
-    with RedisServer() as server:
-        print(f"Started a throwaway redis-server at {server.url}\n")
-        asyncio.run(quick_start(server.url))
 
 
 if __name__ == "__main__":
-    main()
+    run_example(quick_start)

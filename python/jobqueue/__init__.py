@@ -19,6 +19,7 @@ from .config import (
     WorkerConfig,
 )
 from .events import QueueEvent
+from .job import Job
 from .models import HealthReport, JobInfo, JobStatus, QueueStats
 from .queue import JobQueue
 from .redis_config import RedisConfig, TlsOptions
@@ -27,6 +28,7 @@ __all__ = [
     "Backoff",
     "DLQConfig",
     "HealthReport",
+    "Job",
     "JobInfo",
     "JobOptions",
     "JobQueue",

@@ -1,0 +1,151 @@
+"""The ``jobqueue`` command: run a worker, or look at and manage a queue from the shell.
+
+jobqueue worker app.tasks:queue --concurrency 50
+jobqueue stats app.tasks:queue          (or a queue name, with --redis URL)
+jobqueue jobs my-queue --status failed --limit 20
+jobqueue dlq | retry | pause | resume | drain ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import JobQueueError
+from .events import QueueEvent
+from .models import JobInfo, JobStatus
+from .queue import JobQueue
+
+logger = logging.getLogger("jobqueue")
+
+
+def load_queue(target: str, redis_url: str | None) -> JobQueue:
+    """``module:attribute`` names a JobQueue in the user's code; anything else is a queue
+    name, reached at ``redis_url`` (default: the environment, see RedisConfig)."""
+    if ":" not in target:
+        return JobQueue(target, redis=redis_url)
+    module_name, _, attribute = target.partition(":")
+    sys.path.insert(0, ".")
+    module = importlib.import_module(module_name)
+    queue = getattr(module, attribute, None)
+    if not isinstance(queue, JobQueue):
+        raise SystemExit(f"{target} is not a JobQueue (got {type(queue).__name__})")
+    return queue
+
+
+async def run_worker(queue: JobQueue, concurrency: int | None) -> None:
+    if concurrency is not None:
+        worker = dataclasses.replace(queue.config.worker, concurrency=concurrency)
+        queue.config = dataclasses.replace(queue.config, worker=worker)
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def stop(signame: str) -> None:
+        if not stopping:
+            logger.info("jobqueue: %s received, finishing running jobs", signame)
+            stopping.append(asyncio.create_task(queue.close()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop, sig.name)
+
+    def on_failed(job: Any, error: BaseException | None) -> None:
+        logger.warning("jobqueue: job %s (%s) failed: %s", job.id, job.name, error)
+
+    queue.on(QueueEvent.JOB_FAILED, on_failed)
+    await queue.start_worker()
+    logger.info(
+        "jobqueue: worker %s started on queue %r (concurrency %d, processors: %s)",
+        queue.worker_id,
+        queue.name,
+        queue.config.worker.concurrency,
+        ", ".join(sorted(queue._processors)) or "none",
+    )
+    await queue.run_worker()
+    if stopping:
+        await stopping[0]
+    logger.info("jobqueue: worker stopped")
+
+
+def _job_json(job: JobInfo) -> dict[str, Any]:
+    row = dataclasses.asdict(job)
+    row["status"] = job.status.value
+    return row
+
+
+async def admin(args: argparse.Namespace) -> Any:
+    async with load_queue(args.target, args.redis) as queue:
+        command = args.command
+        if command == "stats":
+            return dataclasses.asdict(await queue.get_stats())
+        if command == "jobs":
+            return [_job_json(j) for j in await queue.get_jobs_by_status(args.status, args.limit)]
+        if command == "dlq":
+            return [_job_json(j) for j in await queue.get_dlq_jobs(args.limit)]
+        if command == "retry":
+            if args.job_id:
+                await queue.retry_job(args.job_id)
+                return {"retried": 1}
+            return {"retried": await queue.bulk_retry(args.status, args.limit)}
+        if command == "pause":
+            await queue.pause()
+            return {"paused": True}
+        if command == "resume":
+            await queue.resume()
+            return {"paused": False}
+        if command == "drain":
+            return {"removed": await queue.drain(include_delayed=args.include_delayed)}
+    raise SystemExit(f"unknown command {command}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jobqueue", description=__doc__.splitlines()[0])
+    p.add_argument("--redis", help="Redis URL (default: $JOBQUEUE_REDIS_URL / $REDIS_URL)")
+    p.add_argument("--log-level", default="INFO")
+    sub = p.add_subparsers(dest="command", required=True)
+    worker = sub.add_parser("worker", help="run a worker until SIGTERM/SIGINT")
+    worker.add_argument("target", help="module:attribute of a JobQueue")
+    worker.add_argument("--concurrency", type=int)
+    for name in ("stats", "pause", "resume"):
+        sub.add_parser(name).add_argument("target")
+    jobs = sub.add_parser("jobs", help="list jobs of a status")
+    jobs.add_argument("target")
+    jobs.add_argument("--status", default=JobStatus.WAITING.value)
+    jobs.add_argument("--limit", type=int, default=20)
+    dlq = sub.add_parser("dlq", help="list dead-lettered jobs")
+    dlq.add_argument("target")
+    dlq.add_argument("--limit", type=int, default=20)
+    retry = sub.add_parser("retry", help="retry one job, or failed/DLQ jobs in bulk")
+    retry.add_argument("target")
+    retry.add_argument("--job-id")
+    retry.add_argument("--status", default=JobStatus.DLQ.value)
+    retry.add_argument("--limit", type=int)
+    drain = sub.add_parser("drain", help="remove waiting jobs")
+    drain.add_argument("target")
+    drain.add_argument("--include-delayed", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s"
+    )
+    try:
+        if args.command == "worker":
+            asyncio.run(run_worker(load_queue(args.target, args.redis), args.concurrency))
+        else:
+            print(json.dumps(asyncio.run(admin(args)), indent=2, default=str))
+    except JobQueueError as exc:
+        raise SystemExit(f"jobqueue: {type(exc).__name__}: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

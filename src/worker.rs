@@ -492,10 +492,10 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
                         lock_lost: false,
                     },
                 );
-                let _ = write_acks(
+                let written = write_acks(
                     shared,
                     vec![Ack {
-                        id,
+                        id: id.clone(),
                         kind: AckKind::Failed {
                             reason,
                             stacktrace: String::new(),
@@ -504,6 +504,12 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
                     }],
                 )
                 .await;
+                if written.is_err() {
+                    // Stop renewing it: its lock lapses and the stalled sweep takes over.
+                    shared.active_jobs().remove(&id);
+                }
+                // Written here rather than by the ack loop, so free its slot here too.
+                shared.slots.add_permits(1);
             }
         }
     }

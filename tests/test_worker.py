@@ -503,3 +503,18 @@ async def test_run_worker_runs_until_close(queue: JobQueue) -> None:
     assert not runner.done()
     await queue.close()
     await asyncio.wait_for(runner, 10)
+
+
+async def test_a_job_with_unreadable_options_fails_and_frees_its_slot(
+    make_queue: Callable[..., JobQueue], redis_url: str
+) -> None:
+    queue = make_queue(worker=WorkerConfig(concurrency=1))
+    queue.process("t", lambda job: "ran")
+    broken = await queue.add_job("t", None)
+    redis_command(port_of(redis_url), "HSET", f"jq:{{{queue.name}}}:job:{broken}", "opts", "{}")
+    await queue.start_worker()
+    info = await queue.wait_for(broken, 10_000)
+    assert info.status is JobStatus.DLQ
+    assert "unreadable" in (info.failed_reason or "")
+    after = await queue.wait_for(await queue.add_job("t", None), 10_000)
+    assert after.return_value == "ran"  # the only slot was given back

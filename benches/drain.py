@@ -1,0 +1,91 @@
+"""Drain benchmark: N pre-enqueued no-op jobs through one worker process.
+
+    .venv/bin/python benches/drain.py [--jobs 20000] [--concurrency 50]
+
+The worker runs in its own process (as in production); this process enqueues, starts it
+and watches the queue until it is empty. Prints jobs/s and writes
+``benches/results/drain.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from jobqueue import JobQueue, WorkerConfig
+from jobqueue.testing import RedisServer
+
+QUEUE = "bench-drain"
+
+
+def worker_process(url: str, concurrency: int, ready: Any, stop: Any) -> None:
+    async def run() -> None:
+        queue = JobQueue(QUEUE, redis=url, worker=WorkerConfig(concurrency=concurrency))
+
+        @queue.processor("noop")
+        async def noop(job: object) -> None:
+            return None
+
+        await queue.start_worker()
+        ready.set()
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        await queue.close()
+
+    asyncio.run(run())
+
+
+async def one_run(url: str, jobs: int, concurrency: int) -> float:
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    async with JobQueue(QUEUE, redis=url) as queue:
+        await queue.clear()
+        for start in range(0, jobs, 1000):
+            await queue.add_jobs(
+                [("noop", {"i": i, "s": "x" * 100}) for i in range(start, min(jobs, start + 1000))]
+            )
+        await queue.pause()  # the worker starts idle; the clock starts at resume
+        process = ctx.Process(target=worker_process, args=(url, concurrency, ready, stop))
+        process.start()
+        await asyncio.get_running_loop().run_in_executor(None, ready.wait)
+        started = time.perf_counter()
+        await queue.resume()
+        while True:
+            stats = await queue.get_stats()
+            if stats.waiting == 0 and stats.active == 0:
+                break
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        process.join()
+    return jobs / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    with RedisServer() as server:
+        rates = [
+            asyncio.run(one_run(server.url, args.jobs, args.concurrency))
+            for _ in range(args.repeats)
+        ]
+    result = {"jobs": args.jobs, "concurrency": args.concurrency, "drain_jobs_per_s": rates}
+    print(
+        f"drain: median {statistics.median(rates):,.0f} jobs/s "
+        f"(runs: {', '.join(f'{r:,.0f}' for r in rates)})"
+    )
+    out = Path(__file__).parent / "results" / "drain.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

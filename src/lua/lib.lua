@@ -62,3 +62,53 @@ local function retain(base, setKey, id, now, count, age)
   end
 end
 
+-- Refuse to write keys laid out by another version of jobqueue; record ours on first use.
+-- Returns an error reply to pass on, or nil.
+local function checkLayout(meta, version)
+  local stored = redis.call('HGET', meta, 'version')
+  if not stored then
+    redis.call('HSET', meta, 'version', version)
+  elseif stored ~= version then
+    return redis.error_reply('JQ_LAYOUT queue keys use layout version ' .. stored ..
+      ', this jobqueue writes version ' .. version)
+  end
+  return nil
+end
+
+-- Create one job, unless its custom id exists or its idempotency key was seen within its
+-- ttl: then return that job's id. `q` holds the keys (idKey, wait, prioritized, delayed,
+-- prioCounter), `j` the job (id or '', name, data, opts, priority, delay, maxAttempts,
+-- idem or '').
+-- Returns: id, created (true/false).
+local function enqueueJob(base, q, j, now, idemTtl)
+  if j.idem ~= '' then
+    local seen = redis.call('GET', base .. 'idem:' .. j.idem)
+    if seen then
+      return seen, false
+    end
+  end
+  local jobId = j.id
+  if jobId ~= '' and redis.call('EXISTS', base .. 'job:' .. jobId) == 1 then
+    return jobId, false
+  end
+  if jobId == '' then
+    jobId = tostring(redis.call('INCR', q.idKey))
+  end
+  local state = 'waiting'
+  if j.delay > 0 then
+    state = 'delayed'
+    redis.call('ZADD', q.delayed, now + j.delay, jobId)
+  else
+    pushWaiting(q.wait, q.prioritized, q.prioCounter, jobId, j.priority, false)
+  end
+  local jobKey = base .. 'job:' .. jobId
+  redis.call('HSET', jobKey, 'name', j.name, 'data', j.data, 'opts', j.opts, 'state', state,
+    'priority', j.priority, 'delay', j.delay, 'max_attempts', j.maxAttempts,
+    'attempts_made', 0, 'created_at', now, 'queued_at', now + j.delay)
+  if j.idem ~= '' then
+    redis.call('HSET', jobKey, 'idempotency_key', j.idem)
+    redis.call('SET', base .. 'idem:' .. j.idem, jobId, 'PX', idemTtl)
+  end
+  return jobId, true
+end
+

@@ -24,6 +24,8 @@ pub struct QueueKeys {
     pub limiter: String,
     pub schedules: String,
     pub schedules_next: String,
+    pub schedules_last: String,
+    pub schedules_wake: String,
 }
 
 impl QueueKeys {
@@ -46,6 +48,8 @@ impl QueueKeys {
             limiter: key("limiter"),
             schedules: key("schedules"),
             schedules_next: key("schedules:next"),
+            schedules_last: key("schedules:last"),
+            schedules_wake: key("schedules:wake"),
             base,
         }
     }

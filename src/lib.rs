@@ -20,11 +20,20 @@ fn shutdown_runtime(py: Python<'_>) {
     py.detach(|| runtime::shutdown(std::time::Duration::from_secs(2)));
 }
 
+/// Strict JSON text of a Python value (the serializer `add_job` uses), for callers that
+/// need a value's canonical JSON before sending it (e.g. schedule ids).
+#[pyfunction]
+fn to_json(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
+    let bytes = json::to_json(value, name)?;
+    Ok(String::from_utf8(bytes).expect("serde_json writes UTF-8"))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::NativeQueue>()?;
     m.add_class::<worker::NativeWorker>()?;
     m.add_function(wrap_pyfunction!(shutdown_runtime, m)?)?;
+    m.add_function(wrap_pyfunction!(to_json, m)?)?;
     m.add("LAYOUT_VERSION", keys::LAYOUT_VERSION)?;
     Ok(())
 }

@@ -36,6 +36,8 @@ type NewJob<'py> = (
 pub(crate) struct QueueCore {
     pub(crate) keys: QueueKeys,
     pub(crate) conn: RedisConn,
+    /// For blocking waits (the scheduler's), which would stall requests sharing `conn`.
+    blocking: RedisConn,
     max_payload_bytes: usize,
     idempotency_ttl_ms: u64,
 }
@@ -60,6 +62,7 @@ impl NativeQueue {
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
+        py: Python<'_>,
         name: &str,
         prefix: &str,
         url: String,
@@ -90,6 +93,7 @@ impl NativeQueue {
         Ok(Self {
             core: Arc::new(QueueCore {
                 keys: QueueKeys::new(prefix, name),
+                blocking: conn.for_blocking(py)?,
                 conn,
                 max_payload_bytes,
                 idempotency_ttl_ms,
@@ -309,6 +313,7 @@ impl NativeQueue {
                     .key(&keys.dlq)
                     .key(&keys.schedules)
                     .key(&keys.schedules_next)
+                    .key(&keys.schedules_last)
                     .arg(keys.base())
                     .arg(CLEANUP_BATCH)
                     .arg(&cursor);
@@ -363,6 +368,152 @@ impl NativeQueue {
         })
     }
 
+    /// Create or replace a schedule; resolves to its next run (ms).
+    fn upsert_schedule<'py>(
+        &self,
+        py: Python<'py>,
+        schedule_id: String,
+        definition: String,
+        signature: String,
+        first_run: i64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut inv = scripts::UPSERT_SCHEDULE.prepare_invoke();
+            inv.key(&keys.meta)
+                .key(&keys.schedules)
+                .key(&keys.schedules_next)
+                .key(&keys.schedules_wake)
+                .arg(LAYOUT_VERSION)
+                .arg(schedule_id)
+                .arg(definition)
+                .arg(signature)
+                .arg(first_run);
+            let next: i64 = core.conn.invoke(&inv).await?;
+            Ok(next)
+        })
+    }
+
+    /// Claim tick(s) of a due schedule; resolves to `(claimed, [(created job id, tick)])`.
+    fn claim_schedule<'py>(
+        &self,
+        py: Python<'py>,
+        schedule_id: String,
+        expected: i64,
+        next_run: i64,
+        ticks: Vec<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut inv = scripts::CLAIM_SCHEDULE.prepare_invoke();
+            inv.key(&keys.meta)
+                .key(&keys.schedules)
+                .key(&keys.schedules_next)
+                .key(&keys.schedules_last)
+                .key(&keys.id)
+                .key(&keys.wait)
+                .key(&keys.prioritized)
+                .key(&keys.delayed)
+                .key(&keys.priority_counter)
+                .key(&keys.marker)
+                .arg(keys.base())
+                .arg(LAYOUT_VERSION)
+                .arg(core.idempotency_ttl_ms)
+                .arg(schedule_id)
+                .arg(expected)
+                .arg(next_run)
+                .arg(ticks.len());
+            for tick in &ticks {
+                inv.arg(*tick);
+            }
+            let mut reply: Vec<Value> = core.conn.invoke(&inv).await?;
+            if reply.is_empty() {
+                return Err(JqError::Redis("empty reply from claim_schedule".into()).into());
+            }
+            let claimed: i64 = parse(reply.remove(0))?;
+            let created: Vec<(String, i64)> = parse(Value::Array(reply))?;
+            Ok((claimed == 1, created))
+        })
+    }
+
+    /// Resolves to `(server now, (id, next run, definition JSON) or None)`.
+    fn next_schedule<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut inv = scripts::NEXT_SCHEDULE.prepare_invoke();
+            inv.key(&keys.schedules).key(&keys.schedules_next);
+            let mut reply: Vec<Value> = core.conn.invoke(&inv).await?;
+            if reply.is_empty() {
+                return Err(JqError::Redis("empty reply from next_schedule".into()).into());
+            }
+            let now: i64 = parse(reply.remove(0))?;
+            if reply.is_empty() {
+                return Ok((now, None));
+            }
+            let head: (String, i64, String) = parse(Value::Array(reply))?;
+            Ok((now, Some(head)))
+        })
+    }
+
+    /// Resolves to `[(id, definition JSON, next run or -1, last run or -1), ...]`.
+    fn list_schedules<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut inv = scripts::LIST_SCHEDULES.prepare_invoke();
+            inv.key(&keys.schedules)
+                .key(&keys.schedules_next)
+                .key(&keys.schedules_last);
+            let rows: Vec<(String, String, i64, i64)> = core.conn.invoke(&inv).await?;
+            Ok(rows)
+        })
+    }
+
+    /// Resolves to True when the schedule existed.
+    fn unschedule<'py>(&self, py: Python<'py>, schedule_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = &core.keys;
+            let mut inv = scripts::UNSCHEDULE.prepare_invoke();
+            inv.key(&keys.schedules)
+                .key(&keys.schedules_next)
+                .key(&keys.schedules_last)
+                .arg(schedule_id);
+            let removed: i64 = core.conn.invoke(&inv).await?;
+            Ok(removed == 1)
+        })
+    }
+
+    /// Wait (without polling) until a schedule is added or changed, or `timeout_ms`
+    /// passes; resolves to True when woken by a change.
+    fn wait_schedule_change<'py>(
+        &self,
+        py: Python<'py>,
+        timeout_ms: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let seconds = (timeout_ms as f64 / 1000.0).max(0.001);
+            let mut cmd = redis::cmd("BLPOP");
+            cmd.arg(&core.keys.schedules_wake)
+                .arg(format!("{seconds:.3}"));
+            let popped: Value = core.blocking.query(&cmd).await?;
+            Ok(!matches!(popped, Value::Nil))
+        })
+    }
+
+    /// The Redis server's clock, in ms since the epoch.
+    fn server_time<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let (seconds, micros): (i64, i64) = core.conn.query(&redis::cmd("TIME")).await?;
+            Ok(seconds * 1000 + micros / 1000)
+        })
+    }
+
     /// Resolves to `(rtt_ms, redis_version, live_workers)`; raises when Redis is unreachable.
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
@@ -386,8 +537,9 @@ impl NativeQueue {
         })
     }
 
-    /// Drop the connection. Later calls would reconnect; `JobQueue` forbids them.
+    /// Drop the connections. Later calls would reconnect; `JobQueue` forbids them.
     fn close(&self) {
         self.core.conn.close();
+        self.core.blocking.close();
     }
 }

@@ -32,6 +32,11 @@ lua_script!(EXTEND_LOCKS, "extend_locks.lua");
 lua_script!(STALLED, "stalled.lua");
 lua_script!(UPDATE_JOB, "update_job.lua");
 lua_script!(RETRY_JOBS, "retry_jobs.lua");
+lua_script!(UPSERT_SCHEDULE, "upsert_schedule.lua");
+lua_script!(CLAIM_SCHEDULE, "claim_schedule.lua");
+lua_script!(NEXT_SCHEDULE, "next_schedule.lua");
+lua_script!(LIST_SCHEDULES, "list_schedules.lua");
+lua_script!(UNSCHEDULE, "unschedule.lua");
 
 #[cfg(test)]
 mod tests {

@@ -7,6 +7,8 @@
 //! so a processor that blocks the event loop cannot lose its locks.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -362,6 +364,7 @@ impl NativeWorker {
 
 /// Take jobs while slots are free; block on the wake-up marker when there are none.
 async fn fetch_loop(shared: Arc<Shared>) {
+    let mut marker_wait = None;
     loop {
         if !shared.fetching.load(Ordering::SeqCst) {
             return;
@@ -384,7 +387,7 @@ async fn fetch_loop(shared: Arc<Shared>) {
                     shared.slots.add_permits(want - taken);
                 }
                 if taken == 0 {
-                    wait_for_work(&shared, wait_ms).await;
+                    wait_for_work(&shared, wait_ms, &mut marker_wait).await;
                 }
             }
             Err(_) => {
@@ -523,18 +526,33 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
     Ok((taken, wait_ms.min(MAX_BLOCK_MS)))
 }
 
-/// Block on the wake-up marker (BLPOP) for at most `wait_ms`, or until stopped.
-async fn wait_for_work(shared: &Shared, wait_ms: u64) {
-    let seconds = (wait_ms as f64 / 1000.0).max(0.001);
-    let mut cmd = redis::cmd("BLPOP");
-    cmd.arg(&shared.queue.keys.marker)
-        .arg(format!("{seconds:.3}"));
+/// A BLPOP on the wake-up marker, kept across waits until Redis answers it.
+type MarkerWait = Pin<Box<dyn Future<Output = Result<redis::Value, JqError>> + Send>>;
+
+/// Wait until the marker says there may be work, `wait_ms` passes, or the worker stops.
+///
+/// Redis times a blocked BLPOP out only to within 1/hz (100 ms by default), too coarse for
+/// a delayed job's due time; so the due time is kept by a local timer and the BLPOP, with a
+/// long timeout, only reports new work. When the timer fires first the BLPOP stays pending
+/// (dropping it would let its answer swallow a later wake-up) and the next wait reuses it.
+async fn wait_for_work(shared: &Arc<Shared>, wait_ms: u64, pending: &mut Option<MarkerWait>) {
+    let marker_wait = pending.get_or_insert_with(|| {
+        let shared = shared.clone();
+        Box::pin(async move {
+            let mut cmd = redis::cmd("BLPOP");
+            cmd.arg(&shared.queue.keys.marker)
+                .arg(format!("{:.3}", MAX_BLOCK_MS as f64 / 1000.0));
+            shared.blocking.query::<redis::Value>(&cmd).await
+        })
+    });
     tokio::select! {
-        result = shared.blocking.query::<redis::Value>(&cmd) => {
+        result = marker_wait => {
+            *pending = None;
             if result.is_err() {
                 pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
             }
         }
+        _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
         _ = shared.stop_fetching.notified() => {}
     }
 }

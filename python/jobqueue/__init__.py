@@ -20,7 +20,7 @@ from .config import (
 )
 from .events import QueueEvent
 from .job import Job
-from .models import HealthReport, JobInfo, JobStatus, QueueStats
+from .models import HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
 from .queue import JobQueue
 from .redis_config import RedisConfig, TlsOptions
 
@@ -40,6 +40,7 @@ __all__ = [
     "RedisConfig",
     "Retention",
     "RetryConfig",
+    "ScheduleInfo",
     "TlsOptions",
     "WorkerConfig",
 ]

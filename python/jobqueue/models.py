@@ -44,6 +44,8 @@ class JobInfo:
     priority: int = 0
     logs: list[str] = field(default_factory=list)
     opts: dict[str, Any] = field(default_factory=dict)
+    schedule_id: str | None = None
+    scheduled_for: int | None = None
 
     @classmethod
     def from_redis(
@@ -70,6 +72,8 @@ class JobInfo:
             priority=int(fields.get("priority", 0)),
             logs=logs,
             opts=_json(fields.get("opts"), default={}),
+            schedule_id=fields.get("schedule_id"),
+            scheduled_for=_int(fields.get("scheduled_for")),
         )
 
 
@@ -107,3 +111,20 @@ class HealthReport:
 
     def __bool__(self) -> bool:
         return self.healthy
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """A recurring schedule. ``next_run_at`` / ``last_run_at`` are the tick times (ms, Redis
+    clock) of its next and latest run; ``last_run_at`` is None before the first."""
+
+    id: str
+    name: str
+    data: Any
+    cron: str | None
+    every: int | None
+    tz: str | None
+    next_run_at: int | None
+    last_run_at: int | None
+    jitter: int = 0
+    misfire: str = "skip"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -24,10 +25,20 @@ from .config import (
 )
 from .errors import InvalidOptionError, JobNotFoundError, JobQueueError, QueueClosedError
 from .events import EventEmitter, QueueEvent
-from .models import HealthReport, JobInfo, JobStatus, QueueStats
+from .models import HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
 from .redis_config import RedisConfig
+from .scheduler import (
+    ScheduleDefinition,
+    Scheduler,
+    check_cron,
+    check_misfire,
+    data_json,
+    time_zone,
+)
 from .worker import Processor, Worker
+
+logger = logging.getLogger("jobqueue")
 
 #: A job for ``add_jobs``: ``(name, data)`` or ``(name, data, options)``.
 JobSpec = tuple[str, Any] | tuple[str, Any, "JobOptions | Mapping[str, Any] | None"]
@@ -124,6 +135,7 @@ class JobQueue:
         self._resolved: dict[JobOptions, _Resolved] = {}
         self._processors: dict[str, Processor] = {}
         self._worker: Worker | None = None
+        self._scheduler: Scheduler | None = None
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._closed = False
         settings_ = self.config.settings
@@ -182,6 +194,9 @@ class JobQueue:
             worker = Worker(self, self._processors)
             await worker.start()
             self._worker = worker
+            if self.config.worker.scheduler:
+                self._scheduler = Scheduler(self, self._native)
+                self._scheduler.start()
 
     async def run_worker(self) -> None:
         """Process in the foreground until :meth:`close`."""
@@ -192,6 +207,13 @@ class JobQueue:
     @property
     def worker_id(self) -> str | None:
         return None if self._worker is None else self._worker.worker_id
+
+    def _report_error(self, exc: BaseException) -> None:
+        """An error of the queue's background work: ``QUEUE_ERROR``, or the log."""
+        if self._events.has_handlers(QueueEvent.QUEUE_ERROR):
+            self._events.emit(QueueEvent.QUEUE_ERROR, None, exc)
+        else:
+            logger.error("jobqueue: error in queue %r", self.name, exc_info=exc)
 
     # -- producing --------------------------------------------------------------------------
 
@@ -399,6 +421,125 @@ class JobQueue:
         v.boolean(include_delayed, "include_delayed")
         return await self._native.drain(include_delayed)
 
+    # -- scheduling -------------------------------------------------------------------------
+
+    async def schedule_job(
+        self,
+        name: str,
+        data: Any,
+        cron: str,
+        *,
+        tz: str | None = None,
+        schedule_id: str | None = None,
+        misfire: str = "skip",
+        max_catch_up: int = 100,
+        **job_options: Any,
+    ) -> str:
+        """A recurring job on a cron pattern (5 fields, or 6 with seconds first), in time
+        zone ``tz`` (default UTC). Returns the schedule id; the same name, data and pattern
+        again keep one schedule. See :mod:`jobqueue.scheduler` for DST and misfires."""
+        expression = check_cron(cron)
+        zone = None if tz is None else tz
+        time_zone(zone)  # validates
+        return await self._schedule(
+            name, data, job_options, schedule_id, misfire, max_catch_up,
+            cron=expression, tz=zone, every=None, jitter=0,
+        )  # fmt: skip
+
+    async def schedule_every(
+        self,
+        name: str,
+        data: Any,
+        interval_ms: int | timedelta,
+        *,
+        jitter: int | timedelta = 0,
+        schedule_id: str | None = None,
+        misfire: str = "skip",
+        max_catch_up: int = 100,
+        **job_options: Any,
+    ) -> str:
+        """A recurring job every ``interval_ms``; each run comes a random 0..``jitter`` ms
+        after the interval (so consecutive runs are interval..interval+jitter apart)."""
+        every = v.duration_ms(interval_ms, "interval_ms", minimum=1)
+        spread = v.duration_ms(jitter, "jitter")
+        if spread >= every:
+            raise InvalidOptionError(
+                "jitter", f"must be less than interval_ms ({every}), got {spread}"
+            )
+        return await self._schedule(
+            name, data, job_options, schedule_id, misfire, max_catch_up,
+            cron=None, tz=None, every=every, jitter=spread,
+        )  # fmt: skip
+
+    async def _schedule(
+        self,
+        name: str,
+        data: Any,
+        job_options: dict[str, Any],
+        schedule_id: str | None,
+        misfire: str,
+        max_catch_up: int,
+        *,
+        cron: str | None,
+        tz: str | None,
+        every: int | None,
+        jitter: int,
+    ) -> str:
+        self._check_open()
+        v.text(name, "name", max_length=1000)
+        check_misfire(misfire, max_catch_up)
+        if schedule_id is not None:
+            v.text(schedule_id, "schedule_id", max_length=256)
+        for per_job in ("job_id", "idempotency_key", "jitter"):
+            if per_job in job_options:
+                raise InvalidOptionError(per_job, "is set per tick by the schedule")
+        try:
+            options = JobOptions(**job_options)
+        except TypeError as exc:
+            raise InvalidOptionError("job_options", str(exc)) from None
+        resolved = self._resolve(options)
+        definition = ScheduleDefinition(
+            name=name,
+            data=data_json(name, data),
+            opts=resolved.opts_json,
+            priority=resolved.priority,
+            delay=resolved.delay,
+            max_attempts=resolved.attempts,
+            cron=cron,
+            tz=tz,
+            every=every,
+            jitter=jitter,
+            misfire=misfire,
+            max_catch_up=max_catch_up,
+        )
+        sid = schedule_id or definition.default_id()
+        now = await self._native.server_time()
+        await self._native.upsert_schedule(
+            sid, definition.to_json(), definition.signature, definition.first_run(now)
+        )
+        if self._scheduler is not None:
+            self._scheduler.schedules_changed()
+        return sid
+
+    async def unschedule(self, schedule_id: str) -> bool:
+        """Remove a schedule; returns False if there was none. Jobs it already enqueued
+        stay."""
+        self._check_open()
+        v.text(schedule_id, "schedule_id", max_length=256)
+        return await self._native.unschedule(schedule_id)
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """Every schedule of the queue, soonest next run first."""
+        self._check_open()
+        rows = await self._native.list_schedules()
+        infos = [
+            ScheduleDefinition.from_json(raw).info(sid, next_run, last_run)
+            for sid, raw, next_run, last_run in rows
+        ]
+        return sorted(infos, key=lambda i: (i.next_run_at is None, i.next_run_at or 0, i.id))
+
+    # -- recovery -----------------------------------------------------------------------------
+
     async def retry_job(self, job_id: str) -> None:
         """Move a failed or dead-lettered job back to waiting, its attempts reset."""
         self._check_open()
@@ -468,6 +609,8 @@ class JobQueue:
             return
         self._closed = True
         ms = None if timeout is None else v.duration_ms(timeout, "timeout")
+        if self._scheduler is not None:
+            await self._scheduler.stop()
         if self._worker is not None:
             await self._worker.close(ms)
         try:

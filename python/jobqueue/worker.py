@@ -245,10 +245,7 @@ class Worker:
         return JobQueueError(reason or "job failed")
 
     def _queue_error(self, exc: BaseException) -> None:
-        if self._events.has_handlers(QueueEvent.QUEUE_ERROR):
-            self._events.emit(QueueEvent.QUEUE_ERROR, None, exc)
-        else:
-            logger.error("jobqueue: worker error", exc_info=exc)
+        self._queue._report_error(exc)
 
     def _count(self, metric: str, name: str) -> None:
         metrics = self._queue.metrics

@@ -2,7 +2,7 @@
 -- until it reports done, so that a huge queue never blocks Redis for long. The meta hash
 -- (layout version, paused flag) and the id counters stay, so ids are never reused.
 -- KEYS: 1 wait, 2 prioritized, 3 delayed, 4 active, 5 completed, 6 failed, 7 dlq,
---       8 schedules, 9 schedule next-run index
+--       8 schedules, 9 schedule next-run index, 10 schedule last-run hash
 -- ARGV: 1 key base, 2 batch size, 3 scan cursor for idempotency keys
 -- Returns: {removed jobs, next cursor ("0" with removed = 0 means done)}
 local base, batch, cursor = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -28,7 +28,7 @@ if removed > 0 then
   return {removed, cursor}
 end
 
-redis.call('DEL', KEYS[8], KEYS[9])
+redis.call('DEL', KEYS[8], KEYS[9], KEYS[10])
 local scan = redis.call('SCAN', cursor, 'MATCH', base .. 'idem:*', 'COUNT', batch)
 for _, key in ipairs(scan[2]) do
   redis.call('DEL', key)

@@ -9,8 +9,11 @@ compare-and-set script that also enqueues the job, under the idempotency key
 ``schedule:<id>:<tick>``. However many schedulers race, one claim wins per tick.
 
 Time zones and DST: cron times are computed by croniter in the schedule's time zone
-(``tz``, an IANA name; default UTC). On a spring-forward day a tick inside the skipped hour
-does not happen; on a fall-back day a tick inside the repeated hour happens once.
+(``tz``, an IANA name; default UTC), as croniter does it. On a spring-forward day a tick
+inside the skipped hour runs at the first valid time after it (``30 2 * * *`` in New York
+runs at 03:00 on 2026-03-08); on a fall-back day a tick inside the repeated hour runs in
+both of its occurrences (``30 1 * * *`` runs at 01:30 EDT and at 01:30 EST on 2026-11-01).
+Use UTC schedules where that matters.
 
 Misfires (no scheduler ran when ticks were due): ``misfire="skip"`` (default) runs the
 schedule once for the latest missed tick, then continues on the pattern;

@@ -19,7 +19,7 @@ EXAMPLES = sorted(
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_runs(example: Path, redis_url: str) -> None:
     result = subprocess.run(
-        [sys.executable, example.name],
+        [sys.executable, example.name, "--demo"],
         cwd=example.parent,
         env={**os.environ, "REDIS_URL": redis_url},
         capture_output=True,

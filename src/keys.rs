@@ -54,6 +54,29 @@ impl QueueKeys {
         }
     }
 
+    /// The keys every script gets, in the order `lua/lib.lua` names them.
+    pub fn all(&self) -> [&str; 17] {
+        [
+            &self.meta,
+            &self.id,
+            &self.wait,
+            &self.prioritized,
+            &self.delayed,
+            &self.active,
+            &self.completed,
+            &self.failed,
+            &self.dlq,
+            &self.marker,
+            &self.priority_counter,
+            &self.limiter,
+            &self.workers,
+            &self.schedules,
+            &self.schedules_next,
+            &self.schedules_last,
+            &self.schedules_wake,
+        ]
+    }
+
     /// The common start of every key, passed to scripts that build job keys themselves.
     pub fn base(&self) -> &str {
         &self.base

@@ -117,16 +117,8 @@ impl NativeQueue {
     ) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         let keys = &core.keys;
-        let mut invocation = scripts::ADD_JOBS.prepare_invoke();
+        let mut invocation = scripts::invocation(&scripts::ADD_JOBS, keys);
         invocation
-            .key(&keys.meta)
-            .key(&keys.id)
-            .key(&keys.wait)
-            .key(&keys.prioritized)
-            .key(&keys.delayed)
-            .key(&keys.priority_counter)
-            .key(&keys.marker)
-            .arg(keys.base())
             .arg(LAYOUT_VERSION)
             .arg(core.idempotency_ttl_ms)
             .arg(jobs.len());
@@ -173,11 +165,8 @@ impl NativeQueue {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
-            let mut invocation = scripts::GET_JOB.prepare_invoke();
-            invocation
-                .key(&keys.meta)
-                .key(keys.job(&job_id))
-                .key(keys.job_logs(&job_id));
+            let mut invocation = scripts::invocation(&scripts::GET_JOB, keys);
+            invocation.arg(&job_id);
             let reply: Vec<Value> = core.conn.invoke(&invocation).await?;
             if reply.is_empty() {
                 return Ok(None);
@@ -198,19 +187,8 @@ impl NativeQueue {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
-            let mut invocation = scripts::GET_JOBS.prepare_invoke();
-            invocation
-                .key(&keys.meta)
-                .key(&keys.wait)
-                .key(&keys.prioritized)
-                .key(&keys.delayed)
-                .key(&keys.active)
-                .key(&keys.completed)
-                .key(&keys.failed)
-                .key(&keys.dlq)
-                .arg(keys.base())
-                .arg(&status)
-                .arg(limit);
+            let mut invocation = scripts::invocation(&scripts::GET_JOBS, keys);
+            invocation.arg(&status).arg(limit);
             let mut reply: Vec<Value> = core.conn.invoke(&invocation).await?;
             if reply.is_empty() {
                 return Err(JqError::Redis("empty reply from get_jobs".into()).into());
@@ -229,17 +207,7 @@ impl NativeQueue {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
-            let mut invocation = scripts::GET_STATS.prepare_invoke();
-            invocation
-                .key(&keys.meta)
-                .key(&keys.wait)
-                .key(&keys.prioritized)
-                .key(&keys.delayed)
-                .key(&keys.active)
-                .key(&keys.completed)
-                .key(&keys.failed)
-                .key(&keys.dlq)
-                .arg(keys.base());
+            let invocation = scripts::invocation(&scripts::GET_STATS, keys);
             let v: Vec<i64> = core.conn.invoke(&invocation).await?;
             if v.len() != 8 {
                 return Err(
@@ -254,17 +222,8 @@ impl NativeQueue {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
-            let mut invocation = scripts::REMOVE_JOB.prepare_invoke();
-            invocation
-                .key(&keys.wait)
-                .key(&keys.prioritized)
-                .key(&keys.delayed)
-                .key(&keys.completed)
-                .key(&keys.failed)
-                .key(&keys.dlq)
-                .key(keys.job(&job_id))
-                .key(keys.job_logs(&job_id))
-                .arg(&job_id);
+            let mut invocation = scripts::invocation(&scripts::REMOVE_JOB, keys);
+            invocation.arg(&job_id);
             let _: i64 = core.conn.invoke(&invocation).await?;
             Ok(())
         })
@@ -277,12 +236,8 @@ impl NativeQueue {
             let keys = &core.keys;
             let mut total: i64 = 0;
             loop {
-                let mut invocation = scripts::DRAIN.prepare_invoke();
+                let mut invocation = scripts::invocation(&scripts::DRAIN, keys);
                 invocation
-                    .key(&keys.wait)
-                    .key(&keys.prioritized)
-                    .key(&keys.delayed)
-                    .arg(keys.base())
                     .arg(CLEANUP_BATCH)
                     .arg(if include_delayed { "1" } else { "0" });
                 let (removed, left): (i64, i64) = core.conn.invoke(&invocation).await?;
@@ -302,21 +257,8 @@ impl NativeQueue {
             let mut total: i64 = 0;
             let mut cursor = "0".to_string();
             loop {
-                let mut invocation = scripts::CLEAR.prepare_invoke();
-                invocation
-                    .key(&keys.wait)
-                    .key(&keys.prioritized)
-                    .key(&keys.delayed)
-                    .key(&keys.active)
-                    .key(&keys.completed)
-                    .key(&keys.failed)
-                    .key(&keys.dlq)
-                    .key(&keys.schedules)
-                    .key(&keys.schedules_next)
-                    .key(&keys.schedules_last)
-                    .arg(keys.base())
-                    .arg(CLEANUP_BATCH)
-                    .arg(&cursor);
+                let mut invocation = scripts::invocation(&scripts::CLEAR, keys);
+                invocation.arg(CLEANUP_BATCH).arg(&cursor);
                 let (removed, next): (i64, String) = core.conn.invoke(&invocation).await?;
                 total += removed;
                 if removed == 0 && next == "0" {
@@ -330,11 +272,8 @@ impl NativeQueue {
     fn set_paused<'py>(&self, py: Python<'py>, paused: bool) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         into_awaitable(py, async move {
-            let mut invocation = scripts::SET_PAUSED.prepare_invoke();
-            invocation
-                .key(&core.keys.meta)
-                .key(&core.keys.marker)
-                .arg(if paused { "1" } else { "0" });
+            let mut invocation = scripts::invocation(&scripts::SET_PAUSED, &core.keys);
+            invocation.arg(if paused { "1" } else { "0" });
             let _: i64 = core.conn.invoke(&invocation).await?;
             Ok(())
         })
@@ -352,17 +291,8 @@ impl NativeQueue {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
-            let mut invocation = scripts::RETRY_JOBS.prepare_invoke();
-            invocation
-                .key(&keys.wait)
-                .key(&keys.prioritized)
-                .key(&keys.failed)
-                .key(&keys.dlq)
-                .key(&keys.marker)
-                .key(&keys.priority_counter)
-                .arg(keys.base())
-                .arg(&mode)
-                .arg(&target);
+            let mut invocation = scripts::invocation(&scripts::RETRY_JOBS, keys);
+            invocation.arg(&mode).arg(&target);
             let ids: Vec<String> = core.conn.invoke(&invocation).await?;
             Ok(ids)
         })
@@ -380,12 +310,8 @@ impl NativeQueue {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
-            let mut inv = scripts::UPSERT_SCHEDULE.prepare_invoke();
-            inv.key(&keys.meta)
-                .key(&keys.schedules)
-                .key(&keys.schedules_next)
-                .key(&keys.schedules_wake)
-                .arg(LAYOUT_VERSION)
+            let mut inv = scripts::invocation(&scripts::UPSERT_SCHEDULE, keys);
+            inv.arg(LAYOUT_VERSION)
                 .arg(schedule_id)
                 .arg(definition)
                 .arg(signature)
@@ -407,19 +333,8 @@ impl NativeQueue {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
-            let mut inv = scripts::CLAIM_SCHEDULE.prepare_invoke();
-            inv.key(&keys.meta)
-                .key(&keys.schedules)
-                .key(&keys.schedules_next)
-                .key(&keys.schedules_last)
-                .key(&keys.id)
-                .key(&keys.wait)
-                .key(&keys.prioritized)
-                .key(&keys.delayed)
-                .key(&keys.priority_counter)
-                .key(&keys.marker)
-                .arg(keys.base())
-                .arg(LAYOUT_VERSION)
+            let mut inv = scripts::invocation(&scripts::CLAIM_SCHEDULE, keys);
+            inv.arg(LAYOUT_VERSION)
                 .arg(core.idempotency_ttl_ms)
                 .arg(schedule_id)
                 .arg(expected)
@@ -443,8 +358,7 @@ impl NativeQueue {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
-            let mut inv = scripts::NEXT_SCHEDULE.prepare_invoke();
-            inv.key(&keys.schedules).key(&keys.schedules_next);
+            let inv = scripts::invocation(&scripts::NEXT_SCHEDULE, keys);
             let mut reply: Vec<Value> = core.conn.invoke(&inv).await?;
             if reply.is_empty() {
                 return Err(JqError::Redis("empty reply from next_schedule".into()).into());
@@ -463,10 +377,7 @@ impl NativeQueue {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
-            let mut inv = scripts::LIST_SCHEDULES.prepare_invoke();
-            inv.key(&keys.schedules)
-                .key(&keys.schedules_next)
-                .key(&keys.schedules_last);
+            let inv = scripts::invocation(&scripts::LIST_SCHEDULES, keys);
             let rows: Vec<(String, String, i64, i64)> = core.conn.invoke(&inv).await?;
             Ok(rows)
         })
@@ -477,11 +388,8 @@ impl NativeQueue {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
-            let mut inv = scripts::UNSCHEDULE.prepare_invoke();
-            inv.key(&keys.schedules)
-                .key(&keys.schedules_next)
-                .key(&keys.schedules_last)
-                .arg(schedule_id);
+            let mut inv = scripts::invocation(&scripts::UNSCHEDULE, keys);
+            inv.arg(schedule_id);
             let removed: i64 = core.conn.invoke(&inv).await?;
             Ok(removed == 1)
         })
@@ -530,8 +438,7 @@ impl NativeQueue {
                 .unwrap_or("unknown")
                 .trim()
                 .to_string();
-            let mut invocation = scripts::HEALTH.prepare_invoke();
-            invocation.key(&core.keys.workers);
+            let invocation = scripts::invocation(&scripts::HEALTH, &core.keys);
             let workers: i64 = core.conn.invoke(&invocation).await?;
             Ok((rtt_ms, version, workers))
         })

@@ -4,7 +4,9 @@
 
 use std::sync::LazyLock;
 
-use redis::Script;
+use redis::{Script, ScriptInvocation};
+
+use crate::keys::QueueKeys;
 
 macro_rules! lua_script {
     ($name:ident, $file:literal) => {
@@ -15,6 +17,17 @@ macro_rules! lua_script {
             ))
         });
     };
+}
+
+/// An invocation of `script` on a queue: every script gets all of the queue's keys and the
+/// key base as its first argument (see `lua/lib.lua`); callers add the rest.
+pub fn invocation(script: &'static Script, keys: &QueueKeys) -> ScriptInvocation<'static> {
+    let mut inv = script.prepare_invoke();
+    for key in keys.all() {
+        inv.key(key);
+    }
+    inv.arg(keys.base());
+    inv
 }
 
 lua_script!(ADD_JOBS, "add_jobs.lua");
@@ -46,18 +59,8 @@ mod tests {
 
     /// (job id, name, priority, delay) -> the add_jobs invocation for those jobs.
     fn add(keys: &QueueKeys, jobs: &[(&str, &str, u32, u64)]) -> redis::ScriptInvocation<'static> {
-        let mut inv = ADD_JOBS.prepare_invoke();
-        inv.key(&keys.meta)
-            .key(&keys.id)
-            .key(&keys.wait)
-            .key(&keys.prioritized)
-            .key(&keys.delayed)
-            .key(&keys.priority_counter)
-            .key(&keys.marker)
-            .arg(keys.base())
-            .arg(LAYOUT_VERSION)
-            .arg(60_000)
-            .arg(jobs.len());
+        let mut inv = invocation(&ADD_JOBS, keys);
+        inv.arg(LAYOUT_VERSION).arg(60_000).arg(jobs.len());
         for (id, name, priority, delay) in jobs {
             inv.arg(*id)
                 .arg(*name)
@@ -164,11 +167,7 @@ mod tests {
         let _: Vec<(String, i64, i64)> = add(&keys, &jobs).invoke(&mut con).unwrap();
         let mut rounds = 0;
         loop {
-            let (removed, left): (i64, i64) = DRAIN
-                .key(&keys.wait)
-                .key(&keys.prioritized)
-                .key(&keys.delayed)
-                .arg(keys.base())
+            let (removed, left): (i64, i64) = invocation(&DRAIN, &keys)
                 .arg(10)
                 .arg("0")
                 .invoke(&mut con)

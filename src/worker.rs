@@ -80,6 +80,9 @@ struct Ack {
     kind: AckKind,
 }
 
+/// A job as the fetch script returns it: (id, token, name, data JSON, opts JSON, attempts
+/// made, created_at, progress JSON).
+type FetchedJob = (String, String, String, String, String, u32, i64, String);
 /// A job handed to Python: (id, token, name, data JSON, opts JSON, attempts made,
 /// created_at, processed_at, progress JSON).
 type JobTuple = (
@@ -303,9 +306,8 @@ impl NativeWorker {
                 return Ok(false);
             };
             let keys = &queue.keys;
-            let mut inv = scripts::UPDATE_JOB.prepare_invoke();
-            inv.key(keys.job(&job_id))
-                .key(keys.job_logs(&job_id))
+            let mut inv = scripts::invocation(&scripts::UPDATE_JOB, keys);
+            inv.arg(&job_id)
                 .arg(token)
                 .arg(kind)
                 .arg(payload)
@@ -411,17 +413,8 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
     let keys = &shared.queue.keys;
     let s = &shared.settings;
     let seq = shared.fetch_seq.fetch_add(1, Ordering::Relaxed);
-    let mut inv = scripts::FETCH.prepare_invoke();
-    inv.key(&keys.meta)
-        .key(&keys.wait)
-        .key(&keys.prioritized)
-        .key(&keys.delayed)
-        .key(&keys.active)
-        .key(&keys.limiter)
-        .key(&keys.marker)
-        .key(&keys.priority_counter)
-        .arg(keys.base())
-        .arg(want)
+    let mut inv = scripts::invocation(&scripts::FETCH, keys);
+    inv.arg(want)
         .arg(s.lock_duration_ms)
         .arg(format!("{}-{seq}", shared.worker_id))
         .arg(s.limiter_max)
@@ -440,17 +433,9 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
     let limited_for = next_i64()?;
     let mut taken = 0;
     for value in reply {
-        let (id, token, name, data, opts_json, attempts_made, created_at, progress): (
-            String,
-            String,
-            String,
-            String,
-            String,
-            u32,
-            i64,
-            String,
-        ) = redis::FromRedisValue::from_redis_value(value)
-            .map_err(|e| JqError::Redis(format!("bad fetch reply: {e}")))?;
+        let (id, token, name, data, opts_json, attempts_made, created_at, progress): FetchedJob =
+            redis::FromRedisValue::from_redis_value(value)
+                .map_err(|e| JqError::Redis(format!("bad fetch reply: {e}")))?;
         taken += 1;
         match serde_json::from_str::<JobOpts>(&opts_json) {
             Ok(opts) => {
@@ -676,18 +661,8 @@ async fn write_acks(shared: &Shared, batch: Vec<Ack>) -> Result<(), JqError> {
         return Ok(());
     }
     let keys = &shared.queue.keys;
-    let mut inv = scripts::ACK.prepare_invoke();
-    inv.key(&keys.active)
-        .key(&keys.wait)
-        .key(&keys.prioritized)
-        .key(&keys.delayed)
-        .key(&keys.completed)
-        .key(&keys.failed)
-        .key(&keys.dlq)
-        .key(&keys.marker)
-        .key(&keys.priority_counter)
-        .arg(keys.base())
-        .arg(entries.len());
+    let mut inv = scripts::invocation(&scripts::ACK, keys);
+    inv.arg(entries.len());
     for (id, token, _, _, _, d) in &entries {
         let (count, age) = d.keep.args();
         inv.arg(id)
@@ -745,11 +720,8 @@ async fn renew(shared: &Shared) -> Result<(), JqError> {
         .collect();
     // A worker is alive while its heartbeat deadline (two renew periods ahead) holds.
     let heartbeat = shared.settings.lock_renew_ms * 2 + 1000;
-    let mut inv = scripts::EXTEND_LOCKS.prepare_invoke();
-    inv.key(&keys.active)
-        .key(&keys.workers)
-        .arg(keys.base())
-        .arg(shared.settings.lock_duration_ms)
+    let mut inv = scripts::invocation(&scripts::EXTEND_LOCKS, keys);
+    inv.arg(shared.settings.lock_duration_ms)
         .arg(&shared.worker_id)
         .arg(heartbeat);
     for (id, token) in &held {
@@ -767,11 +739,8 @@ async fn renew(shared: &Shared) -> Result<(), JqError> {
 
 async fn leave_registry(shared: &Shared) {
     let keys = &shared.queue.keys;
-    let mut inv = scripts::EXTEND_LOCKS.prepare_invoke();
-    inv.key(&keys.active)
-        .key(&keys.workers)
-        .arg(keys.base())
-        .arg(shared.settings.lock_duration_ms)
+    let mut inv = scripts::invocation(&scripts::EXTEND_LOCKS, keys);
+    inv.arg(shared.settings.lock_duration_ms)
         .arg(&shared.worker_id)
         .arg(-1);
     let _: Result<Vec<String>, _> = shared.queue.conn.invoke(&inv).await;
@@ -791,16 +760,8 @@ async fn stalled_loop(shared: Arc<Shared>) {
 
 async fn sweep(shared: &Shared) -> Result<(), JqError> {
     let keys = &shared.queue.keys;
-    let mut inv = scripts::STALLED.prepare_invoke();
-    inv.key(&keys.active)
-        .key(&keys.wait)
-        .key(&keys.prioritized)
-        .key(&keys.failed)
-        .key(&keys.dlq)
-        .key(&keys.marker)
-        .key(&keys.priority_counter)
-        .arg(keys.base())
-        .arg(shared.settings.max_stalled_count)
+    let mut inv = scripts::invocation(&scripts::STALLED, keys);
+    inv.arg(shared.settings.max_stalled_count)
         .arg(if shared.settings.dlq_enabled {
             "1"
         } else {

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
+from jobqueue import Backoff, JobQueue
 from jobqueue.testing import RedisServer, redis_command
 
 
@@ -29,3 +31,20 @@ def redis_url(redis_server: RedisServer) -> str:
 def queue_name(request: pytest.FixtureRequest) -> str:
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40]
     return f"{base}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+async def make_queue(redis_url: str, queue_name: str) -> AsyncIterator[Callable[..., JobQueue]]:
+    """Make JobQueues on the test's queue (closed at the end), retrying after 20 ms by
+    default so that tests of retries run fast."""
+    made: list[JobQueue] = []
+
+    def make(**kwargs: Any) -> JobQueue:
+        kwargs.setdefault("default_job_options", {"backoff": Backoff.fixed(20)})
+        q = JobQueue(queue_name, redis=redis_url, **kwargs)
+        made.append(q)
+        return q
+
+    yield make
+    for q in made:
+        await q.close(timeout=5000)

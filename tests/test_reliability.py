@@ -8,32 +8,14 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from jobqueue import Backoff, JobQueue, JobStatus, QueueSettings, RateLimit, WorkerConfig
+from jobqueue import JobQueue, JobStatus, QueueSettings, RateLimit, WorkerConfig
 from jobqueue.job import Job
 from jobqueue.testing import redis_command
 
 from .helpers import eventually, port_of
-
-
-@pytest.fixture
-async def make_queue(redis_url: str, queue_name: str) -> AsyncIterator[Callable[..., JobQueue]]:
-    made: list[JobQueue] = []
-
-    def make(**kwargs: Any) -> JobQueue:
-        kwargs.setdefault("default_job_options", {"backoff": Backoff.fixed(20)})
-        q = JobQueue(queue_name, redis=redis_url, **kwargs)
-        made.append(q)
-        return q
-
-    yield make
-    for q in made:
-        await q.close(timeout=5000)
 
 
 async def _true(value: bool) -> bool:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -111,20 +111,6 @@ def test_interval_jitter_stays_inside_the_window() -> None:
 
 
 # -- against Redis -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def make_queue(redis_url: str, queue_name: str) -> AsyncIterator[Callable[..., JobQueue]]:
-    made: list[JobQueue] = []
-
-    def make(**kwargs: Any) -> JobQueue:
-        q = JobQueue(queue_name, redis=redis_url, **kwargs)
-        made.append(q)
-        return q
-
-    yield make
-    for q in made:
-        await q.close(timeout=5000)
 
 
 async def test_bad_schedules_write_nothing(

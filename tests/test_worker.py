@@ -31,21 +31,6 @@ FAST = {"backoff": Backoff.fixed(20)}
 
 
 @pytest.fixture
-async def make_queue(redis_url: str, queue_name: str) -> Any:
-    made: list[JobQueue] = []
-
-    def make(**kwargs: Any) -> JobQueue:
-        kwargs.setdefault("default_job_options", FAST)
-        q = JobQueue(queue_name, redis=redis_url, **kwargs)
-        made.append(q)
-        return q
-
-    yield make
-    for q in made:
-        await q.close(timeout=5000)
-
-
-@pytest.fixture
 async def queue(make_queue: Callable[..., JobQueue]) -> AsyncIterator[JobQueue]:
     q = make_queue()
     yield q

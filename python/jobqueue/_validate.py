@@ -7,9 +7,12 @@ in the form ``"delay must be >= 0, got -5"``.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from .errors import InvalidOptionError
+
+E = TypeVar("E", bound=Enum)
 
 Duration = int | timedelta
 """A duration: integer milliseconds, or a ``timedelta``."""
@@ -81,3 +84,12 @@ def boolean(value: object, field: str) -> bool:
 def stored_ms(value: Duration, field: str = "duration") -> int:
     """A duration that a config object has already normalised to ms (typed as Duration)."""
     return value if isinstance(value, int) else duration_ms(value, field)
+
+
+def member(kind: type[E], value: object, field: str) -> E:
+    """The member of enum ``kind`` with this value (or the member itself)."""
+    try:
+        return kind(value)
+    except ValueError:
+        names = ", ".join(str(m.value) for m in kind)
+        raise InvalidOptionError(field, f"must be one of {names}, got {value!r}") from None

@@ -49,11 +49,7 @@ def _takes_job_only(handler: Handler) -> bool:
 
 
 def coerce_event(event: object) -> QueueEvent:
-    try:
-        return QueueEvent(event)
-    except ValueError:
-        names = ", ".join(e.value for e in QueueEvent)
-        raise InvalidOptionError("event", f"must be one of {names}, got {event!r}") from None
+    return v.member(QueueEvent, event, "event")
 
 
 class EventEmitter:

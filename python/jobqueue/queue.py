@@ -63,11 +63,7 @@ def _prefix(prefix: object) -> str:
 
 
 def _status(status: object) -> JobStatus:
-    try:
-        return JobStatus(status)
-    except ValueError:
-        names = ", ".join(s.value for s in JobStatus)
-        raise InvalidOptionError("status", f"must be one of {names}, got {status!r}") from None
+    return v.member(JobStatus, status, "status")
 
 
 class _Resolved:

@@ -2,24 +2,18 @@
 -- compare-and-set of the schedule's next run: of any number of schedulers that found the
 -- same tick due, exactly one moves it on and enqueues; the others get 0. Each job also
 -- carries the idempotency key `schedule:<id>:<tick>`, so a tick can never enqueue twice.
--- KEYS: 1 meta, 2 schedules, 3 schedule next-run index, 4 schedule last-run hash,
---       5 id counter, 6 wait, 7 prioritized, 8 delayed, 9 priority counter, 10 marker
--- ARGV: 1 key base, 2 layout version, 3 idempotency ttl ms, 4 schedule id,
+-- ARGV: 2 layout version, 3 idempotency ttl ms, 4 schedule id,
 --       5 expected next run, 6 new next run, 7 tick count, then the tick times (ms)
 -- Returns: {1, created job id, its tick, ...} when claimed, {0} when another scheduler was
 -- first or the schedule is gone.
-local meta, schedules, nextRuns, lastRuns, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
-  KEYS[10]
-local q = {idKey = KEYS[5], wait = KEYS[6], prioritized = KEYS[7], delayed = KEYS[8],
-  prioCounter = KEYS[9]}
-local base, idemTtl, id = ARGV[1], ARGV[3], ARGV[4]
+local idemTtl, id = ARGV[3], ARGV[4]
 local expected, nextRun, ticks = tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 
-local refused = checkLayout(meta, ARGV[2])
+local refused = checkLayout(ARGV[2])
 if refused then return refused end
 
-local current = redis.call('ZSCORE', nextRuns, id)
-local raw = redis.call('HGET', schedules, id)
+local current = redis.call('ZSCORE', K.schedulesNext, id)
+local raw = redis.call('HGET', K.schedules, id)
 if not current or not raw or tonumber(current) ~= expected then
   return {0}
 end
@@ -28,20 +22,20 @@ local now = serverNow()
 local out = {1}
 for i = 1, ticks do
   local tick = ARGV[7 + i]
-  local jobId, created = enqueueJob(base, q, {
+  local jobId, created = enqueueJob({
     id = '', name = def['name'], data = def['data'], opts = def['opts'],
     priority = def['priority'], delay = def['delay'], maxAttempts = def['max_attempts'],
     idem = 'schedule:' .. id .. ':' .. tick,
   }, now, idemTtl)
   if created then
-    redis.call('HSET', base .. 'job:' .. jobId, 'schedule_id', id, 'scheduled_for', tick)
+    redis.call('HSET', jobKey(jobId), 'schedule_id', id, 'scheduled_for', tick)
     out[#out + 1] = jobId
     out[#out + 1] = tonumber(tick)
   end
-  redis.call('HSET', lastRuns, id, tick)
+  redis.call('HSET', K.schedulesLast, id, tick)
 end
-redis.call('ZADD', nextRuns, nextRun, id)
+redis.call('ZADD', K.schedulesNext, nextRun, id)
 if #out > 1 then
-  wakeWorkers(marker)
+  wakeWorkers()
 end
 return out

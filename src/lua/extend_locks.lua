@@ -1,26 +1,23 @@
 -- Renew the locks of a worker's active jobs, and its heartbeat in the workers registry.
--- KEYS: 1 active, 2 workers (zset: worker id -> heartbeat deadline)
--- ARGV: 1 key base, 2 lock duration ms, 3 worker id, 4 heartbeat ms (-1: leave the
+-- ARGV: 2 lock duration ms, 3 worker id, 4 heartbeat ms (-1: leave the
 --       registry), then pairs: job id, lock token
 -- Returns: the ids whose lock the worker no longer holds.
-local active, workers = KEYS[1], KEYS[2]
-local base, lockDuration, workerId, heartbeat = ARGV[1], tonumber(ARGV[2]), ARGV[3],
-  tonumber(ARGV[4])
+local lockDuration, workerId, heartbeat = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local now = serverNow()
 local deadline = now + lockDuration
 local lost = {}
 for i = 5, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  if redis.call('HGET', base .. 'job:' .. id, 'lock') == token then
-    redis.call('ZADD', active, 'XX', deadline, id)
+  if redis.call('HGET', jobKey(id), 'lock') == token then
+    redis.call('ZADD', K.active, 'XX', deadline, id)
   else
     lost[#lost + 1] = id
   end
 end
 if heartbeat < 0 then
-  redis.call('ZREM', workers, workerId)
+  redis.call('ZREM', K.workers, workerId)
 else
-  redis.call('ZADD', workers, now + heartbeat, workerId)
+  redis.call('ZADD', K.workers, now + heartbeat, workerId)
 end
-redis.call('ZREMRANGEBYSCORE', workers, '-inf', now - 1)
+redis.call('ZREMRANGEBYSCORE', K.workers, '-inf', now - 1)
 return lost

@@ -1,40 +1,34 @@
 -- Take up to N jobs for a worker: promote due delayed jobs, honour pause and the rate
 -- limiter, then move jobs to active, each under its own lock token and deadline.
--- KEYS: 1 meta, 2 wait, 3 prioritized, 4 delayed, 5 active, 6 limiter, 7 marker,
---       8 priority counter
--- ARGV: 1 key base, 2 max jobs, 3 lock duration ms, 4 token prefix (unique per call),
+-- ARGV: 2 max jobs, 3 lock duration ms, 4 token prefix (unique per call),
 --       5 limiter max (0 = no limit), 6 limiter window ms
 -- Returns: {now, next delayed due time (-1: none), ms until the limiter reopens (0: open),
 --           {id, token, name, data, opts, attempts_made, created_at, progress}...}
-local meta, wait, prioritized, delayed, active, limiter, marker, prioCounter =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local base, maxJobs, lockDuration, tokenPrefix = ARGV[1], tonumber(ARGV[2]),
-  tonumber(ARGV[3]), ARGV[4]
+local maxJobs, lockDuration, tokenPrefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limitMax, limitWindow = tonumber(ARGV[5]), tonumber(ARGV[6])
 
 local now = serverNow()
 
 -- Due delayed jobs (new ones, and retries after their backoff) become waiting.
-local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)
+local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
-  local jobKey = base .. 'job:' .. id
-  local priority = tonumber(redis.call('HGET', jobKey, 'priority') or '0')
-  pushWaiting(wait, prioritized, prioCounter, id, priority, false)
-  redis.call('HSET', jobKey, 'state', 'waiting')
-  redis.call('ZREM', delayed, id)
+  local priority = tonumber(redis.call('HGET', jobKey(id), 'priority') or '0')
+  pushWaiting(id, priority, false)
+  redis.call('HSET', jobKey(id), 'state', 'waiting')
+  redis.call('ZREM', K.delayed, id)
 end
 
 local take = maxJobs
-if redis.call('HEXISTS', meta, 'paused') == 1 then
+if redis.call('HEXISTS', K.meta, 'paused') == 1 then
   take = 0
 end
 local limitedFor = 0
 if take > 0 and limitMax > 0 then
-  local used = tonumber(redis.call('GET', limiter) or '0')
+  local used = tonumber(redis.call('GET', K.limiter) or '0')
   if used >= limitMax then
-    limitedFor = redis.call('PTTL', limiter)
+    limitedFor = redis.call('PTTL', K.limiter)
     if limitedFor < 0 then
-      redis.call('DEL', limiter)  -- a window without expiry would block forever
+      redis.call('DEL', K.limiter)  -- a window without expiry would block forever
       limitedFor = 0
     else
       take = 0
@@ -46,9 +40,9 @@ end
 
 local ids = {}
 if take > 0 then
-  ids = redis.call('LPOP', wait, take) or {}
+  ids = redis.call('LPOP', K.wait, take) or {}
   if #ids < take then
-    local popped = redis.call('ZPOPMIN', prioritized, take - #ids)
+    local popped = redis.call('ZPOPMIN', K.prioritized, take - #ids)
     for i = 1, #popped, 2 do
       ids[#ids + 1] = popped[i]
     end
@@ -58,32 +52,32 @@ end
 local out = {now, -1, limitedFor}
 local deadline = now + lockDuration
 for _, id in ipairs(ids) do
-  local jobKey = base .. 'job:' .. id
+  local key = jobKey(id)
   local token = tokenPrefix .. ':' .. id
-  redis.call('HINCRBY', jobKey, 'attempts_made', 1)
-  redis.call('HSET', jobKey, 'state', 'active', 'lock', token, 'processed_at', now)
-  redis.call('ZADD', active, deadline, id)
-  local f = redis.call('HMGET', jobKey, 'name', 'data', 'opts', 'attempts_made', 'created_at',
+  redis.call('HINCRBY', key, 'attempts_made', 1)
+  redis.call('HSET', key, 'state', 'active', 'lock', token, 'processed_at', now)
+  redis.call('ZADD', K.active, deadline, id)
+  local f = redis.call('HMGET', key, 'name', 'data', 'opts', 'attempts_made', 'created_at',
     'progress')
   out[#out + 1] = {id, token, f[1], f[2], f[3], f[4], f[5], f[6] or ''}
 end
 
 if #ids > 0 and limitMax > 0 then
-  if redis.call('INCRBY', limiter, #ids) == #ids then
-    redis.call('PEXPIRE', limiter, limitWindow)  -- the window opens with its first job
+  if redis.call('INCRBY', K.limiter, #ids) == #ids then
+    redis.call('PEXPIRE', K.limiter, limitWindow)  -- the window opens with its first job
   end
 end
 
 -- Leave the marker for the next idle worker while jobs remain; drop it otherwise.
-if redis.call('LLEN', wait) + redis.call('ZCARD', prioritized) > 0 then
+if redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) > 0 then
   if take > 0 then
-    wakeWorkers(marker)
+    wakeWorkers()
   end
 else
-  redis.call('DEL', marker)
+  redis.call('DEL', K.marker)
 end
 
-local nextDue = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+local nextDue = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
 if #nextDue > 0 then
   out[2] = tonumber(nextDue[2])
 end

@@ -1,8 +1,5 @@
 -- Counts of every status and the queue's lag.
--- KEYS: 1 meta, 2 wait, 3 prioritized, 4 delayed, 5 active, 6 completed, 7 failed, 8 dlq
--- ARGV: 1 key base
 -- Returns: {waiting, active, completed, failed, delayed, dlq, paused (1/0), latency ms}
-local base = ARGV[1]
 -- Priority levels inspected for the oldest prioritized job; beyond this the lag is a
 -- lower bound (a queue rarely uses more distinct priorities).
 local MAX_LEVELS = 64
@@ -12,7 +9,7 @@ local now = serverNow()
 local oldest = nil
 local function consider(id)
   if id then
-    local queuedAt = tonumber(redis.call('HGET', base .. 'job:' .. id, 'queued_at'))
+    local queuedAt = tonumber(redis.call('HGET', jobKey(id), 'queued_at'))
     if queuedAt and (oldest == nil or queuedAt < oldest) then
       oldest = queuedAt
     end
@@ -20,12 +17,12 @@ local function consider(id)
 end
 
 -- The list is FIFO, so its head is its oldest job.
-consider(redis.call('LINDEX', KEYS[2], 0))
+consider(redis.call('LINDEX', K.wait, 0))
 -- Within one priority level the zset is FIFO too: the first job of each level is that
 -- level's oldest.
 local from = '-inf'
 for _ = 1, MAX_LEVELS do
-  local head = redis.call('ZRANGEBYSCORE', KEYS[3], from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  local head = redis.call('ZRANGEBYSCORE', K.prioritized, from, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   if #head == 0 then break end
   consider(head[1])
   local level = math.floor(tonumber(head[2]) / PRIORITY_SHIFT)
@@ -35,12 +32,12 @@ end
 local latency = 0
 if oldest then latency = math.max(0, now - oldest) end
 return {
-  redis.call('LLEN', KEYS[2]) + redis.call('ZCARD', KEYS[3]),
-  redis.call('ZCARD', KEYS[5]),
-  redis.call('ZCARD', KEYS[6]),
-  redis.call('ZCARD', KEYS[7]),
-  redis.call('ZCARD', KEYS[4]),
-  redis.call('ZCARD', KEYS[8]),
-  redis.call('HEXISTS', KEYS[1], 'paused'),
+  redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized),
+  redis.call('ZCARD', K.active),
+  redis.call('ZCARD', K.completed),
+  redis.call('ZCARD', K.failed),
+  redis.call('ZCARD', K.delayed),
+  redis.call('ZCARD', K.dlq),
+  redis.call('HEXISTS', K.meta, 'paused'),
   latency,
 }

@@ -1,5 +1,20 @@
 -- Helpers shared by the scripts: prepended to each script at compile time (scripts.rs).
 
+-- Every script gets the same keys, in this order (QueueKeys::all in keys.rs), and the key
+-- base ("prefix:{queue}:") as ARGV[1]; a job's keys are built from the base. All of them
+-- share the queue's hash tag, so every script stays atomic on a Redis Cluster.
+local K = {
+  meta = KEYS[1], id = KEYS[2], wait = KEYS[3], prioritized = KEYS[4], delayed = KEYS[5],
+  active = KEYS[6], completed = KEYS[7], failed = KEYS[8], dlq = KEYS[9], marker = KEYS[10],
+  prioCounter = KEYS[11], limiter = KEYS[12], workers = KEYS[13], schedules = KEYS[14],
+  schedulesNext = KEYS[15], schedulesLast = KEYS[16], schedulesWake = KEYS[17],
+}
+local BASE = ARGV[1]
+
+local function jobKey(id)
+  return BASE .. 'job:' .. id
+end
+
 -- Priority score: priority in the high bits, a counter in the low 32 bits keeps FIFO order
 -- within one priority (exact in a double up to priority 2^21 - 1).
 local PRIORITY_SHIFT = 4294967296
@@ -10,44 +25,59 @@ local function serverNow()
 end
 
 -- Wake one blocked worker; a worker that takes jobs and leaves some behind wakes the next.
-local function wakeWorkers(marker)
-  if redis.call('LLEN', marker) == 0 then
-    redis.call('RPUSH', marker, '1')
+local function wakeWorkers()
+  if redis.call('LLEN', K.marker) == 0 then
+    redis.call('RPUSH', K.marker, '1')
   end
 end
 
 -- Make a job waiting: priority 0 on the FIFO list, others on the priority zset.
 -- `front` puts it before the others of its priority (a stalled job runs next).
-local function pushWaiting(wait, prioritized, prioCounter, id, priority, front)
+local function pushWaiting(id, priority, front)
   if priority > 0 then
     local seq = 0
     if not front then
-      seq = redis.call('INCR', prioCounter) % PRIORITY_SHIFT
+      seq = redis.call('INCR', K.prioCounter) % PRIORITY_SHIFT
     end
-    redis.call('ZADD', prioritized, priority * PRIORITY_SHIFT + seq, id)
+    redis.call('ZADD', K.prioritized, priority * PRIORITY_SHIFT + seq, id)
   elseif front then
-    redis.call('LPUSH', wait, id)
+    redis.call('LPUSH', K.wait, id)
   else
-    redis.call('RPUSH', wait, id)
+    redis.call('RPUSH', K.wait, id)
   end
 end
 
-local function deleteJob(base, id)
-  redis.call('DEL', base .. 'job:' .. id, base .. 'job:' .. id .. ':logs')
+local function deleteJob(id)
+  redis.call('DEL', jobKey(id), jobKey(id) .. ':logs')
+end
+
+-- Pop up to `n` ids from the list or sorted set `key` and delete their jobs; returns how
+-- many.
+local function popAndDelete(key, n, isList)
+  if n <= 0 then return 0 end
+  local ids = {}
+  if isList then
+    ids = redis.call('LPOP', key, n) or {}
+  else
+    local popped = redis.call('ZPOPMIN', key, n)
+    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+  end
+  for _, id in ipairs(ids) do deleteJob(id) end
+  return #ids
 end
 
 -- Keep a finished job in `setKey` under its retention: `count` newest and/or younger than
 -- `age` ms (-1 = no bound); a count or age of 0 removes it at once.
-local function retain(base, setKey, id, now, count, age)
+local function retain(setKey, id, now, count, age)
   if count == 0 or age == 0 then
-    deleteJob(base, id)
+    deleteJob(id)
     return
   end
   redis.call('ZADD', setKey, now, id)
   if age > 0 then
     local old = redis.call('ZRANGEBYSCORE', setKey, '-inf', now - age, 'LIMIT', 0, 1000)
     for _, oldId in ipairs(old) do
-      deleteJob(base, oldId)
+      deleteJob(oldId)
       redis.call('ZREM', setKey, oldId)
     end
   end
@@ -55,7 +85,7 @@ local function retain(base, setKey, id, now, count, age)
     local excess = redis.call('ZCARD', setKey) - count
     if excess > 0 then
       for _, oldId in ipairs(redis.call('ZRANGE', setKey, 0, excess - 1)) do
-        deleteJob(base, oldId)
+        deleteJob(oldId)
       end
       redis.call('ZREMRANGEBYRANK', setKey, 0, excess - 1)
     end
@@ -64,10 +94,10 @@ end
 
 -- Refuse to write keys laid out by another version of jobqueue; record ours on first use.
 -- Returns an error reply to pass on, or nil.
-local function checkLayout(meta, version)
-  local stored = redis.call('HGET', meta, 'version')
+local function checkLayout(version)
+  local stored = redis.call('HGET', K.meta, 'version')
   if not stored then
-    redis.call('HSET', meta, 'version', version)
+    redis.call('HSET', K.meta, 'version', version)
   elseif stored ~= version then
     return redis.error_reply('JQ_LAYOUT queue keys use layout version ' .. stored ..
       ', this jobqueue writes version ' .. version)
@@ -76,38 +106,36 @@ local function checkLayout(meta, version)
 end
 
 -- Create one job, unless its custom id exists or its idempotency key was seen within its
--- ttl: then return that job's id. `q` holds the keys (idKey, wait, prioritized, delayed,
--- prioCounter), `j` the job (id or '', name, data, opts, priority, delay, maxAttempts,
--- idem or '').
+-- ttl: then return that job's id. `j` is the job (id or '', name, data, opts, priority,
+-- delay, maxAttempts, idem or '').
 -- Returns: id, created (true/false).
-local function enqueueJob(base, q, j, now, idemTtl)
+local function enqueueJob(j, now, idemTtl)
   if j.idem ~= '' then
-    local seen = redis.call('GET', base .. 'idem:' .. j.idem)
+    local seen = redis.call('GET', BASE .. 'idem:' .. j.idem)
     if seen then
       return seen, false
     end
   end
   local jobId = j.id
-  if jobId ~= '' and redis.call('EXISTS', base .. 'job:' .. jobId) == 1 then
+  if jobId ~= '' and redis.call('EXISTS', jobKey(jobId)) == 1 then
     return jobId, false
   end
   if jobId == '' then
-    jobId = tostring(redis.call('INCR', q.idKey))
+    jobId = tostring(redis.call('INCR', K.id))
   end
   local state = 'waiting'
   if j.delay > 0 then
     state = 'delayed'
-    redis.call('ZADD', q.delayed, now + j.delay, jobId)
+    redis.call('ZADD', K.delayed, now + j.delay, jobId)
   else
-    pushWaiting(q.wait, q.prioritized, q.prioCounter, jobId, j.priority, false)
+    pushWaiting(jobId, j.priority, false)
   end
-  local jobKey = base .. 'job:' .. jobId
-  redis.call('HSET', jobKey, 'name', j.name, 'data', j.data, 'opts', j.opts, 'state', state,
+  redis.call('HSET', jobKey(jobId), 'name', j.name, 'data', j.data, 'opts', j.opts, 'state', state,
     'priority', j.priority, 'delay', j.delay, 'max_attempts', j.maxAttempts,
     'attempts_made', 0, 'created_at', now, 'queued_at', now + j.delay)
   if j.idem ~= '' then
-    redis.call('HSET', jobKey, 'idempotency_key', j.idem)
-    redis.call('SET', base .. 'idem:' .. j.idem, jobId, 'PX', idemTtl)
+    redis.call('HSET', jobKey(jobId), 'idempotency_key', j.idem)
+    redis.call('SET', BASE .. 'idem:' .. j.idem, jobId, 'PX', idemTtl)
   end
   return jobId, true
 end

@@ -1,19 +1,16 @@
 -- Move failed or dead-lettered jobs back to waiting with their attempts reset: one job by
 -- id, or up to a limit from the failed set or the DLQ (oldest first).
--- KEYS: 1 wait, 2 prioritized, 3 failed, 4 dlq, 5 marker, 6 priority counter
--- ARGV: 1 key base, 2 mode ("job", "failed" or "dlq"), 3 job id (mode "job") or limit
+-- ARGV: 2 mode ("job", "failed" or "dlq"), 3 job id (mode "job") or limit
 --       (-1: all)
 -- Returns: the ids moved; errors JQ_NOT_FOUND / JQ_STATE for a single job that does not
 -- exist or is not failed.
-local wait, prioritized, failed, dlq, marker, prioCounter =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local base, mode = ARGV[1], ARGV[2]
+local mode = ARGV[2]
 local now = serverNow()
 
 local ids
 if mode == 'job' then
   local id = ARGV[3]
-  local state = redis.call('HGET', base .. 'job:' .. id, 'state')
+  local state = redis.call('HGET', jobKey(id), 'state')
   if not state then
     return redis.error_reply('JQ_NOT_FOUND job ' .. id .. ' does not exist')
   end
@@ -24,8 +21,8 @@ if mode == 'job' then
   ids = {id}
 else
   local limit = tonumber(ARGV[3])
-  local source = failed
-  if mode == 'dlq' then source = dlq end
+  local source = K.failed
+  if mode == 'dlq' then source = K.dlq end
   local last = -1
   if limit >= 0 then last = limit - 1 end
   ids = {}
@@ -33,17 +30,17 @@ else
 end
 
 for _, id in ipairs(ids) do
-  local jobKey = base .. 'job:' .. id
-  redis.call('ZREM', failed, id)
-  redis.call('ZREM', dlq, id)
-  redis.call('HDEL', jobKey, 'failed_reason', 'stacktrace', 'finished_at', 'processed_at',
+  local key = jobKey(id)
+  redis.call('ZREM', K.failed, id)
+  redis.call('ZREM', K.dlq, id)
+  redis.call('HDEL', key, 'failed_reason', 'stacktrace', 'finished_at', 'processed_at',
     'return_value', 'stalled_count', 'lock')
-  redis.call('HSET', jobKey, 'state', 'waiting', 'attempts_made', 0, 'queued_at', now,
+  redis.call('HSET', key, 'state', 'waiting', 'attempts_made', 0, 'queued_at', now,
     'progress', '0')
-  local priority = tonumber(redis.call('HGET', jobKey, 'priority') or '0')
-  pushWaiting(wait, prioritized, prioCounter, id, priority, false)
+  local priority = tonumber(redis.call('HGET', key, 'priority') or '0')
+  pushWaiting(id, priority, false)
 end
 if #ids > 0 then
-  wakeWorkers(marker)
+  wakeWorkers()
 end
 return ids

@@ -27,6 +27,7 @@ lint: venv
 
 bench: redis build
 	$(PY) benches/enqueue.py
+	$(PY) benches/drain.py
 
 build: venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \

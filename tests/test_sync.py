@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 
 from jobqueue import JobStatus
-from jobqueue.errors import InvalidOptionError, JobNotFoundError, QueueClosedError
+from jobqueue.errors import (
+    InvalidOptionError,
+    InvalidStateError,
+    JobNotFoundError,
+    QueueClosedError,
+)
 from jobqueue.sync import JobQueue
 
 
@@ -44,3 +49,19 @@ def test_errors_propagate_with_their_types(redis_url: str, queue_name: str) -> N
 def test_bad_construction_fails_before_starting_a_thread() -> None:
     with pytest.raises(InvalidOptionError):
         JobQueue("bad name")
+
+
+def test_blocking_schedules_and_recovery(redis_url: str, queue_name: str) -> None:
+    with JobQueue(queue_name, redis=redis_url) as q:
+        sid = q.schedule_every("beat", None, 60_000)
+        assert q.schedule_job("report", None, "0 2 * * *") != sid
+        assert sid in {s.id for s in q.list_schedules()}
+        assert q.unschedule(sid) is True
+        assert q.get_dlq_jobs() == []
+        assert q.replay_dlq() == 0
+        assert q.bulk_retry("failed") == 0
+        job_id = q.add_job("t", None)
+        with pytest.raises(InvalidStateError):
+            q.retry_job(job_id)
+        with pytest.raises(TimeoutError):
+            q.wait_for(job_id, 50)

@@ -566,8 +566,13 @@ class JobQueue:
         ``JobNotFoundError`` when the job does not exist."""
         self._check_open()
         v.text(job_id, "job_id", max_length=256)
-        limit = None if timeout is None else v.duration_ms(timeout, "timeout") / 1000
-        return await asyncio.wait_for(self._wait_final(job_id), limit)
+        limit = None if timeout is None else v.duration_ms(timeout, "timeout")
+        try:
+            return await asyncio.wait_for(
+                self._wait_final(job_id), None if limit is None else limit / 1000
+            )
+        except asyncio.TimeoutError:  # distinct from the builtin before Python 3.11
+            raise TimeoutError(f"job {job_id} did not finish within {limit} ms") from None
 
     async def _wait_final(self, job_id: str) -> JobInfo:
         # Outcomes recorded by this process's worker wake the waiter at once; jobs run

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from . import queue as async_queue
 from .events import QueueEvent
-from .models import HealthReport, JobInfo, JobStatus, QueueStats
+from .models import HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
 from .queue import JobSpec
 
 T = TypeVar("T")
@@ -91,6 +91,35 @@ class JobQueue:
 
     def drain(self, include_delayed: bool = False) -> int:
         return self._run(self._queue.drain(include_delayed))
+
+    def schedule_job(self, name: str, data: Any, cron: str, **options: Any) -> str:
+        return self._run(self._queue.schedule_job(name, data, cron, **options))
+
+    def schedule_every(
+        self, name: str, data: Any, interval_ms: int | timedelta, **options: Any
+    ) -> str:
+        return self._run(self._queue.schedule_every(name, data, interval_ms, **options))
+
+    def unschedule(self, schedule_id: str) -> bool:
+        return self._run(self._queue.unschedule(schedule_id))
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        return self._run(self._queue.list_schedules())
+
+    def retry_job(self, job_id: str) -> None:
+        self._run(self._queue.retry_job(job_id))
+
+    def bulk_retry(self, status: JobStatus | str, limit: int | None = None) -> int:
+        return self._run(self._queue.bulk_retry(status, limit))
+
+    def get_dlq_jobs(self, limit: int = 100) -> list[JobInfo]:
+        return self._run(self._queue.get_dlq_jobs(limit))
+
+    def replay_dlq(self, limit: int | None = None) -> int:
+        return self._run(self._queue.replay_dlq(limit))
+
+    def wait_for(self, job_id: str, timeout: int | timedelta | None = None) -> JobInfo:
+        return self._run(self._queue.wait_for(job_id, timeout))
 
     def close(self, timeout: int | timedelta | None = None) -> None:
         """Close the queue and stop the background loop. Idempotent."""

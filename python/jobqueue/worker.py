@@ -119,6 +119,7 @@ class Worker:
                 batch = await self._native.next_batch()
             except Exception as exc:  # keep delivering
                 self._queue_error(exc)
+                await asyncio.sleep(0.1)  # a persistent fault must not spin
                 continue
             if batch is None:
                 return

@@ -128,3 +128,25 @@ def test_default_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch)
 )
 def test_connection_url_combines_url_and_fields(config: RedisConfig, url: str) -> None:
     assert config.native_kwargs()["url"] == url
+
+
+def test_secrets_never_show_in_repr_or_errors() -> None:
+    config = RedisConfig(url="redis://app:s3cret-url@h:1/0", password="s3cret-field")
+    shown = repr(config) + str(config) + repr(JobQueue("q", redis=config))
+    assert "s3cret" not in shown
+    assert "app:***@h" in shown
+    with pytest.raises(InvalidOptionError) as info:
+        RedisConfig(url="http://u:s3cret@h")
+    assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize("bad", ["a:b", "1:logs", "x}", "{other}", "a b", "nul\x00", "tab\t"])
+def test_job_ids_cannot_name_other_keys(bad: str) -> None:
+    with pytest.raises(InvalidOptionError) as info:
+        JobOptions(job_id=bad)
+    assert info.value.field == "job_id"
+
+
+def test_queue_names_cannot_hold_control_characters() -> None:
+    with pytest.raises(InvalidOptionError):
+        JobQueue("bad\x00name")

@@ -93,3 +93,19 @@ def member(kind: type[E], value: object, field: str) -> E:
     except ValueError:
         names = ", ".join(str(m.value) for m in kind)
         raise InvalidOptionError(field, f"must be one of {names}, got {value!r}") from None
+
+
+#: Characters a job id may not contain: ids become parts of Redis keys, and with these an
+#: id could name another key (a job's log list, another queue's hash tag).
+_KEY_UNSAFE = frozenset(":{}")
+
+
+def job_id(value: object, field: str = "job_id") -> str:
+    """A job id: a non-empty printable string without ':', braces or whitespace."""
+    text_value = text(value, field, max_length=256)
+    if any(c in _KEY_UNSAFE or c.isspace() or not c.isprintable() for c in text_value):
+        raise InvalidOptionError(
+            field,
+            f"must not contain ':', braces, whitespace or control characters, got {text_value!r}",
+        )
+    return text_value

@@ -173,7 +173,7 @@ class JobOptions:
         if self.jitter is not None:
             _set(self, "jitter", v.duration_ms(self.jitter, "jitter"))
         if self.job_id is not None:
-            v.text(self.job_id, "job_id", max_length=256)
+            v.job_id(self.job_id)
             if self.job_id.isdigit():
                 # Plain numbers are the queue's own ids; a custom one could collide.
                 raise InvalidOptionError(

@@ -50,8 +50,10 @@ _RESOLVED_CACHE_SIZE = 256
 
 def _queue_name(name: object) -> str:
     name = v.text(name, "name", max_length=200)
-    if any(c in name for c in _FORBIDDEN_IN_NAMES) or any(c.isspace() for c in name):
-        raise InvalidOptionError("name", f"must not contain braces or whitespace, got {name!r}")
+    if any(c in _FORBIDDEN_IN_NAMES or c.isspace() or not c.isprintable() for c in name):
+        raise InvalidOptionError(
+            "name", f"must not contain braces, whitespace or control characters, got {name!r}"
+        )
     return name
 
 
@@ -333,7 +335,7 @@ class JobQueue:
     async def get_job_status(self, job_id: str) -> JobInfo | None:
         """A snapshot of the job, or None when no such job exists (any more)."""
         self._check_open()
-        v.text(job_id, "job_id", max_length=256)
+        v.job_id(job_id)
         found = await self._native.get_job(job_id)
         if found is None:
             return None
@@ -392,7 +394,7 @@ class JobQueue:
         """Remove a job that is not active. Raises ``JobNotFoundError`` for an unknown id
         and ``InvalidStateError`` for an active job."""
         self._check_open()
-        v.text(job_id, "job_id", max_length=256)
+        v.job_id(job_id)
         await self._native.remove_job(job_id)
 
     async def clear(self) -> int:
@@ -539,7 +541,7 @@ class JobQueue:
     async def retry_job(self, job_id: str) -> None:
         """Move a failed or dead-lettered job back to waiting, its attempts reset."""
         self._check_open()
-        v.text(job_id, "job_id", max_length=256)
+        v.job_id(job_id)
         await self._native.retry_jobs("job", job_id)
 
     async def bulk_retry(self, status: JobStatus | str, limit: int | None = None) -> int:
@@ -565,7 +567,7 @@ class JobQueue:
         its final snapshot. Raises ``TimeoutError`` after ``timeout`` ms and
         ``JobNotFoundError`` when the job does not exist."""
         self._check_open()
-        v.text(job_id, "job_id", max_length=256)
+        v.job_id(job_id)
         limit = None if timeout is None else v.duration_ms(timeout, "timeout")
         try:
             return await asyncio.wait_for(

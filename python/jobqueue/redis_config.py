@@ -98,6 +98,19 @@ class RedisConfig:
     sentinels: Sequence[str] | None = None
     service_name: str | None = None
 
+    def __repr__(self) -> str:
+        # Secrets never show in reprs, logs or tracebacks: the password field and the
+        # password part of the URL are masked.
+        shown = []
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if name == "password" and value is not None:
+                value = "***"
+            elif name == "url" and value is not None:
+                value = redact_url(value)
+            shown.append(f"{name}={value!r}")
+        return f"RedisConfig({', '.join(shown)})"
+
     def __post_init__(self) -> None:
         if self.url is not None:
             _check_url(self.url)
@@ -199,6 +212,16 @@ class RedisConfig:
         return f"{scheme}://{auth}{host}:{port}/{db}{fragment}"
 
 
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
 def _check_url(url: object) -> None:
     if not isinstance(url, str) or not url:
         raise InvalidOptionError("redis.url", f"must be a non-empty str, got {url!r}")
@@ -206,7 +229,8 @@ def _check_url(url: object) -> None:
     if scheme not in SCHEMES and not scheme.startswith("redis+cluster"):
         raise InvalidOptionError(
             "redis.url",
-            f"must start with one of {', '.join(s + '://' for s in SCHEMES)}, got {url!r}",
+            f"must start with one of {', '.join(s + '://' for s in SCHEMES)}, "
+            f"got {redact_url(url)!r}",
         )
     try:
         urlsplit(url).port  # noqa: B018 - raises on a malformed port

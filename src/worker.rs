@@ -104,6 +104,8 @@ type OutcomeTuple = (String, String, String, u32, u32, Option<String>, u64);
 enum Delivery {
     Job(JobTuple),
     Outcome(OutcomeTuple),
+    /// The fetch loop has ended: every job it took was delivered before this.
+    FetchStopped,
 }
 
 #[derive(Clone, Copy)]
@@ -228,8 +230,9 @@ impl NativeWorker {
         Ok(())
     }
 
-    /// Resolves to `(jobs, outcomes)` as soon as there is at least one of either, or to
-    /// None once the worker is closed and everything was delivered.
+    /// Resolves to `(jobs, outcomes, fetch_stopped)` as soon as there is something to
+    /// hand over, or to None once the worker is closed and everything was delivered.
+    /// `fetch_stopped` is true in the batch that carries the last jobs ever fetched.
     fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let deliveries = self.deliveries.clone();
         into_awaitable(py, async move {
@@ -239,15 +242,17 @@ impl NativeWorker {
             };
             let mut jobs = Vec::new();
             let mut outcomes = Vec::new();
+            let mut fetch_stopped = false;
             let mut push = |d: Delivery| match d {
                 Delivery::Job(j) => jobs.push(j),
                 Delivery::Outcome(o) => outcomes.push(o),
+                Delivery::FetchStopped => fetch_stopped = true,
             };
             push(first);
             while let Ok(more) = rx.try_recv() {
                 push(more);
             }
-            Ok(Some((jobs, outcomes)))
+            Ok(Some((jobs, outcomes, fetch_stopped)))
         })
     }
 
@@ -366,6 +371,13 @@ impl NativeWorker {
 
 /// Take jobs while slots are free; block on the wake-up marker when there are none.
 async fn fetch_loop(shared: Arc<Shared>) {
+    take_jobs(&shared).await;
+    // Tells Python that no job will follow, so that a closing worker knows it has every
+    // job it must finish.
+    shared.deliver(Delivery::FetchStopped);
+}
+
+async fn take_jobs(shared: &Arc<Shared>) {
     let mut marker_wait = None;
     loop {
         if !shared.fetching.load(Ordering::SeqCst) {
@@ -383,13 +395,13 @@ async fn fetch_loop(shared: Arc<Shared>) {
             p.forget();
             want += 1;
         }
-        match fetch(&shared, want).await {
+        match fetch(shared, want).await {
             Ok((taken, wait_ms)) => {
                 if taken < want {
                     shared.slots.add_permits(want - taken);
                 }
                 if taken == 0 {
-                    wait_for_work(&shared, wait_ms, &mut marker_wait).await;
+                    wait_for_work(shared, wait_ms, &mut marker_wait).await;
                 }
             }
             Err(_) => {

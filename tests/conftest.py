@@ -23,7 +23,7 @@ def redis_server() -> Iterator[RedisServer]:
 def redis_url(redis_server: RedisServer) -> str:
     if not redis_server.running:  # a test may have stopped or killed it
         redis_server.restart()
-    redis_command(redis_server.port, "FLUSHALL")
+    assert redis_command(redis_server.port, "FLUSHALL") == "OK"
     return redis_server.url
 
 

@@ -503,3 +503,78 @@ async def test_a_job_with_unreadable_options_fails_and_frees_its_slot(
     assert "unreadable" in (info.failed_reason or "")
     after = await queue.wait_for(await queue.add_job("t", None), 10_000)
     assert after.return_value == "ran"  # the only slot was given back
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("data", "{not json", "unreadable"),
+        ("opts", "[]", "unreadable"),
+        ("name", None, "no processor is registered"),
+        ("data", None, "unreadable"),
+        ("attempts_made", "many", None),
+        ("created_at", "yesterday", None),
+        ("priority", "urgent", None),
+    ],
+)
+async def test_a_damaged_job_hash_fails_that_job_only(
+    make_queue: Callable[..., JobQueue],
+    redis_url: str,
+    field: str,
+    value: str | None,
+    reason: str | None,
+) -> None:
+    queue = make_queue(worker=WorkerConfig(concurrency=1))
+    queue.process("t", lambda job: "ran")
+    damaged = await queue.add_job("t", {"n": 1}, attempts=1)
+    key = f"jq:{{{queue.name}}}:job:{damaged}"
+    if value is None:
+        redis_command(port_of(redis_url), "HDEL", key, field)
+    else:
+        redis_command(port_of(redis_url), "HSET", key, field, value)
+    healthy = await queue.add_job("t", None)
+    await queue.start_worker()
+    info = await queue.wait_for(damaged, 10_000)
+    if reason is None:  # a damaged bookkeeping field is repaired; the job still runs
+        assert info.status is JobStatus.COMPLETED
+    else:
+        assert info.status is JobStatus.DLQ
+        assert reason in (info.failed_reason or "")
+    assert (await queue.wait_for(healthy, 10_000)).return_value == "ran"
+
+
+async def test_an_id_without_its_job_hash_is_skipped(
+    make_queue: Callable[..., JobQueue], redis_url: str
+) -> None:
+    queue = make_queue()
+    queue.process("t", lambda job: "ran")
+    redis_command(port_of(redis_url), "RPUSH", f"jq:{{{queue.name}}}:wait", "ghost")
+    real = await queue.add_job("t", None)
+    await queue.start_worker()
+    assert (await queue.wait_for(real, 10_000)).return_value == "ran"
+    assert await queue.get_job_status("ghost") is None
+    assert (await queue.get_stats()).active == 0
+
+
+async def test_close_finishes_every_job_already_taken(
+    make_queue: Callable[..., JobQueue],
+) -> None:
+    queue = make_queue(worker=WorkerConfig(concurrency=10))
+
+    @queue.processor("slow")
+    async def slow(job: Job[None]) -> str:
+        await asyncio.sleep(0.2)
+        return "done"
+
+    ids = await queue.add_jobs([("slow", None) for _ in range(10)])
+    await queue.start_worker()
+
+    async def all_taken() -> bool:
+        return (await queue.get_stats()).active == 10
+
+    await eventually(all_taken)
+    await queue.close()  # at once: some jobs may not have reached Python yet
+    async with JobQueue(queue.name, redis=queue.redis_config) as reader:
+        for job_id in ids:
+            info = await reader.get_job_status(job_id)
+            assert info is not None and info.status is JobStatus.COMPLETED

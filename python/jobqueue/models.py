@@ -51,38 +51,58 @@ class JobInfo:
     def from_redis(
         cls, job_id: str, fields: dict[str, str], logs: list[str], paused: bool
     ) -> JobInfo:
-        """Build from the job's hash (see docs/redis-layout.md)."""
+        """Build from the job's hash (see docs/redis-layout.md). A hash damaged by hand
+        still reads: a field that does not parse reads as its default (JSON fields as
+        their raw text)."""
         state = fields.get("state", "waiting")
-        status = JobStatus.PAUSED if paused and state == "waiting" else JobStatus(state)
+        try:
+            status = JobStatus(state)
+        except ValueError:
+            status = JobStatus.WAITING
+        if paused and status is JobStatus.WAITING:
+            status = JobStatus.PAUSED
         return cls(
             id=job_id,
             name=fields.get("name", ""),
             status=status,
             data=_json(fields.get("data")),
             progress=_json(fields.get("progress"), default=0),
-            attempts=int(fields.get("attempts_made", 0)),
-            max_attempts=int(fields.get("max_attempts", 1)),
-            created_at=int(fields.get("created_at", 0)),
+            attempts=_int(fields.get("attempts_made")) or 0,
+            max_attempts=_int(fields.get("max_attempts")) or 1,
+            created_at=_int(fields.get("created_at")) or 0,
             processed_at=_int(fields.get("processed_at")),
             finished_at=_int(fields.get("finished_at")),
             return_value=_json(fields.get("return_value")),
             failed_reason=fields.get("failed_reason"),
             stacktrace=fields.get("stacktrace"),
-            delay=int(fields.get("delay", 0)),
-            priority=int(fields.get("priority", 0)),
+            delay=_int(fields.get("delay")) or 0,
+            priority=_int(fields.get("priority")) or 0,
             logs=logs,
-            opts=_json(fields.get("opts"), default={}),
+            opts=_json_object(fields.get("opts")),
             schedule_id=fields.get("schedule_id"),
             scheduled_for=_int(fields.get("scheduled_for")),
         )
 
 
 def _json(raw: str | None, default: Any = None) -> Any:
-    return default if raw is None else orjson.loads(raw)
+    if raw is None:
+        return default
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw
+
+
+def _json_object(raw: str | None) -> dict[str, Any]:
+    value = _json(raw, default={})
+    return value if isinstance(value, dict) else {}
 
 
 def _int(raw: str | None) -> int | None:
-    return None if raw is None else int(raw)
+    try:
+        return None if raw is None else int(raw)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

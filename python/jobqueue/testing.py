@@ -8,6 +8,7 @@ Run ``python -m jobqueue.testing`` to start one and print its URL.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import shutil
 import signal
@@ -17,12 +18,16 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
+from typing import IO
 
 __all__ = ["RedisServer", "free_port", "redis_command", "redis_keys"]
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+# A port picked by free_port() can be taken by another process before redis-server binds it.
+_PORT_ATTEMPTS = 5
 
 
 def free_port() -> int:
@@ -47,21 +52,21 @@ class _Reader:
         self._sock = sock
         self._buf = b""
 
+    def _fill(self) -> None:
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("redis-server closed the connection")
+        self._buf += chunk
+
     def _line(self) -> bytes:
         while b"\r\n" not in self._buf:
-            chunk = self._sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("redis-server closed the connection")
-            self._buf += chunk
+            self._fill()
         line, self._buf = self._buf.split(b"\r\n", 1)
         return line
 
     def _exact(self, n: int) -> bytes:
-        while len(self._buf) < n + 2:
-            chunk = self._sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("redis-server closed the connection")
-            self._buf += chunk
+        while len(self._buf) < n + 2:  # the payload and its CRLF
+            self._fill()
         data, self._buf = self._buf[:n], self._buf[n + 2 :]
         return data
 
@@ -85,8 +90,9 @@ class _Reader:
 
 def redis_command(port: int, *args: str | bytes, host: str = HOST) -> object:
     """Send one command on a fresh connection and return the decoded reply: str for
-    status replies, int, bytes, None, lists, or a ``RuntimeError`` instance for an error
-    reply (returned, not raised, so callers can assert on it)."""
+    status replies, int, bytes for bulk strings, None for nil, lists for arrays, or a
+    ``RuntimeError`` instance for an error reply (returned, not raised, so callers can
+    assert on it)."""
     with socket.create_connection((host, port), timeout=5) as sock:
         sock.sendall(_encode(args))
         return _Reader(sock).reply()
@@ -100,8 +106,16 @@ def redis_keys(port: int, pattern: str = "*", host: str = HOST) -> set[str]:
     return {k.decode() for k in reply if isinstance(k, bytes)}
 
 
+class _PortInUseError(RuntimeError):
+    pass
+
+
 class RedisServer:
-    """A redis-server child process on a loopback port, with its data in a temp dir."""
+    """A redis-server child process on a loopback port, with its data in a temp dir.
+
+    ``start()`` picks a free port unless one was given; the server keeps that port for
+    its lifetime, so ``restart()`` (and ``start()`` after ``stop()``) comes back on it.
+    """
 
     def __init__(
         self,
@@ -111,13 +125,17 @@ class RedisServer:
         executable: str | None = None,
         password: str | None = None,
     ) -> None:
-        self._requested_port = port
         self.port = port or 0
         self.extra_args = list(extra_args)
         self.password = password
         self._executable = executable
         self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
         self._dir: Path | None = None
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<RedisServer {HOST}:{self.port or '?'} {state}>"
 
     @property
     def host(self) -> str:
@@ -136,18 +154,33 @@ class RedisServer:
         found = self._executable or shutil.which("redis-server")
         if found is None:
             raise RuntimeError(
-                "redis-server is not installed; install it with: apt-get install -y redis-server"
+                "redis-server is not installed (or not on PATH); install it with: "
+                "apt-get install -y redis-server"
             )
         return found
 
     def start(self) -> RedisServer:
+        """Start the server and wait until it answers PING. No-op when running."""
         if self.running:
             return self
-        if not self.port:
-            self.port = self._requested_port or free_port()
+        self.stop()  # the files of a killed server
+        executable = self._find_executable()
+        pick_port = not self.port
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            if pick_port:
+                self.port = free_port()
+            try:
+                self._launch(executable)
+                return self
+            except _PortInUseError:
+                if not pick_port or attempt == _PORT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _launch(self, executable: str) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="jobqueue-redis-"))
         args = [
-            self._find_executable(),
+            executable,
             "--port", str(self.port),
             "--bind", HOST,
             "--save", "",
@@ -159,71 +192,104 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
+        # stderr goes to a file, not a pipe: nobody reads it while the server runs.
+        self._stderr = open(self._dir / "stderr.log", "wb")
+        # Its own session: a Ctrl-C in the terminal reaches only this process, which then
+        # stops the server in order (after the code using it has closed its connections).
         self._process = subprocess.Popen(
-            [*args, *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [*args, *self.extra_args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            cwd=self._dir,
+            start_new_session=True,
         )
-        self._wait_until_ready()
-        return self
+        try:
+            self._wait_until_ready()
+        except BaseException:
+            self.stop()
+            raise
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
+        while True:
             if self._process is not None and self._process.poll() is not None:
-                raise RuntimeError(f"redis-server exited at start: {self._log()}")
+                log = self._log()
+                error = _PortInUseError if "Address already in use" in log else RuntimeError
+                raise error(
+                    f"redis-server on port {self.port} exited at start "
+                    f"(exit code {self._process.returncode}):\n{log}"
+                )
             if self._answers_ping():
                 return
+            if time.monotonic() > deadline:
+                self._terminate()
+                raise RuntimeError(
+                    f"redis-server on port {self.port} did not answer PING within "
+                    f"{START_TIMEOUT_S:g} s:\n{self._log()}"
+                )
             time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"redis-server did not answer PING within {START_TIMEOUT_S} s")
 
     def _answers_ping(self) -> bool:
+        """True when *this* server answers PING (not another one that holds the port)."""
         try:
             with socket.create_connection((HOST, self.port), timeout=0.5) as sock:
+                reader = _Reader(sock)
                 if self.password:
                     sock.sendall(_encode(["AUTH", self.password]))
-                    _Reader(sock).reply()
+                    reader.reply()
                 sock.sendall(_encode(["PING"]))
-                return _Reader(sock).reply() == "PONG"
-        except OSError:
+                if reader.reply() != "PONG":
+                    return False
+                sock.sendall(_encode(["CONFIG", "GET", "dir"]))
+                reply = reader.reply()
+        except (OSError, ValueError):
             return False
+        if isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], bytes):
+            return self._dir is not None and Path(reply[1].decode()) == self._dir.resolve()
+        return True  # CONFIG renamed or disabled by extra_args: trust the PONG
 
     def _log(self) -> str:
         parts = []
-        if self._process is not None and self._process.stderr is not None:
-            with contextlib.suppress(OSError, ValueError):
-                parts.append(self._process.stderr.read().decode(errors="replace"))
-        if self._dir is not None and (self._dir / "redis.log").exists():
-            parts.append((self._dir / "redis.log").read_text(errors="replace"))
-        return "\n".join(p for p in parts if p).strip() or "(no output)"
+        if self._dir is not None:
+            for name in ("stderr.log", "redis.log"):
+                with contextlib.suppress(OSError):
+                    parts.append((self._dir / name).read_text(errors="replace").strip())
+        text = "\n".join(p for p in parts if p) or "(no output)"
+        return text[-4000:]
+
+    def _terminate(self) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its files. Idempotent."""
-        process, self._process = self._process, None
-        if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-            if process.stderr is not None:
-                process.stderr.close()
+        self._terminate()
+        self._process = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
     def kill(self) -> None:
-        """SIGKILL the server at once, as a crash would (the port stays assigned)."""
+        """SIGKILL the server at once, as a crash would. Its port and files are kept, so
+        ``restart()`` brings it back on the same port."""
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()
 
     def restart(self) -> RedisServer:
         """Stop and start again on the same port (the data is not kept)."""
-        port = self.port
         self.stop()
-        self.port = port
         return self.start()
 
     def __enter__(self) -> RedisServer:
@@ -238,11 +304,26 @@ class RedisServer:
         self.stop()
 
 
-def main() -> None:
-    with RedisServer() as server:
-        print(f"redis-server running at {server.url} (Ctrl-C to stop)", flush=True)
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m jobqueue.testing",
+        description="Start a throwaway redis-server and serve until Ctrl-C.",
+    )
+    parser.add_argument("--port", type=int, default=None, help="default: a free port")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the server on `kill` too
+    with RedisServer(port=args.port) as server:
+        print(f"redis-server running at {server.url} (Ctrl-C to stop)")
+        print(f"export REDIS_URL={server.url}", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
-            signal.pause()
+            while server.running:
+                time.sleep(0.5)
+        if not server.running:
+            print("redis-server exited", flush=True)
 
 
 if __name__ == "__main__":

@@ -79,6 +79,8 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        # Set once the native fetch loop has ended and its last jobs were started.
+        self._fetch_drained = asyncio.Event()
 
     @property
     def worker_id(self) -> str:
@@ -96,6 +98,8 @@ class Worker:
         results, release the connections. Jobs still running after the timeout are
         abandoned: their locks lapse and they run again (stall recovery)."""
         self._native.stop_fetching()
+        # Jobs already taken from Redis but still on their way into Python must run too.
+        await self._fetch_drained.wait()
         if self._tasks:
             _, pending = await asyncio.wait(
                 set(self._tasks), timeout=None if timeout_ms is None else timeout_ms / 1000
@@ -122,12 +126,15 @@ class Worker:
                 await asyncio.sleep(0.1)  # a persistent fault must not spin
                 continue
             if batch is None:
+                self._fetch_drained.set()
                 return
-            jobs, outcomes = batch
+            jobs, outcomes, fetch_stopped = batch
             for outcome in outcomes:
                 self._on_outcome(outcome)
             for raw in jobs:
                 self._start(raw)
+            if fetch_stopped:
+                self._fetch_drained.set()
 
     def _start(self, raw: RawJob) -> None:
         try:

@@ -51,19 +51,27 @@ end
 
 local out = {now, -1, limitedFor}
 local deadline = now + lockDuration
+local taken = 0
 for _, id in ipairs(ids) do
   local key = jobKey(id)
-  local token = tokenPrefix .. ':' .. id
-  redis.call('HINCRBY', key, 'attempts_made', 1)
-  redis.call('HSET', key, 'state', 'active', 'lock', token, 'processed_at', now)
-  redis.call('ZADD', K.active, deadline, id)
-  local f = redis.call('HMGET', key, 'name', 'data', 'opts', 'attempts_made', 'created_at',
-    'progress')
-  out[#out + 1] = {id, token, f[1], f[2], f[3], f[4], f[5], f[6] or ''}
+  -- An id whose job hash is gone (removed by hand) is dropped, not turned into a job.
+  if redis.call('EXISTS', key) == 1 then
+    local token = tokenPrefix .. ':' .. id
+    incrField(key, 'attempts_made', 1)
+    redis.call('HSET', key, 'state', 'active', 'lock', token, 'processed_at', now)
+    redis.call('ZADD', K.active, deadline, id)
+    -- Missing fields (a hash damaged by hand) go out empty; the worker then fails the job
+    -- with a reason instead of choking on the whole batch.
+    local f = redis.call('HMGET', key, 'name', 'data', 'opts', 'attempts_made', 'created_at',
+      'progress')
+    out[#out + 1] = {id, token, f[1] or '', f[2] or '', f[3] or '', tonumber(f[4]) or 1,
+      tonumber(f[5]) or 0, f[6] or ''}
+    taken = taken + 1
+  end
 end
 
-if #ids > 0 and limitMax > 0 then
-  if redis.call('INCRBY', K.limiter, #ids) == #ids then
+if taken > 0 and limitMax > 0 then
+  if redis.call('INCRBY', K.limiter, taken) == taken then
     redis.call('PEXPIRE', K.limiter, limitWindow)  -- the window opens with its first job
   end
 end

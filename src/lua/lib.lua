@@ -34,6 +34,7 @@ end
 -- Make a job waiting: priority 0 on the FIFO list, others on the priority zset.
 -- `front` puts it before the others of its priority (a stalled job runs next).
 local function pushWaiting(id, priority, front)
+  priority = tonumber(priority) or 0
   if priority > 0 then
     local seq = 0
     if not front then
@@ -45,6 +46,17 @@ local function pushWaiting(id, priority, front)
   else
     redis.call('RPUSH', K.wait, id)
   end
+end
+
+-- HINCRBY that survives a damaged field: a script that raised halfway would keep its
+-- earlier writes (Redis does not roll scripts back) and could strand a job.
+local function incrField(key, field, by)
+  local result = redis.pcall('HINCRBY', key, field, by)
+  if type(result) == 'table' and result['err'] then
+    redis.call('HSET', key, field, by)
+    return by
+  end
+  return result
 end
 
 local function deleteJob(id)

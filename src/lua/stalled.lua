@@ -13,7 +13,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
   redis.call('ZREM', K.active, id)
   if redis.call('EXISTS', key) == 1 then
     redis.call('HDEL', key, 'lock')
-    local stalls = redis.call('HINCRBY', key, 'stalled_count', 1)
+    local stalls = incrField(key, 'stalled_count', 1)
     local name = redis.call('HGET', key, 'name')
     if stalls > maxStalled then
       local reason = 'job stalled more than ' .. maxStalled .. ' times (its worker stopped '
@@ -24,8 +24,10 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
       if dlqEnabled then
         redis.call('ZADD', K.dlq, now, id)
       else
-        local opts = cjson.decode(redis.call('HGET', key, 'opts') or '{}')
-        local keep = opts['remove_on_fail'] or {}
+        local decoded, opts = pcall(cjson.decode, redis.call('HGET', key, 'opts') or '{}')
+        if not decoded or type(opts) ~= 'table' then opts = {} end
+        local keep = opts['remove_on_fail']
+        if type(keep) ~= 'table' then keep = {} end
         local count, age = keep['count'], keep['age']
         if type(count) ~= 'number' then count = -1 end
         if type(age) ~= 'number' then age = -1 end
@@ -35,7 +37,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
       out[#out + 1] = name
       out[#out + 1] = state
     else
-      redis.call('HINCRBY', key, 'attempts_made', -1)
+      incrField(key, 'attempts_made', -1)
       redis.call('HSET', key, 'state', 'waiting', 'queued_at', now)
       local priority = tonumber(redis.call('HGET', key, 'priority') or '0')
       pushWaiting(id, priority, true)

@@ -5,7 +5,8 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-stamp
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# apt-get runs as root: directly, or through sudo when that exists.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null && echo sudo; })
 # cargo test links the extension crate against libpython.
 PYLIBDIR = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))")
 
@@ -15,7 +16,8 @@ demo: redis build
 	$(PY) examples/basic_usage.py
 
 test: redis build
-	PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PYLIBDIR):$$LD_LIBRARY_PATH cargo test
+	PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PYLIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} \
+		cargo test
 	$(PY) -m pytest -q
 
 lint: venv
@@ -36,10 +38,14 @@ build: venv
 venv: $(STAMP)
 
 # Dependencies are read from pyproject.toml (runtime + dev extra), so they live in one place.
+# Debian's python3 makes venvs only with python3-venv installed; Python 3.10 has no tomllib.
 $(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV); python3 -m venv $(VENV); } || \
+		{ rm -rf $(VENV); $(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv && \
+		python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev']))" > $(VENV)/requirements.txt
+	$(PY) -c "import tomllib" 2>/dev/null || $(PY) -m pip install -q tomli
+	$(PY) -c "import sys; t = __import__('tomllib' if sys.version_info >= (3, 11) else 'tomli'); p = t.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev']))" > $(VENV)/requirements.txt
 	$(PY) -m pip install -q -r $(VENV)/requirements.txt
 	touch $(STAMP)
 

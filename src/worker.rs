@@ -98,7 +98,8 @@ type JobTuple = (
 );
 /// What became of a job: (outcome, id, name, attempts made, max attempts, reason, delay).
 /// Outcomes: completed, retrying, failed, dlq, lost (the lock was gone: nothing written),
-/// stalled (back to waiting), stalled-failed, stalled-dlq.
+/// stalled (back to waiting), stalled-failed, stalled-dlq; and error (a background Redis
+/// call failed: the name field says what was being done, the reason what went wrong).
 type OutcomeTuple = (String, String, String, u32, u32, Option<String>, u64);
 
 enum Delivery {
@@ -142,6 +143,20 @@ impl Shared {
             // The receiver is gone only when the worker object is; nobody waits then.
             let _ = sender.send(delivery);
         }
+    }
+
+    /// Report a failed Redis call of a background loop to Python (`QUEUE_ERROR`); the
+    /// loop itself retries.
+    fn report(&self, doing: &str, err: &JqError) {
+        self.deliver(Delivery::Outcome((
+            "error".into(),
+            String::new(),
+            doing.into(),
+            0,
+            0,
+            Some(err.to_string()),
+            0,
+        )));
     }
 
     fn active_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveJob>> {
@@ -330,32 +345,54 @@ impl NativeWorker {
     }
 
     /// Flush the pending acks, stop the timers and leave the queue's worker registry.
-    /// Call after the processors finished (or were abandoned).
-    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Call after the processors finished (or were abandoned). With `timeout_ms`, work
+    /// still unfinished at the deadline (acks that Redis could not take) is cut off: those
+    /// jobs keep their lapsing locks and run again after stall recovery.
+    #[pyo3(signature = (timeout_ms=None))]
+    fn close<'py>(&self, py: Python<'py>, timeout_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
         self.stop_fetching();
         // Dropping the sender ends the ack loop once it has written everything queued.
         self.acks.lock().unwrap_or_else(|e| e.into_inner()).take();
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        let deadline = timeout_ms.map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
         let shared = self.shared.clone();
         into_awaitable(py, async move {
+            let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
             let mut tasks = tasks.into_iter();
-            // fetch loop, then ack loop: both end by themselves now.
-            for task in tasks.by_ref().take(2) {
-                let _ = task.await;
-            }
+            // The fetch loop and the ack loop end by themselves now; the timers do not.
+            let loops: Vec<_> = tasks.by_ref().take(2).collect();
+            let finished = until(deadline, async {
+                for task in loops {
+                    let _ = task.await;
+                }
+                leave_registry(&shared).await;
+            })
+            .await;
             shared.stop_timers.notify_waiters();
+            for abort in aborts {
+                abort.abort();
+            }
             for task in tasks {
-                task.abort();
                 let _ = task.await;
             }
-            leave_registry(&shared).await;
             shared
                 .deliveries
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take();
-            Ok(())
+            Ok(finished)
         })
+    }
+}
+
+/// Run `work` to its end, or until `deadline`; true when it finished.
+async fn until(deadline: Option<tokio::time::Instant>, work: impl Future<Output = ()>) -> bool {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await.is_ok(),
+        None => {
+            work.await;
+            true
+        }
     }
 }
 
@@ -404,8 +441,9 @@ async fn take_jobs(shared: &Arc<Shared>) {
                     wait_for_work(shared, wait_ms, &mut marker_wait).await;
                 }
             }
-            Err(_) => {
+            Err(err) => {
                 shared.slots.add_permits(want);
+                shared.report("fetching jobs", &err);
                 pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
             }
         }
@@ -545,7 +583,8 @@ async fn wait_for_work(shared: &Arc<Shared>, wait_ms: u64, pending: &mut Option<
     tokio::select! {
         result = marker_wait => {
             *pending = None;
-            if result.is_err() {
+            if let Err(err) = result {
+                shared.report("waiting for jobs", &err);
                 pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
             }
         }
@@ -570,7 +609,10 @@ async fn ack_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Ack>) {
                 Ok(()) => break,
                 // Never drop an outcome: wait and write it again. If the lock expires
                 // meanwhile, the write finds it gone and the job runs again elsewhere.
-                Err(_) => tokio::time::sleep(RETRY_PAUSE).await,
+                Err(err) => {
+                    shared.report("writing job results", &err);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
             }
         }
         shared.slots.add_permits(n);
@@ -714,7 +756,9 @@ async fn write_acks(shared: &Shared, batch: Vec<Ack>) -> Result<(), JqError> {
 async fn renew_loop(shared: Arc<Shared>) {
     let period = Duration::from_millis(shared.settings.lock_renew_ms);
     loop {
-        let _ = renew(&shared).await;
+        if let Err(err) = renew(&shared).await {
+            shared.report("renewing locks", &err);
+        }
         tokio::select! {
             _ = tokio::time::sleep(period) => {}
             _ = shared.stop_timers.notified() => return,
@@ -766,7 +810,9 @@ async fn stalled_loop(shared: Arc<Shared>) {
             _ = tokio::time::sleep(period) => {}
             _ = shared.stop_timers.notified() => return,
         }
-        let _ = sweep(&shared).await;
+        if let Err(err) = sweep(&shared).await {
+            shared.report("recovering stalled jobs", &err);
+        }
     }
 }
 

@@ -41,8 +41,8 @@ class JobStalledError(JobQueueError):
     """A job's worker stopped renewing its lock too many times."""
 
 
-class JobLockLostError(JobQueueError):
-    """This worker no longer held the job when it finished; its result was not stored."""
+class WorkerError(JobQueueError):
+    """A background Redis call of the worker failed (it is retried)."""
 
 
 def _is_async(fn: Processor) -> bool:
@@ -96,14 +96,22 @@ class Worker:
     async def close(self, timeout_ms: int | None) -> None:
         """Stop fetching, let running jobs finish (up to ``timeout_ms``), write their
         results, release the connections. Jobs still running after the timeout are
-        abandoned: their locks lapse and they run again (stall recovery)."""
+        abandoned: their locks lapse and they run again (stall recovery). With a timeout,
+        close returns in about that time even when Redis is unreachable."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_ms is None else loop.time() + timeout_ms / 1000
+
+        def remaining() -> float | None:
+            return None if deadline is None else max(0.0, deadline - loop.time())
+
         self._native.stop_fetching()
         # Jobs already taken from Redis but still on their way into Python must run too.
-        await self._fetch_drained.wait()
+        try:
+            await asyncio.wait_for(self._fetch_drained.wait(), remaining())
+        except asyncio.TimeoutError:
+            pass
         if self._tasks:
-            _, pending = await asyncio.wait(
-                set(self._tasks), timeout=None if timeout_ms is None else timeout_ms / 1000
-            )
+            _, pending = await asyncio.wait(set(self._tasks), timeout=remaining())
             for task in pending:
                 task.cancel()
             if pending:
@@ -111,7 +119,13 @@ class Worker:
                     "jobqueue: %d jobs still running at close were abandoned", len(pending)
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
-        await self._native.close()
+        left = remaining()
+        finished = await self._native.close(None if left is None else round(left * 1000))
+        if not finished:
+            logger.warning(
+                "jobqueue: close timed out before every result reached Redis; those jobs "
+                "will run again once their locks lapse"
+            )
         if self._loop_task is not None:
             await self._loop_task
         self._threads.shutdown(wait=False, cancel_futures=True)
@@ -197,6 +211,9 @@ class Worker:
 
     def _on_outcome(self, outcome: Outcome) -> None:
         kind, job_id, name, _attempts, _max_attempts, reason, _delay = outcome
+        if kind == "error":
+            self._queue_error(WorkerError(f"{name}: {reason}"))
+            return
         job = self._jobs.pop(job_id, None) if kind not in ("stalled",) else None
         emit = self._events.emit
         if kind == "completed":

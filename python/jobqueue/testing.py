@@ -115,6 +115,8 @@ class RedisServer:
 
     ``start()`` picks a free port unless one was given; the server keeps that port for
     its lifetime, so ``restart()`` (and ``start()`` after ``stop()``) comes back on it.
+    With ``data_dir`` the server keeps its files there instead, and they survive
+    ``stop()``: a server started again on that directory reloads its RDB/AOF data.
     """
 
     def __init__(
@@ -124,8 +126,10 @@ class RedisServer:
         extra_args: Sequence[str] = (),
         executable: str | None = None,
         password: str | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         self.port = port or 0
+        self.data_dir = data_dir
         self.extra_args = list(extra_args)
         self.password = password
         self._executable = executable
@@ -178,7 +182,11 @@ class RedisServer:
         raise AssertionError("unreachable")
 
     def _launch(self, executable: str) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="jobqueue-redis-"))
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._dir = self.data_dir.resolve()
+        else:
+            self._dir = Path(tempfile.mkdtemp(prefix="jobqueue-redis-"))
         args = [
             executable,
             "--port", str(self.port),
@@ -276,9 +284,9 @@ class RedisServer:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
-        if self._dir is not None:
+        if self._dir is not None and self.data_dir is None:
             shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = None
+        self._dir = None
 
     def kill(self) -> None:
         """SIGKILL the server at once, as a crash would. Its port and files are kept, so
@@ -288,7 +296,8 @@ class RedisServer:
             self._process.wait()
 
     def restart(self) -> RedisServer:
-        """Stop and start again on the same port (the data is not kept)."""
+        """Stop and start again on the same port (the data is kept only with
+        ``data_dir``)."""
         self.stop()
         return self.start()
 

@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null && echo sudo
 # cargo test links the extension crate against libpython.
 PYLIBDIR = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))")
 
-.PHONY: demo test build venv redis lint bench clean
+.PHONY: demo test build venv redis lint bench soak clean
 
 demo: redis build
 	$(PY) examples/basic_usage.py
@@ -26,6 +26,10 @@ lint: venv
 	$(VENV)/bin/ruff check python tests examples benches
 	$(VENV)/bin/ruff format --check python tests examples benches
 	$(VENV)/bin/mypy
+
+# The fault-injection suite on a longer run (a million jobs through the memory test).
+soak: redis build
+	JOBQUEUE_SOAK_JOBS=1000000 $(PY) -m pytest -q -s --timeout 3600 tests/reliability
 
 bench: redis build
 	$(PY) benches/enqueue.py

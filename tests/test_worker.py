@@ -337,7 +337,7 @@ async def test_a_blocked_event_loop_does_not_lose_the_lock(
     @queue.processor("blocking")
     async def blocking(job: Job[None]) -> str:
         runs.append(job.id)
-        time.sleep(1.5)  # blocks the event loop for over twice the lock duration
+        time.sleep(2.0)  # blocks the event loop for over three times the lock duration
         return "done"
 
     await queue.start_worker()

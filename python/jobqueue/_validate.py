@@ -22,8 +22,17 @@ def type_name(value: object) -> str:
     return type(value).__name__
 
 
+#: The longest duration accepted anywhere (10 years): due times stay exact in Redis's
+#: double-precision scores, and a typo like an extra zero group is caught.
+MAX_DURATION_MS = 10 * 365 * 24 * 3600 * 1000
+
+#: The most attempts a job may have.
+MAX_ATTEMPTS = 1_000_000
+
+
 def duration_ms(value: object, field: str, *, minimum: int = 0) -> int:
-    """Milliseconds from an int or a timedelta, at least ``minimum``."""
+    """Milliseconds from an int or a timedelta, at least ``minimum`` and at most
+    ``MAX_DURATION_MS``."""
     if isinstance(value, timedelta):
         ms = round(value.total_seconds() * 1000)
     elif isinstance(value, int) and not isinstance(value, bool):
@@ -34,6 +43,10 @@ def duration_ms(value: object, field: str, *, minimum: int = 0) -> int:
         )
     if ms < minimum:
         raise InvalidOptionError(field, f"must be >= {minimum}, got {ms}")
+    if ms > MAX_DURATION_MS:
+        raise InvalidOptionError(
+            field, f"must be at most {MAX_DURATION_MS} ms (10 years), got {ms}"
+        )
     return ms
 
 
@@ -101,7 +114,8 @@ _KEY_UNSAFE = frozenset(":{}")
 
 
 def job_id(value: object, field: str = "job_id") -> str:
-    """A job id: a non-empty printable string without ':', braces or whitespace."""
+    """A job (or schedule) id: a non-empty printable string without ':', braces or
+    whitespace."""
     text_value = text(value, field, max_length=256)
     if any(c in _KEY_UNSAFE or c.isspace() or not c.isprintable() for c in text_value):
         raise InvalidOptionError(
@@ -109,3 +123,11 @@ def job_id(value: object, field: str = "job_id") -> str:
             f"must not contain ':', braces, whitespace or control characters, got {text_value!r}",
         )
     return text_value
+
+
+def job_name(value: object, field: str = "name") -> str:
+    """A job name: a non-empty printable string of at most 1,000 characters."""
+    name = text(value, field, max_length=1000)
+    if not name.isprintable():
+        raise InvalidOptionError(field, f"must not contain control characters, got {name!r}")
+    return name

@@ -106,7 +106,7 @@ class Retention:
 
     def __post_init__(self) -> None:
         if self.count is not None:
-            _set(self, "count", v.integer(self.count, "retention.count", minimum=0))
+            _set(self, "count", v.integer(self.count, "retention.count", minimum=0, maximum=10**9))
         if self.age is not None:
             _set(self, "age", v.duration_ms(self.age, "retention.age"))
 
@@ -121,7 +121,7 @@ class Retention:
         if value is False:
             return cls()
         if isinstance(value, int):
-            return cls(count=v.integer(value, name, minimum=0))
+            return cls(count=v.integer(value, name, minimum=0, maximum=10**9))
         if isinstance(value, timedelta):
             return cls(age=v.duration_ms(value, name))
         if isinstance(value, Mapping):
@@ -159,7 +159,7 @@ class JobOptions:
 
     def __post_init__(self) -> None:
         if self.attempts is not None:
-            v.integer(self.attempts, "attempts", minimum=1)
+            v.integer(self.attempts, "attempts", minimum=1, maximum=v.MAX_ATTEMPTS)
         if self.delay is not None:
             _set(self, "delay", v.duration_ms(self.delay, "delay"))
         if self.priority is not None:
@@ -217,7 +217,7 @@ class RetryConfig:
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        v.integer(self.max_attempts, "retry.max_attempts", minimum=1)
+        v.integer(self.max_attempts, "retry.max_attempts", minimum=1, maximum=v.MAX_ATTEMPTS)
         if self.backoff_type not in BACKOFF_TYPES:
             raise InvalidOptionError(
                 "retry.backoff_type",
@@ -270,7 +270,9 @@ class QueueSettings:
     idempotency_ttl: v.Duration = timedelta(hours=24)
 
     def __post_init__(self) -> None:
-        v.integer(self.max_stalled_count, "settings.max_stalled_count", minimum=0)
+        v.integer(
+            self.max_stalled_count, "settings.max_stalled_count", minimum=0, maximum=1_000_000
+        )
         _set(
             self,
             "max_stalled_interval",
@@ -287,7 +289,8 @@ class QueueSettings:
                 f"must be < settings.lock_duration ({lock}), got {renew}",
             )
         _set(self, "lock_renew_time", renew)
-        v.integer(self.max_payload_bytes, "settings.max_payload_bytes", minimum=1)
+        # Redis strings hold at most 512 MiB.
+        v.integer(self.max_payload_bytes, "settings.max_payload_bytes", minimum=1, maximum=2**29)
         _set(
             self,
             "idempotency_ttl",
@@ -303,7 +306,7 @@ class RateLimit:
     duration: v.Duration
 
     def __post_init__(self) -> None:
-        v.integer(self.max, "limiter.max", minimum=1)
+        v.integer(self.max, "limiter.max", minimum=1, maximum=10**9)
         _set(self, "duration", v.duration_ms(self.duration, "limiter.duration", minimum=1))
 
 

@@ -171,7 +171,7 @@ class JobQueue:
     def process(self, name: str, processor: Processor) -> None:
         """Run ``processor(job)`` for jobs named ``name``: ``async def`` processors as
         asyncio tasks, plain functions in a thread pool."""
-        v.text(name, "name", max_length=1000)
+        v.job_name(name)
         if not callable(processor):
             raise InvalidOptionError("processor", f"must be callable, got {v.type_name(processor)}")
         self._processors[name] = processor
@@ -278,7 +278,7 @@ class JobQueue:
         rows = []
         for i, (name, data, options) in enumerate(items):
             try:
-                v.text(name, "name", max_length=1000)
+                v.job_name(name)
                 resolved = self._resolve(options)
             except InvalidOptionError as exc:
                 if single:
@@ -348,7 +348,7 @@ class JobQueue:
         the same atomic step that creates it."""
         self._check_open()
         wanted = _status(status)
-        v.integer(limit, "limit", minimum=1)
+        v.integer(limit, "limit", minimum=1, maximum=1_000_000)
         if wanted is JobStatus.PENDING:
             return []
         paused, jobs = await self._native.get_jobs(wanted.value, limit)
@@ -484,10 +484,10 @@ class JobQueue:
         jitter: int,
     ) -> str:
         self._check_open()
-        v.text(name, "name", max_length=1000)
+        v.job_name(name)
         check_misfire(misfire, max_catch_up)
         if schedule_id is not None:
-            v.text(schedule_id, "schedule_id", max_length=256)
+            v.job_id(schedule_id, "schedule_id")
         for per_job in ("job_id", "idempotency_key", "jitter"):
             if per_job in job_options:
                 raise InvalidOptionError(per_job, "is set per tick by the schedule")
@@ -523,7 +523,7 @@ class JobQueue:
         """Remove a schedule; returns False if there was none. Jobs it already enqueued
         stay."""
         self._check_open()
-        v.text(schedule_id, "schedule_id", max_length=256)
+        v.job_id(schedule_id, "schedule_id")
         return await self._native.unschedule(schedule_id)
 
     async def list_schedules(self) -> list[ScheduleInfo]:
@@ -551,7 +551,7 @@ class JobQueue:
         wanted = _status(status)
         if wanted not in (JobStatus.FAILED, JobStatus.DLQ):
             raise InvalidOptionError("status", f"must be failed or dlq, got {wanted.value!r}")
-        count = -1 if limit is None else v.integer(limit, "limit", minimum=0)
+        count = -1 if limit is None else v.integer(limit, "limit", minimum=0, maximum=10**9)
         return len(await self._native.retry_jobs(wanted.value, str(count)))
 
     async def get_dlq_jobs(self, limit: int = 100) -> list[JobInfo]:

@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import signal
-import subprocess
-import sys
-import textwrap
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -248,77 +242,3 @@ async def test_misfire_policies_after_downtime(
     assert all(b - a == 1000 for a, b in itertools.pairwise(ticks))
     info = (await queue.list_schedules())[0]
     assert info.next_run_at is not None and info.next_run_at > now  # back on the pattern
-
-
-SCHEDULER_PROCESS = """
-import asyncio
-from jobqueue import JobQueue
-
-async def main():
-    queue = JobQueue({name!r}, redis={url!r})
-    await queue.start_worker()   # the queue is paused: this process only schedules
-    await asyncio.Event().wait()
-
-asyncio.run(main())
-"""
-
-
-def _start_schedulers(
-    tmp_path: Path, url: str, name: str, count: int
-) -> list[subprocess.Popen[bytes]]:
-    script = tmp_path / "scheduler_process.py"
-    script.write_text(textwrap.dedent(SCHEDULER_PROCESS.format(name=name, url=url)))
-    return [
-        subprocess.Popen([sys.executable, str(script)], env=dict(os.environ)) for _ in range(count)
-    ]
-
-
-async def _ticks(queue: JobQueue, at_least: int) -> list[int]:
-    async def enough() -> list[JobInfo]:
-        jobs = await queue.get_jobs_by_status(JobStatus.PAUSED, 10_000)
-        return jobs if len(jobs) >= at_least else []
-
-    jobs = await eventually(enough, timeout=60, interval=0.1)
-    return [j.scheduled_for or 0 for j in jobs]
-
-
-def _assert_every_tick_exactly_once(ticks: list[int], interval: int) -> None:
-    assert len(ticks) == len(set(ticks)), "a tick was enqueued twice"
-    ordered = sorted(ticks)
-    gaps = {b - a for a, b in itertools.pairwise(ordered)}
-    assert gaps == {interval}, f"ticks missing or irregular: gaps {sorted(gaps)}"
-
-
-async def test_three_scheduler_processes_enqueue_each_tick_once(
-    tmp_path: Path, make_queue: Callable[..., JobQueue], redis_url: str
-) -> None:
-    queue = make_queue()
-    await queue.pause()
-    await queue.schedule_every("beat", None, 100, schedule_id="beat")
-    processes = _start_schedulers(tmp_path, redis_url, queue.name, 3)
-    try:
-        ticks = await _ticks(queue, 35)
-    finally:
-        for p in processes:
-            p.kill()
-            p.wait()
-    _assert_every_tick_exactly_once(ticks, 100)
-
-
-async def test_a_scheduler_killed_mid_run_loses_no_tick(
-    tmp_path: Path, make_queue: Callable[..., JobQueue], redis_url: str
-) -> None:
-    queue = make_queue()
-    await queue.pause()
-    await queue.schedule_every("beat", None, 100, schedule_id="beat")
-    processes = _start_schedulers(tmp_path, redis_url, queue.name, 2)
-    try:
-        await _ticks(queue, 10)
-        processes[0].send_signal(signal.SIGKILL)
-        processes[0].wait()
-        ticks = await _ticks(queue, 40)
-    finally:
-        for p in processes:
-            p.kill()
-            p.wait()
-    _assert_every_tick_exactly_once(ticks, 100)

@@ -15,7 +15,7 @@ from jobqueue import JobQueue, JobStatus, QueueSettings, RateLimit, WorkerConfig
 from jobqueue.job import Job
 from jobqueue.testing import redis_command
 
-from .helpers import eventually, port_of
+from ..helpers import eventually, port_of
 
 
 async def _true(value: bool) -> bool:

@@ -34,6 +34,7 @@ soak: redis build
 bench: redis build
 	$(PY) benches/enqueue.py
 	$(PY) benches/drain.py
+	$(PY) benches/latency.py
 
 build: venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \

@@ -35,6 +35,7 @@ bench: redis build
 	$(PY) benches/enqueue.py
 	$(PY) benches/drain.py
 	$(PY) benches/latency.py
+	cargo bench --bench native
 
 build: venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \

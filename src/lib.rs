@@ -8,8 +8,8 @@ pub mod keys;
 pub mod queue;
 pub mod runtime;
 pub mod scripts;
-#[cfg(test)]
-mod test_redis;
+#[doc(hidden)]
+pub mod test_redis;
 pub mod worker;
 
 use pyo3::prelude::*;

@@ -1,4 +1,5 @@
-//! A throwaway redis-server for Rust tests (the Python suite has `jobqueue.testing`).
+//! A throwaway redis-server for Rust tests and benches (the Python suite has
+//! `jobqueue.testing`).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 pub struct TestRedis {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    dir: std::path::PathBuf,
 }
 
 impl TestRedis {
@@ -16,7 +17,8 @@ impl TestRedis {
             .and_then(|l| l.local_addr())
             .expect("no free port")
             .port();
-        let dir = tempfile::tempdir().expect("no temp dir");
+        let dir = std::env::temp_dir().join(format!("jobqueue-rust-redis-{port}"));
+        std::fs::create_dir_all(&dir).expect("no temp dir");
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -27,15 +29,11 @@ impl TestRedis {
                 "",
             ])
             .args(["--appendonly", "no", "--dir"])
-            .arg(dir.path())
+            .arg(&dir)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (apt-get install -y redis-server)");
-        let server = Self {
-            child,
-            port,
-            _dir: dir,
-        };
+        let server = Self { child, port, dir };
         let client = server.client();
         let deadline = Instant::now() + Duration::from_secs(10);
         while client
@@ -62,5 +60,6 @@ impl Drop for TestRedis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,0 +1,92 @@
+//! Criterion benches of the native hot path: backoff math, and the fetch and ack scripts
+//! against a local redis-server, by batch size (`cargo bench`).
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+use _native::backoff::{Backoff, BackoffKind};
+use _native::keys::{QueueKeys, LAYOUT_VERSION};
+use _native::scripts::{invocation, ACK, ADD_JOBS, FETCH};
+use _native::test_redis::TestRedis;
+
+fn backoff(c: &mut Criterion) {
+    let exponential = Backoff {
+        kind: BackoffKind::Exponential,
+        delay: 1000,
+        max_delay: Some(30_000),
+        jitter: 0.2,
+    };
+    c.bench_function("backoff/exponential with jitter", |b| {
+        b.iter(|| std::hint::black_box(exponential.delay(std::hint::black_box(4))))
+    });
+}
+
+const OPTS: &str =
+    r#"{"attempts":3,"backoff":{"type":"fixed","delay":0},"remove_on_complete":{"count":0}}"#;
+
+fn add(con: &mut redis::Connection, keys: &QueueKeys, n: usize) {
+    let mut inv = invocation(&ADD_JOBS, keys);
+    inv.arg(LAYOUT_VERSION).arg(60_000).arg(n);
+    for i in 0..n {
+        inv.arg("")
+            .arg("noop")
+            .arg(format!(r#"{{"i":{i},"s":"{}"}}"#, "x".repeat(100)))
+            .arg(OPTS)
+            .arg(0)
+            .arg(0)
+            .arg(3)
+            .arg("");
+    }
+    let _: redis::Value = inv.invoke(con).expect("add_jobs");
+}
+
+/// One worker cycle for `batch` jobs: fetch them under locks, then complete them all.
+fn fetch_and_ack(con: &mut redis::Connection, keys: &QueueKeys, batch: usize) {
+    let mut fetch = invocation(&FETCH, keys);
+    fetch.arg(batch).arg(30_000).arg("bench").arg(0).arg(0);
+    let reply: Vec<redis::Value> = fetch.invoke(con).expect("fetch");
+    let mut ack = invocation(&ACK, keys);
+    let jobs = &reply[3..];
+    ack.arg(jobs.len());
+    for job in jobs {
+        let row: Vec<String> = redis::FromRedisValue::from_redis_value(job.clone()).expect("row");
+        ack.arg(&row[0])
+            .arg(&row[1])
+            .arg("completed")
+            .arg("null")
+            .arg("")
+            .arg(0)
+            .arg(0)
+            .arg(-1);
+    }
+    let _: Vec<i64> = ack.invoke(con).expect("ack");
+}
+
+fn scripts(c: &mut Criterion) {
+    let redis = TestRedis::start();
+    let mut con = redis.client().get_connection().expect("connect");
+    let mut setup = redis.client().get_connection().expect("connect");
+    let keys = QueueKeys::new("jq", "bench");
+    let mut group = c.benchmark_group("fetch+ack");
+    for batch in [1usize, 10, 50, 200] {
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, &batch| {
+            b.iter_batched(
+                || add(&mut setup, &keys, batch),
+                |()| fetch_and_ack(&mut con, &keys, batch),
+                criterion::BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("add_jobs");
+    for batch in [1usize, 100, 1000] {
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(batch), &batch, |b, &batch| {
+            b.iter(|| add(&mut con, &keys, batch))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, backoff, scripts);
+criterion_main!(benches);

@@ -323,32 +323,6 @@ async def test_rate_limit_spreads_starts_over_windows(make_queue: Callable[..., 
         assert starts[i + 4] - starts[i] >= 450  # never 5 starts inside one window
 
 
-async def test_a_blocked_event_loop_does_not_lose_the_lock(
-    make_queue: Callable[..., JobQueue],
-) -> None:
-    settings = QueueSettings(
-        lock_duration=600, lock_renew_time=150, max_stalled_interval=100, max_stalled_count=0
-    )
-    queue = make_queue(settings=settings)
-    sweeper = make_queue(settings=settings)  # a second worker sweeping for stalled jobs
-    sweeper.process("blocking", lambda job: "wrong worker")
-    runs: list[str] = []
-
-    @queue.processor("blocking")
-    async def blocking(job: Job[None]) -> str:
-        runs.append(job.id)
-        time.sleep(2.0)  # blocks the event loop for over three times the lock duration
-        return "done"
-
-    await queue.start_worker()
-    job_id = await queue.add_job("blocking", None)
-    await eventually(lambda: _true(runs == [job_id]))
-    await sweeper.start_worker()
-    info = await queue.wait_for(job_id, 10_000)
-    assert (info.status, info.return_value, info.attempts) == (JobStatus.COMPLETED, "done", 1)
-    assert runs == [job_id]
-
-
 def _plant_stalled_job(port: int, queue: JobQueue, job_id: str, *, attempts: int = 1) -> None:
     """Leave a job as a worker that died mid-job leaves it: active, lock expired."""
     base = f"jq:{{{queue.name}}}:"
@@ -503,57 +477,6 @@ async def test_a_job_with_unreadable_options_fails_and_frees_its_slot(
     assert "unreadable" in (info.failed_reason or "")
     after = await queue.wait_for(await queue.add_job("t", None), 10_000)
     assert after.return_value == "ran"  # the only slot was given back
-
-
-@pytest.mark.parametrize(
-    ("field", "value", "reason"),
-    [
-        ("data", "{not json", "unreadable"),
-        ("opts", "[]", "unreadable"),
-        ("name", None, "no processor is registered"),
-        ("data", None, "unreadable"),
-        ("attempts_made", "many", None),
-        ("created_at", "yesterday", None),
-        ("priority", "urgent", None),
-    ],
-)
-async def test_a_damaged_job_hash_fails_that_job_only(
-    make_queue: Callable[..., JobQueue],
-    redis_url: str,
-    field: str,
-    value: str | None,
-    reason: str | None,
-) -> None:
-    queue = make_queue(worker=WorkerConfig(concurrency=1))
-    queue.process("t", lambda job: "ran")
-    damaged = await queue.add_job("t", {"n": 1}, attempts=1)
-    key = f"jq:{{{queue.name}}}:job:{damaged}"
-    if value is None:
-        redis_command(port_of(redis_url), "HDEL", key, field)
-    else:
-        redis_command(port_of(redis_url), "HSET", key, field, value)
-    healthy = await queue.add_job("t", None)
-    await queue.start_worker()
-    info = await queue.wait_for(damaged, 10_000)
-    if reason is None:  # a damaged bookkeeping field is repaired; the job still runs
-        assert info.status is JobStatus.COMPLETED
-    else:
-        assert info.status is JobStatus.DLQ
-        assert reason in (info.failed_reason or "")
-    assert (await queue.wait_for(healthy, 10_000)).return_value == "ran"
-
-
-async def test_an_id_without_its_job_hash_is_skipped(
-    make_queue: Callable[..., JobQueue], redis_url: str
-) -> None:
-    queue = make_queue()
-    queue.process("t", lambda job: "ran")
-    redis_command(port_of(redis_url), "RPUSH", f"jq:{{{queue.name}}}:wait", "ghost")
-    real = await queue.add_job("t", None)
-    await queue.start_worker()
-    assert (await queue.wait_for(real, 10_000)).return_value == "ran"
-    assert await queue.get_job_status("ghost") is None
-    assert (await queue.get_stats()).active == 0
 
 
 async def test_close_finishes_every_job_already_taken(

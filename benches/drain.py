@@ -12,37 +12,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
-from jobqueue import JobQueue, WorkerConfig
+from _noop_worker import start_noop_worker
+
+from jobqueue import JobQueue
 from jobqueue.testing import RedisServer
 
 QUEUE = "bench-drain"
 
 
-def worker_process(url: str, concurrency: int, ready: Any, stop: Any) -> None:
-    async def run() -> None:
-        queue = JobQueue(QUEUE, redis=url, worker=WorkerConfig(concurrency=concurrency))
-
-        @queue.processor("noop")
-        async def noop(job: object) -> None:
-            return None
-
-        await queue.start_worker()
-        ready.set()
-        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
-        await queue.close()
-
-    asyncio.run(run())
-
-
 async def one_run(url: str, jobs: int, concurrency: int) -> float:
-    ctx = multiprocessing.get_context("spawn")
-    ready, stop = ctx.Event(), ctx.Event()
     async with JobQueue(QUEUE, redis=url) as queue:
         await queue.clear()
         for start in range(0, jobs, 1000):
@@ -50,9 +32,7 @@ async def one_run(url: str, jobs: int, concurrency: int) -> float:
                 [("noop", {"i": i, "s": "x" * 100}) for i in range(start, min(jobs, start + 1000))]
             )
         await queue.pause()  # the worker starts idle; the clock starts at resume
-        process = ctx.Process(target=worker_process, args=(url, concurrency, ready, stop))
-        process.start()
-        await asyncio.get_running_loop().run_in_executor(None, ready.wait)
+        process, stop = await start_noop_worker(url, QUEUE, concurrency)
         started = time.perf_counter()
         await queue.resume()
         while True:

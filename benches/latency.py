@@ -12,32 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import statistics
 import time
 from pathlib import Path
-from typing import Any
 
-from jobqueue import JobQueue, JobStatus, WorkerConfig
+from _noop_worker import start_noop_worker
+
+from jobqueue import JobQueue, JobStatus
 from jobqueue.testing import RedisServer
 
 QUEUE = "bench-latency"
-
-
-def worker_process(url: str, ready: Any, stop: Any) -> None:
-    async def run() -> None:
-        queue = JobQueue(QUEUE, redis=url, worker=WorkerConfig(concurrency=50))
-
-        @queue.processor("noop")
-        async def noop(job: object) -> None:
-            return None
-
-        await queue.start_worker()
-        ready.set()
-        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
-        await queue.close()
-
-    asyncio.run(run())
 
 
 def percentile(values: list[int], p: float) -> float:
@@ -46,11 +30,7 @@ def percentile(values: list[int], p: float) -> float:
 
 
 async def measure(url: str, rate: int, seconds: float) -> dict[str, float]:
-    ctx = multiprocessing.get_context("spawn")
-    ready, stop = ctx.Event(), ctx.Event()
-    process = ctx.Process(target=worker_process, args=(url, ready, stop))
-    process.start()
-    await asyncio.get_running_loop().run_in_executor(None, ready.wait)
+    process, stop = await start_noop_worker(url, QUEUE, 50)
     total = int(rate * seconds)
     async with JobQueue(QUEUE, redis=url) as queue:
         await queue.clear()

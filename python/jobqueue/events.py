@@ -11,16 +11,16 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable
-from enum import Enum
 from typing import Any
 
 from . import _validate as v
 from .errors import InvalidOptionError
+from .models import ValueEnum
 
 logger = logging.getLogger("jobqueue")
 
 
-class QueueEvent(str, Enum):
+class QueueEvent(ValueEnum):
     JOB_ADDED = "job-added"
     JOB_STARTED = "job-started"
     JOB_COMPLETED = "job-completed"
@@ -30,9 +30,6 @@ class QueueEvent(str, Enum):
     JOB_PROGRESS = "job-progress"
     JOB_DLQ = "job-dlq"
     QUEUE_ERROR = "queue-error"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 Handler = Callable[..., Any]

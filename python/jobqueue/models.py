@@ -9,7 +9,14 @@ from typing import Any
 import orjson
 
 
-class JobStatus(str, Enum):
+class ValueEnum(str, Enum):
+    """A str enum that prints as its value (``str(JobStatus.WAITING) == "waiting"``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class JobStatus(ValueEnum):
     PENDING = "pending"
     WAITING = "waiting"
     ACTIVE = "active"
@@ -18,9 +25,6 @@ class JobStatus(str, Enum):
     DELAYED = "delayed"
     PAUSED = "paused"
     DLQ = "dlq"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,37 @@
+"""A worker process with a no-op processor, for the benchmarks that need one."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+from multiprocessing.synchronize import Event
+
+from jobqueue import JobQueue, WorkerConfig
+
+
+def _run(url: str, queue_name: str, concurrency: int, ready: Event, stop: Event) -> None:
+    async def run() -> None:
+        queue = JobQueue(queue_name, redis=url, worker=WorkerConfig(concurrency=concurrency))
+
+        @queue.processor("noop")
+        async def noop(job: object) -> None:
+            return None
+
+        await queue.start_worker()
+        ready.set()
+        await asyncio.get_running_loop().run_in_executor(None, stop.wait)
+        await queue.close()
+
+    asyncio.run(run())
+
+
+async def start_noop_worker(
+    url: str, queue_name: str, concurrency: int
+) -> tuple[multiprocessing.process.BaseProcess, Event]:
+    """Start the worker process; returns once it runs, with the event that stops it."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    process = ctx.Process(target=_run, args=(url, queue_name, concurrency, ready, stop))
+    process.start()
+    await asyncio.get_running_loop().run_in_executor(None, ready.wait)
+    return process, stop

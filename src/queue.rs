@@ -108,8 +108,8 @@ impl NativeQueue {
     }
 
     /// Enqueue a batch in one script call. Data is serialized here, with the GIL, so bad
-    /// input fails before any I/O. Resolves to `[(id, created, created_at), ...]` in input
-    /// order; `created` is false when an existing job id or idempotency key matched.
+    /// input fails before any I/O. Resolves to `[(id, created, created_at, status), ...]` in
+    /// input order; `created` is false when an existing job id or idempotency key matched.
     fn add_jobs<'py>(
         &self,
         py: Python<'py>,
@@ -152,10 +152,10 @@ impl NativeQueue {
         }
         let core = self.core.clone();
         into_awaitable(py, async move {
-            let flat: Vec<(String, i64, i64)> = core.conn.invoke(&invocation).await?;
+            let flat: Vec<(String, i64, i64, String)> = core.conn.invoke(&invocation).await?;
             Ok(flat
                 .into_iter()
-                .map(|(id, created, created_at)| (id, created == 1, created_at))
+                .map(|(id, created, created_at, status)| (id, created == 1, created_at, status))
                 .collect::<Vec<_>>())
         })
     }

@@ -88,8 +88,8 @@ mod tests {
             ("", "f", 1, 0),
             ("", "g", 0, 1000),
         ];
-        let out: Vec<(String, i64, i64)> = add(&keys, &jobs).invoke(&mut con).unwrap();
-        let ids: Vec<&str> = out.iter().map(|(id, _, _)| id.as_str()).collect();
+        let out: Vec<(String, i64, i64, String)> = add(&keys, &jobs).invoke(&mut con).unwrap();
+        let ids: Vec<&str> = out.iter().map(|(id, _, _, _)| id.as_str()).collect();
         assert_eq!(ids, ["1", "2", "3", "4", "5", "6", "7"]);
         let wait: Vec<String> = redis::cmd("LRANGE")
             .arg(&keys.wait)
@@ -119,10 +119,10 @@ mod tests {
         let redis = TestRedis::start();
         let mut con = redis.client().get_connection().unwrap();
         let keys = QueueKeys::new("jq", "custom");
-        let first: Vec<(String, i64, i64)> = add(&keys, &[("order-1", "x", 0, 0)])
+        let first: Vec<(String, i64, i64, String)> = add(&keys, &[("order-1", "x", 0, 0)])
             .invoke(&mut con)
             .unwrap();
-        let again: Vec<(String, i64, i64)> = add(&keys, &[("order-1", "x", 0, 0)])
+        let again: Vec<(String, i64, i64, String)> = add(&keys, &[("order-1", "x", 0, 0)])
             .invoke(&mut con)
             .unwrap();
         assert_eq!((first[0].0.as_str(), first[0].1), ("order-1", 1));
@@ -143,7 +143,7 @@ mod tests {
             .query(&mut con)
             .unwrap();
         let err = add(&keys, &[("", "x", 0, 0)])
-            .invoke::<Vec<(String, i64, i64)>>(&mut con)
+            .invoke::<Vec<(String, i64, i64, String)>>(&mut con)
             .unwrap_err();
         let mapped = crate::errors::JqError::from(err);
         assert!(
@@ -164,7 +164,7 @@ mod tests {
         let keys = QueueKeys::new("jq", "drain");
         let jobs: Vec<(&str, &str, u32, u64)> =
             (0..25).map(|i| ("", "j", (i % 3) as u32, 0)).collect();
-        let _: Vec<(String, i64, i64)> = add(&keys, &jobs).invoke(&mut con).unwrap();
+        let _: Vec<(String, i64, i64, String)> = add(&keys, &jobs).invoke(&mut con).unwrap();
         let mut rounds = 0;
         loop {
             let (removed, left): (i64, i64) = invocation(&DRAIN, &keys)

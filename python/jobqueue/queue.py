@@ -137,11 +137,12 @@ class JobQueue:
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._closed = False
         settings_ = self.config.settings
+        connection = self.redis_config.native_kwargs()
         try:
             self._native = NativeQueue(
                 self.name,
                 self.prefix,
-                **self.redis_config.native_kwargs(),
+                **connection,
                 max_payload_bytes=settings_.max_payload_bytes,
                 idempotency_ttl_ms=v.stored_ms(settings_.idempotency_ttl),
             )
@@ -312,14 +313,16 @@ class JobQueue:
         finally:
             if span is not None:
                 span.end()
-        created = sum(1 for _, was_created, _ in results if was_created)
+        created = sum(1 for _, was_created, _, _ in results if was_created)
         if created and self.metrics is not None:
             self.metrics.increment(METRIC_JOBS_ADDED, created, {"queue": self.name})
         if created and self._events.has_handlers(QueueEvent.JOB_ADDED):
-            for row, (job_id, was_created, created_at) in zip(rows, results, strict=True):
+            for row, (job_id, was_created, created_at, status) in zip(rows, results, strict=True):
                 if was_created:
-                    self._events.emit(QueueEvent.JOB_ADDED, _added_job(job_id, row, created_at))
-        return [job_id for job_id, _, _ in results]
+                    self._events.emit(
+                        QueueEvent.JOB_ADDED, _added_job(job_id, row, created_at, status)
+                    )
+        return [job_id for job_id, _, _, _ in results]
 
     def _resolve(self, options: JobOptions) -> _Resolved:
         resolved = self._resolved.get(options)
@@ -638,12 +641,12 @@ def _message(exc: InvalidOptionError) -> str:
     return str(exc)[len(exc.field) + 1 :]
 
 
-def _added_job(job_id: str, row: tuple[Any, ...], created_at: int) -> JobInfo:
+def _added_job(job_id: str, row: tuple[Any, ...], created_at: int, status: str) -> JobInfo:
     _, name, data, opts_json, priority, delay, attempts, _ = row
     return JobInfo(
         id=job_id,
         name=name,
-        status=JobStatus.DELAYED if delay > 0 else JobStatus.WAITING,
+        status=JobStatus(status),
         data=data,
         max_attempts=attempts,
         created_at=created_at,

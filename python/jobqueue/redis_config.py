@@ -233,9 +233,14 @@ def _check_url(url: object) -> None:
             f"got {redact_url(url)!r}",
         )
     try:
-        urlsplit(url).port  # noqa: B018 - raises on a malformed port
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError as exc:
         raise InvalidOptionError("redis.url", f"has a bad port: {exc}") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise InvalidOptionError("redis.url", f"port must be 1-65535, got {port}")
+    if scheme in ("redis", "rediss"):
+        _db_of(parts.path)  # raises for a database that is not a number
 
 
 def _db_of(path: str) -> int:

@@ -2,15 +2,17 @@
 -- ARGV: 2 layout version, 3 idempotency ttl ms, 4 job count, then 8 per job: job_id
 --       ("" = next counter value), name, data, opts, priority, delay ms, max attempts,
 --       idempotency key ("" = none)
--- Returns: flat {id, created (1/0), created_at ms, ...} in input order. A custom job id
--- that exists, or an idempotency key seen within its ttl, returns the existing id with
--- created = 0.
+-- Returns: flat {id, created (1/0), created_at ms, status, ...} in input order, status as
+-- get_job_status would report it (waiting, paused or delayed). A custom job id that exists,
+-- or an idempotency key seen within its ttl, returns the existing id with created = 0.
 local idemTtl, count = ARGV[3], tonumber(ARGV[4])
 
 local refused = checkLayout(ARGV[2])
 if refused then return refused end
 
 local now = serverNow()
+local waitingStatus = 'waiting'
+if redis.call('HEXISTS', K.meta, 'paused') == 1 then waitingStatus = 'paused' end
 local out = {}
 local createdAny = false
 for i = 0, count - 1 do
@@ -23,6 +25,11 @@ for i = 0, count - 1 do
   out[#out + 1] = jobId
   out[#out + 1] = created and 1 or 0
   out[#out + 1] = now
+  if tonumber(ARGV[a + 5]) > 0 then
+    out[#out + 1] = 'delayed'
+  else
+    out[#out + 1] = waitingStatus
+  end
   createdAny = createdAny or created
 end
 -- Delayed jobs wake workers too: a worker blocks only until the next due time it knew of.

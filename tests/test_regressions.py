@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from jobqueue import JobInfo, JobQueue, JobStatus, QueueEvent, RedisConfig
-from jobqueue.errors import InvalidOptionError
+from jobqueue.errors import InvalidOptionError, QueueClosedError
 
 
 @pytest.mark.parametrize(
@@ -41,3 +43,49 @@ async def test_job_added_on_a_paused_queue_reports_paused(redis_url: str, queue_
             (job_id, JobStatus.PAUSED),
             (later, JobStatus.DELAYED),
         ]
+
+
+@pytest.mark.parametrize("name", ["orders*", "orders?", "orders[12]"])
+async def test_clear_leaves_queues_matching_a_glob_in_the_name_alone(
+    redis_url: str, name: str
+) -> None:
+    # Was: clear() scanned for `jq:{<name>}:idem:*` unescaped, so `orders*` also deleted
+    # the idempotency keys of `orders1`.
+    async with (
+        JobQueue("orders1", redis=redis_url) as bystander,
+        JobQueue(name, redis=redis_url) as queue,
+    ):
+        first = await bystander.add_job("t", None, idempotency_key="k")
+        await queue.add_job("t", None, idempotency_key="k")
+        await queue.clear()
+        assert await bystander.add_job("t", None, idempotency_key="k") == first
+
+
+async def test_add_jobs_of_nothing_on_a_closed_queue_raises(redis_url: str) -> None:
+    # Was: the empty-list shortcut came before the open check.
+    queue = JobQueue("q", redis=redis_url)
+    await queue.close()
+    with pytest.raises(QueueClosedError):
+        await queue.add_jobs([])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: JobQueue("q", prefix="p\ud800"),
+        lambda: RedisConfig(host="h\ud800"),
+        lambda: RedisConfig(password="p\ud800"),
+        lambda: RedisConfig(username="u\ud800"),
+    ],
+)
+def test_strings_that_are_not_unicode_are_refused(make: Any) -> None:
+    # Was: a raw UnicodeEncodeError from the native layer or from quote().
+    with pytest.raises(InvalidOptionError, match="must be valid Unicode"):
+        make()
+
+
+async def test_an_idempotency_key_that_is_not_unicode_is_refused(redis_url: str) -> None:
+    async with JobQueue("q", redis=redis_url) as queue:
+        with pytest.raises(InvalidOptionError) as info:
+            await queue.add_job("t", None, idempotency_key="k\ud800")
+        assert info.value.field == "idempotency_key"

@@ -75,6 +75,7 @@ def text(value: object, field: str, *, max_length: int = 1024) -> str:
         raise InvalidOptionError(field, f"must be a str, got {type_name(value)}")
     if not value:
         raise InvalidOptionError(field, "must not be empty")
+    unicode(value, field)
     if len(value) > max_length:
         raise InvalidOptionError(
             field, f"must be at most {max_length} characters, got {len(value)}"
@@ -131,3 +132,12 @@ def job_name(value: object, field: str = "name") -> str:
     if not name.isprintable():
         raise InvalidOptionError(field, f"must not contain control characters, got {name!r}")
     return name
+
+
+def unicode(value: str, field: str) -> str:
+    """A str that is valid Unicode (no lone surrogates such as ``"\\ud800"``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidOptionError(field, f"must be valid Unicode, got {value!r}") from None
+    return value

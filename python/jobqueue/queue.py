@@ -271,6 +271,7 @@ class JobQueue:
                 raise InvalidOptionError(f"jobs[{i}].{exc.field}", _message(exc)) from None
             items.append((spec[0], spec[1], options))
         if not items:
+            self._check_open()
             return []
         return await self._add(items, single=False)
 

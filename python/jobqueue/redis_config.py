@@ -118,10 +118,12 @@ class RedisConfig:
             v.text(self.host, "redis.host", max_length=255)
         if self.port is not None:
             v.integer(self.port, "redis.port", minimum=1, maximum=65535)
-        if self.username is not None and not isinstance(self.username, str):
-            raise InvalidOptionError("redis.username", "must be a str")
-        if self.password is not None and not isinstance(self.password, str):
-            raise InvalidOptionError("redis.password", "must be a str")
+        for name in ("username", "password"):
+            value = getattr(self, name)
+            if value is not None:
+                if not isinstance(value, str):
+                    raise InvalidOptionError(f"redis.{name}", "must be a str")
+                v.unicode(value, f"redis.{name}")
         if self.db is not None:
             v.integer(self.db, "redis.db", minimum=0)
         object.__setattr__(self, "tls", TlsOptions.coerce(self.tls))

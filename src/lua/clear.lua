@@ -14,7 +14,9 @@ if removed > 0 then
 end
 
 redis.call('DEL', K.schedules, K.schedulesNext, K.schedulesLast)
-local scan = redis.call('SCAN', cursor, 'MATCH', BASE .. 'idem:*', 'COUNT', batch)
+-- The base is matched literally: a queue named `orders*` must not match `orders1`'s keys.
+local literalBase = string.gsub(BASE, '([%*%?%[%]\\])', '\\%1')
+local scan = redis.call('SCAN', cursor, 'MATCH', literalBase .. 'idem:*', 'COUNT', batch)
 for _, key in ipairs(scan[2]) do
   redis.call('DEL', key)
 end

@@ -53,6 +53,8 @@ struct JobOpts {
     attempts: u32,
     backoff: Backoff,
     #[serde(default)]
+    timeout: Option<u64>,
+    #[serde(default)]
     remove_on_complete: Keep,
     #[serde(default)]
     remove_on_fail: Keep,
@@ -83,8 +85,9 @@ struct Ack {
 /// A job as the fetch script returns it: (id, token, name, data JSON, opts JSON, attempts
 /// made, created_at, progress JSON).
 type FetchedJob = (String, String, String, String, String, u32, i64, String);
-/// A job handed to Python: (id, token, name, data JSON, opts JSON, attempts made,
-/// created_at, processed_at, progress JSON).
+/// A job handed to Python: (id, token, name, data JSON, opts JSON, attempts made, max
+/// attempts, timeout ms, created_at, processed_at, progress JSON). The fields Python needs
+/// for every job come decoded, so it decodes the options only if a processor reads them.
 type JobTuple = (
     String,
     String,
@@ -92,6 +95,8 @@ type JobTuple = (
     String,
     String,
     u32,
+    u32,
+    Option<u64>,
     i64,
     i64,
     String,
@@ -489,6 +494,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
         taken += 1;
         match serde_json::from_str::<JobOpts>(&opts_json) {
             Ok(opts) => {
+                let (max_attempts, timeout) = (opts.attempts, opts.timeout);
                 shared.active_jobs().insert(
                     id.clone(),
                     ActiveJob {
@@ -506,6 +512,8 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
                     data,
                     opts_json,
                     attempts_made,
+                    max_attempts,
+                    timeout,
                     created_at,
                     now,
                     progress,
@@ -524,6 +532,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
                             attempts: attempts_made,
                             backoff: serde_json::from_str(r#"{"type":"fixed","delay":0}"#)
                                 .expect("static backoff"),
+                            timeout: None,
                             remove_on_complete: Keep::default(),
                             remove_on_fail: Keep::default(),
                         },

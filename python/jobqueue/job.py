@@ -13,9 +13,9 @@ from .errors import InvalidOptionError
 
 T = TypeVar("T")
 
-#: (id, token, name, data JSON, opts JSON, attempts made, created_at, processed_at,
-#: progress JSON), as the native worker hands a job over.
-RawJob = tuple[str, str, str, str, str, int, int, int, str]
+#: (id, token, name, data JSON, opts JSON, attempts made, max attempts, timeout ms,
+#: created_at, processed_at, progress JSON), as the native worker hands a job over.
+RawJob = tuple[str, str, str, str, str, int, int, "int | None", int, int, str]
 
 
 class Job(Generic[T]):
@@ -23,6 +23,8 @@ class Job(Generic[T]):
 
     __slots__ = (
         "_on_progress",
+        "_opts",
+        "_opts_json",
         "_worker",
         "attempts_made",
         "created_at",
@@ -31,22 +33,26 @@ class Job(Generic[T]):
         "id",
         "max_attempts",
         "name",
-        "opts",
         "processed_at",
         "progress",
         "return_value",
+        "timeout",
     )
 
     def __init__(
         self, raw: RawJob, worker: NativeWorker, on_progress: Callable[[Job[Any]], None]
     ) -> None:
-        job_id, _token, name, data, opts, attempts_made, created_at, processed_at, progress = raw
+        (job_id, _token, name, data, opts, attempts_made, max_attempts, timeout, created_at,
+         processed_at, progress) = raw  # fmt: skip
         self.id = job_id
         self.name = name
         self.data: T = orjson.loads(data)
-        self.opts: dict[str, Any] = orjson.loads(opts)
+        self._opts_json = opts
+        self._opts: dict[str, Any] | None = None
         self.attempts_made = attempts_made
-        self.max_attempts: int = self.opts.get("attempts", 1)
+        self.max_attempts = max_attempts
+        #: The attempt's time limit in ms, or None.
+        self.timeout = timeout
         self.created_at = created_at
         self.processed_at = processed_at
         self.progress: Any = orjson.loads(progress) if progress else 0
@@ -61,9 +67,11 @@ class Job(Generic[T]):
         return self.created_at
 
     @property
-    def timeout(self) -> int | None:
-        timeout = self.opts.get("timeout")
-        return timeout if isinstance(timeout, int) else None
+    def opts(self) -> dict[str, Any]:
+        """The job's resolved options (decoded on first use)."""
+        if self._opts is None:
+            self._opts = orjson.loads(self._opts_json)
+        return self._opts
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, name={self.name!r}, attempt={self.attempts_made})"

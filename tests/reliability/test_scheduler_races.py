@@ -3,13 +3,14 @@ each tick exactly once. Each scenario runs its own redis-server."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,38 +66,41 @@ def _assert_every_tick_exactly_once(ticks: list[int], interval: int) -> None:
     assert gaps == {interval}, f"ticks missing or irregular: gaps {sorted(gaps)}"
 
 
-async def test_three_scheduler_processes_enqueue_each_tick_once(
-    tmp_path: Path, server: RedisServer
-) -> None:
+@pytest.fixture
+async def beat(server: RedisServer) -> AsyncIterator[JobQueue]:
+    """A schedule every 100 ms on a paused queue: its jobs pile up, only the ticks count."""
     queue = JobQueue("races", redis=server.url)
     await queue.pause()
     await queue.schedule_every("beat", None, 100, schedule_id="beat")
-    processes = _start_schedulers(tmp_path, server.url, queue.name, 3)
+    yield queue
+    await queue.close()
+
+
+@contextlib.contextmanager
+def schedulers(
+    tmp_path: Path, queue: JobQueue, count: int
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    processes = _start_schedulers(tmp_path, queue.redis_config.url or "", queue.name, count)
     try:
-        ticks = await _ticks(queue, 35)
+        yield processes
     finally:
         for p in processes:
             p.kill()
             p.wait()
-    await queue.close()
+
+
+async def test_three_scheduler_processes_enqueue_each_tick_once(
+    tmp_path: Path, beat: JobQueue
+) -> None:
+    with schedulers(tmp_path, beat, 3):
+        ticks = await _ticks(beat, 35)
     _assert_every_tick_exactly_once(ticks, 100)
 
 
-async def test_a_scheduler_killed_mid_run_loses_no_tick(
-    tmp_path: Path, server: RedisServer
-) -> None:
-    queue = JobQueue("races", redis=server.url)
-    await queue.pause()
-    await queue.schedule_every("beat", None, 100, schedule_id="beat")
-    processes = _start_schedulers(tmp_path, server.url, queue.name, 2)
-    try:
-        await _ticks(queue, 10)
+async def test_a_scheduler_killed_mid_run_loses_no_tick(tmp_path: Path, beat: JobQueue) -> None:
+    with schedulers(tmp_path, beat, 2) as processes:
+        await _ticks(beat, 10)
         processes[0].send_signal(signal.SIGKILL)
         processes[0].wait()
-        ticks = await _ticks(queue, 40)
-    finally:
-        for p in processes:
-            p.kill()
-            p.wait()
-    await queue.close()
+        ticks = await _ticks(beat, 40)
     _assert_every_tick_exactly_once(ticks, 100)

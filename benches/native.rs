@@ -56,7 +56,9 @@ fn fetch_and_ack(con: &mut redis::Connection, keys: &QueueKeys, batch: usize) {
             .arg("")
             .arg(0)
             .arg(0)
-            .arg(-1);
+            .arg(-1)
+            .arg(&row[2])
+            .arg(&row[5]);
     }
     let _: Vec<i64> = ack.invoke(con).expect("ack");
 }

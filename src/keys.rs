@@ -26,6 +26,7 @@ pub struct QueueKeys {
     pub schedules_next: String,
     pub schedules_last: String,
     pub schedules_wake: String,
+    pub events: String,
 }
 
 impl QueueKeys {
@@ -50,12 +51,13 @@ impl QueueKeys {
             schedules_next: key("schedules:next"),
             schedules_last: key("schedules:last"),
             schedules_wake: key("schedules:wake"),
+            events: key("events"),
             base,
         }
     }
 
     /// The keys every script gets, in the order `lua/lib.lua` names them.
-    pub fn all(&self) -> [&str; 17] {
+    pub fn all(&self) -> [&str; 18] {
         [
             &self.meta,
             &self.id,
@@ -74,6 +76,7 @@ impl QueueKeys {
             &self.schedules_next,
             &self.schedules_last,
             &self.schedules_wake,
+            &self.events,
         ]
     }
 

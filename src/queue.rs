@@ -38,6 +38,8 @@ pub(crate) struct QueueCore {
     pub(crate) conn: RedisConn,
     /// For blocking waits (the scheduler's), which would stall requests sharing `conn`.
     blocking: RedisConn,
+    /// For the fleet-events reader, which blocks on the events stream.
+    events: RedisConn,
     max_payload_bytes: usize,
     idempotency_ttl_ms: u64,
 }
@@ -45,6 +47,18 @@ pub(crate) struct QueueCore {
 #[pyclass(frozen, module = "jobqueue._native")]
 pub struct NativeQueue {
     pub(crate) core: Arc<QueueCore>,
+}
+
+/// A stream entry: its id and its fields and values, flat.
+type StreamEntry = (String, Vec<Vec<u8>>);
+
+/// The events JSON of an entry (its field `e`); "[]" for an entry without one.
+fn event_payload(fields: Vec<Vec<u8>>) -> String {
+    let mut pairs = fields.chunks_exact(2);
+    pairs
+        .find(|pair| pair[0] == b"e")
+        .map(|pair| String::from_utf8_lossy(&pair[1]).into_owned())
+        .unwrap_or_else(|| "[]".into())
 }
 
 fn parse<T: FromRedisValue>(value: Value) -> Result<T, JqError> {
@@ -94,6 +108,7 @@ impl NativeQueue {
             core: Arc::new(QueueCore {
                 keys: QueueKeys::new(prefix, name),
                 blocking: conn.for_blocking(py)?,
+                events: conn.for_blocking(py)?,
                 conn,
                 max_payload_bytes,
                 idempotency_ttl_ms,
@@ -413,6 +428,52 @@ impl NativeQueue {
         })
     }
 
+    /// Entries of the fleet events stream after entry id `after`, waiting up to `block_ms`
+    /// for the first: resolves to `[(entry id, events JSON), ...]` (empty on timeout).
+    /// With `after=None` it resolves at once to `[(newest entry id, "[]")]` ("0-0" for an
+    /// empty stream): the position from which a new reader follows.
+    #[pyo3(signature = (after, count, block_ms))]
+    fn read_events<'py>(
+        &self,
+        py: Python<'py>,
+        after: Option<String>,
+        count: usize,
+        block_ms: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let Some(after) = after else {
+                let mut cmd = redis::cmd("XREVRANGE");
+                cmd.arg(&core.keys.events)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1);
+                let newest: Vec<StreamEntry> = core.conn.query(&cmd).await?;
+                let position = newest.into_iter().next().map(|(id, _)| id);
+                return Ok(vec![(
+                    position.unwrap_or_else(|| "0-0".into()),
+                    "[]".to_string(),
+                )]);
+            };
+            let mut cmd = redis::cmd("XREAD");
+            cmd.arg("COUNT")
+                .arg(count.max(1))
+                .arg("BLOCK")
+                .arg(block_ms)
+                .arg("STREAMS")
+                .arg(&core.keys.events)
+                .arg(after);
+            let reply: Option<Vec<(String, Vec<StreamEntry>)>> = core.events.query(&cmd).await?;
+            Ok(reply
+                .into_iter()
+                .flatten()
+                .flat_map(|(_, entries)| entries)
+                .map(|(id, fields)| (id, event_payload(fields)))
+                .collect())
+        })
+    }
+
     /// The Redis server's clock, in ms since the epoch.
     fn server_time<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
@@ -448,5 +509,6 @@ impl NativeQueue {
     fn close(&self) {
         self.core.conn.close();
         self.core.blocking.close();
+        self.core.events.close();
     }
 }

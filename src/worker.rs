@@ -726,7 +726,7 @@ async fn write_acks(shared: &Shared, batch: Vec<Ack>) -> Result<(), JqError> {
     let keys = &shared.queue.keys;
     let mut inv = scripts::invocation(&scripts::ACK, keys);
     inv.arg(entries.len());
-    for (id, token, _, _, _, d) in &entries {
+    for (id, token, name, attempts, _, d) in &entries {
         let (count, age) = d.keep.args();
         inv.arg(id)
             .arg(token)
@@ -735,7 +735,9 @@ async fn write_acks(shared: &Shared, batch: Vec<Ack>) -> Result<(), JqError> {
             .arg(&d.stacktrace)
             .arg(d.delay)
             .arg(count)
-            .arg(age);
+            .arg(age)
+            .arg(name)
+            .arg(attempts);
     }
     let applied: Vec<i64> = shared.queue.conn.invoke(&inv).await?;
     let mut active = shared.active_jobs();

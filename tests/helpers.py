@@ -35,3 +35,14 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s (last: {result!r})")
         await asyncio.sleep(interval)
+
+
+def plant_stalled_job(port: int, queue_name: str, job_id: str, *, attempts: int = 1) -> None:
+    """Leave a job as a worker that died mid-job leaves it: active, lock expired."""
+    base = f"jq:{{{queue_name}}}:"
+    redis_command(port, "LREM", base + "wait", "0", job_id)
+    redis_command(
+        port, "HSET", base + "job:" + job_id, "state", "active", "lock", "dead-worker",
+        "attempts_made", str(attempts),
+    )  # fmt: skip
+    redis_command(port, "ZADD", base + "active", "1", job_id)

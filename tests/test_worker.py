@@ -25,7 +25,7 @@ from jobqueue.errors import InvalidOptionError, JobNotFoundError
 from jobqueue.job import Job
 from jobqueue.testing import redis_command
 
-from .helpers import eventually, port_of
+from .helpers import eventually, plant_stalled_job, port_of
 
 FAST = {"backoff": Backoff.fixed(20)}
 
@@ -323,17 +323,6 @@ async def test_rate_limit_spreads_starts_over_windows(make_queue: Callable[..., 
         assert starts[i + 4] - starts[i] >= 450  # never 5 starts inside one window
 
 
-def _plant_stalled_job(port: int, queue: JobQueue, job_id: str, *, attempts: int = 1) -> None:
-    """Leave a job as a worker that died mid-job leaves it: active, lock expired."""
-    base = f"jq:{{{queue.name}}}:"
-    redis_command(port, "LREM", base + "wait", "0", job_id)
-    redis_command(
-        port, "HSET", base + "job:" + job_id, "state", "active", "lock", "dead-worker",
-        "attempts_made", str(attempts),
-    )  # fmt: skip
-    redis_command(port, "ZADD", base + "active", "1", job_id)
-
-
 async def test_stalled_job_goes_back_to_waiting_without_using_an_attempt(
     make_queue: Callable[..., JobQueue], redis_url: str
 ) -> None:
@@ -342,7 +331,7 @@ async def test_stalled_job_goes_back_to_waiting_without_using_an_attempt(
     attempts: list[int] = []
     queue.process("s", lambda job: attempts.append(job.attempts_made))
     job_id = await queue.add_job("s", None)
-    _plant_stalled_job(port_of(redis_url), queue, job_id)
+    plant_stalled_job(port_of(redis_url), queue.name, job_id)
     await queue.start_worker()
     info = await queue.wait_for(job_id, 10_000)
     assert info.status is JobStatus.COMPLETED
@@ -356,7 +345,7 @@ async def test_job_stalling_too_often_is_dead_lettered(
     queue = make_queue(settings=QueueSettings(max_stalled_interval=100, max_stalled_count=0))
     seen = record(queue, QueueEvent.JOB_STALLED, QueueEvent.JOB_FAILED, QueueEvent.JOB_DLQ)
     job_id = await queue.add_job("s", None)
-    _plant_stalled_job(port_of(redis_url), queue, job_id)
+    plant_stalled_job(port_of(redis_url), queue.name, job_id)
     await queue.start_worker()
     info = await queue.wait_for(job_id, 10_000)
     assert info.status is JobStatus.DLQ

@@ -19,6 +19,7 @@ from .config import (
     WorkerConfig,
 )
 from .events import QueueEvent
+from .fleet import JobEvent, QueueEvents
 from .job import Job
 from .models import HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
 from .queue import JobQueue
@@ -29,11 +30,13 @@ __all__ = [
     "DLQConfig",
     "HealthReport",
     "Job",
+    "JobEvent",
     "JobInfo",
     "JobOptions",
     "JobQueue",
     "JobStatus",
     "QueueEvent",
+    "QueueEvents",
     "QueueSettings",
     "QueueStats",
     "RateLimit",

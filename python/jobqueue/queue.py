@@ -25,6 +25,7 @@ from .config import (
 )
 from .errors import InvalidOptionError, JobNotFoundError, JobQueueError, QueueClosedError
 from .events import EventEmitter, QueueEvent
+from .fleet import FleetListener
 from .models import HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
 from .redis_config import RedisConfig
@@ -130,6 +131,8 @@ class JobQueue:
         self.telemetry: Telemetry | None = check_adapter(telemetry, Telemetry, "telemetry")
         self.metrics: MetricsAdapter | None = check_adapter(metrics, MetricsAdapter, "metrics")
         self._events = EventEmitter()
+        self._fleet_events = EventEmitter()
+        self._fleet: FleetListener | None = None
         self._resolved: dict[JobOptions, _Resolved] = {}
         self._processors: dict[str, Processor] = {}
         self._worker: Worker | None = None
@@ -160,12 +163,41 @@ class JobQueue:
 
     # -- events ---------------------------------------------------------------------------
 
-    def on(self, event: QueueEvent | str, handler: Callable[..., Any]) -> None:
-        """Call ``handler`` on ``event`` (sync or async; see :mod:`jobqueue.events`)."""
-        self._events.on(event, handler)
+    def on(
+        self, event: QueueEvent | str, handler: Callable[..., Any], *, fleet: bool = False
+    ) -> None:
+        """Call ``handler`` on ``event`` (sync or async; see :mod:`jobqueue.events`).
 
-    def off(self, event: QueueEvent | str, handler: Callable[..., Any]) -> None:
-        self._events.off(event, handler)
+        With ``fleet=True`` the handler gets the event from every process of the queue,
+        this one included, as a :class:`~jobqueue.fleet.JobEvent` read from the queue's
+        events stream. Following the stream starts now when called from a running event
+        loop, else with the queue's first ``add_job``/``add_jobs``/``start_worker``; events
+        written after that are delivered.
+        """
+        if not fleet:
+            self._events.on(event, handler)
+            return
+        self._fleet_events.on(event, handler)
+        if self._fleet is None:
+            self._fleet = FleetListener(self._native, self._fleet_events)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._fleet.start_soon()
+
+    def off(
+        self, event: QueueEvent | str, handler: Callable[..., Any], *, fleet: bool = False
+    ) -> None:
+        (self._fleet_events if fleet else self._events).off(event, handler)
+
+    async def follow_fleet_events(self) -> None:
+        """Return once the fleet handlers get every event written from now on. Called by
+        ``add_job``, ``add_jobs`` and ``start_worker`` (so this process's own events are
+        never missed); call it to be sure of events that other processes cause."""
+        self._check_open()
+        if self._fleet is not None:
+            await self._fleet.start()
 
     # -- processing -------------------------------------------------------------------------
 
@@ -189,6 +221,7 @@ class JobQueue:
     async def start_worker(self) -> None:
         """Start processing in the background; returns once the worker runs."""
         self._check_open()
+        await self.follow_fleet_events()
         if self._worker is None:
             worker = Worker(self, self._processors)
             await worker.start()
@@ -277,6 +310,8 @@ class JobQueue:
 
     async def _add(self, items: list[tuple[str, Any, JobOptions]], *, single: bool) -> list[str]:
         self._check_open()
+        if self._fleet is not None:
+            await self.follow_fleet_events()
         rows = []
         for i, (name, data, options) in enumerate(items):
             try:
@@ -620,8 +655,11 @@ class JobQueue:
             await self._scheduler.stop()
         if self._worker is not None:
             await self._worker.close(ms)
+        if self._fleet is not None:
+            await self._fleet.stop()
+        idle = asyncio.gather(self._events.wait_idle(), self._fleet_events.wait_idle())
         try:
-            await asyncio.wait_for(self._events.wait_idle(), None if ms is None else ms / 1000)
+            await asyncio.wait_for(idle, None if ms is None else ms / 1000)
         except asyncio.TimeoutError:
             pass
         self._native.close()

@@ -53,11 +53,15 @@ class JobQueue:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def on(self, event: QueueEvent | str, handler: Any) -> None:
-        self._queue.on(event, handler)
+    def on(self, event: QueueEvent | str, handler: Any, *, fleet: bool = False) -> None:
+        """As the asyncio queue's ``on``; handlers run on this facade's loop thread. With
+        ``fleet=True`` it returns once the queue follows its events stream."""
+        self._queue.on(event, handler, fleet=fleet)
+        if fleet:
+            self._run(self._queue.follow_fleet_events())
 
-    def off(self, event: QueueEvent | str, handler: Any) -> None:
-        self._queue.off(event, handler)
+    def off(self, event: QueueEvent | str, handler: Any, *, fleet: bool = False) -> None:
+        self._queue.off(event, handler, fleet=fleet)
 
     def add_job(self, name: str, data: Any, opts: Any = None, **options: Any) -> str:
         return self._run(self._queue.add_job(name, data, opts, **options))

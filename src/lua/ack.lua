@@ -1,9 +1,10 @@
 -- Record the outcome of a batch of attempts. Each entry is applied only if the job's lock
 -- token is still the worker's: a worker that lost its lock can never finish a job that
 -- another worker now holds.
--- ARGV: 2 entry count, then 8 per entry: id, token, outcome ("completed",
+-- ARGV: 2 entry count, then 10 per entry: id, token, outcome ("completed",
 --       "retry", "failed" or "dlq"), value (return value JSON, or failed reason),
---       stacktrace, retry delay ms, keep count, keep age ms (-1: no bound)
+--       stacktrace, retry delay ms, keep count, keep age ms (-1: no bound), job name and
+--       attempts made (for the events)
 -- Returns: {1 applied / 0 lock lost, ...} in entry order, then the time (ms) it ran.
 local count = tonumber(ARGV[2])
 local now = serverNow()
@@ -11,11 +12,12 @@ local out = {}
 local woke = false
 
 for i = 0, count - 1 do
-  local a = 3 + i * 8
+  local a = 3 + i * 10
   local id, token, outcome, value, stack = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
     ARGV[a + 4]
   local retryDelay, keepCount, keepAge = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]),
     tonumber(ARGV[a + 7])
+  local name, attempts = ARGV[a + 8], ARGV[a + 9]
   local key = jobKey(id)
   if redis.call('HGET', key, 'lock') ~= token then
     out[#out + 1] = 0
@@ -26,6 +28,7 @@ for i = 0, count - 1 do
     if outcome == 'completed' then
       redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'return_value', value)
       retain(K.completed, id, now, keepCount, keepAge)
+      addEvent('job-completed', id, name, attempts)
     elseif outcome == 'retry' then
       redis.call('HSET', key, 'failed_reason', value, 'stacktrace', stack,
         'queued_at', now + retryDelay)
@@ -38,19 +41,24 @@ for i = 0, count - 1 do
         pushWaiting(id, priority, false)
       end
       woke = true
+      addEvent('job-retrying', id, name, attempts, value, 'reason')
     elseif outcome == 'dlq' then
       redis.call('HSET', key, 'state', 'dlq', 'finished_at', now, 'failed_reason', value,
         'stacktrace', stack)
       redis.call('ZADD', K.dlq, now, id)
+      addEvent('job-failed', id, name, attempts, value, 'reason')
+      addEvent('job-dlq', id, name, attempts, value, 'reason')
     else
       redis.call('HSET', key, 'state', 'failed', 'finished_at', now, 'failed_reason', value,
         'stacktrace', stack)
       retain(K.failed, id, now, keepCount, keepAge)
+      addEvent('job-failed', id, name, attempts, value, 'reason')
     end
   end
 end
 if woke then
   wakeWorkers()
 end
+flushEvents()
 out[#out + 1] = now
 return out

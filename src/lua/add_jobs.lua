@@ -36,4 +36,5 @@ end
 if createdAny then
   wakeWorkers()
 end
+flushEvents()
 return out

@@ -38,4 +38,5 @@ redis.call('ZADD', K.schedulesNext, nextRun, id)
 if #out > 1 then
   wakeWorkers()
 end
+flushEvents()
 return out

@@ -1,4 +1,4 @@
--- Remove every job, schedule and idempotency key of the queue, one batch per call; called
+-- Remove every job, schedule, idempotency key and event of the queue, one batch per call; called
 -- until it reports done, so that a huge queue never blocks Redis for long. The meta hash
 -- (layout version, paused flag) and the id counters stay, so ids are never reused.
 -- ARGV: 2 batch size, 3 scan cursor for idempotency keys
@@ -13,7 +13,7 @@ if removed > 0 then
   return {removed, cursor}
 end
 
-redis.call('DEL', K.schedules, K.schedulesNext, K.schedulesLast)
+redis.call('DEL', K.schedules, K.schedulesNext, K.schedulesLast, K.events)
 -- The base is matched literally: a queue named `orders*` must not match `orders1`'s keys.
 local literalBase = string.gsub(BASE, '([%*%?%[%]\\])', '\\%1')
 local scan = redis.call('SCAN', cursor, 'MATCH', literalBase .. 'idem:*', 'COUNT', batch)

@@ -66,6 +66,7 @@ for _, id in ipairs(ids) do
       'progress')
     out[#out + 1] = {id, token, f[1] or '', f[2] or '', f[3] or '', tonumber(f[4]) or 1,
       tonumber(f[5]) or 0, f[6] or ''}
+    addEvent('job-started', id, f[1], f[4])
     taken = taken + 1
   end
 end
@@ -89,4 +90,5 @@ local nextDue = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
 if #nextDue > 0 then
   out[2] = tonumber(nextDue[2])
 end
+flushEvents()
 return out

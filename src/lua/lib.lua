@@ -8,6 +8,7 @@ local K = {
   active = KEYS[6], completed = KEYS[7], failed = KEYS[8], dlq = KEYS[9], marker = KEYS[10],
   prioCounter = KEYS[11], limiter = KEYS[12], workers = KEYS[13], schedules = KEYS[14],
   schedulesNext = KEYS[15], schedulesLast = KEYS[16], schedulesWake = KEYS[17],
+  events = KEYS[18],
 }
 local BASE = ARGV[1]
 
@@ -117,6 +118,52 @@ local function checkLayout(version)
   return nil
 end
 
+-- Fleet events: a script collects the events it causes and writes them as entries of the
+-- capped stream K.events, many events per entry, so that a batch of jobs costs one XADD
+-- instead of one per job. An entry is a JSON array of [event, job id, name, attempts,
+-- detail?] arrays; it is closed once it holds EVENT_ENTRY_BYTES, and the stream keeps
+-- about EVENTS_MAX_ENTRIES entries, which bounds its memory (a few MB at most).
+local EVENTS_MAX_ENTRIES = 2000
+local EVENT_ENTRY_BYTES = 8192
+-- A longer failed reason is cut (the job hash keeps it whole); a longer progress value is
+-- left out (readers find it on the job).
+local EVENT_DETAIL_BYTES = 1000
+local eventBuffer, eventBytes = {}, 0
+
+local function flushEvents()
+  if #eventBuffer > 0 then
+    redis.call('XADD', K.events, 'MAXLEN', '~', EVENTS_MAX_ENTRIES, '*',
+      'e', '[' .. table.concat(eventBuffer, ',') .. ']')
+    eventBuffer, eventBytes = {}, 0
+  end
+end
+
+-- The first `n` bytes of `s`, not ending inside a UTF-8 sequence.
+local function clipUtf8(s, n)
+  if #s <= n then return s end
+  local cut = n
+  while cut > 0 do
+    local b = string.byte(s, cut + 1)
+    if b < 128 or b >= 192 then break end  -- not a continuation byte: a character starts
+    cut = cut - 1
+  end
+  return string.sub(s, 1, cut)
+end
+
+-- Record an event; `detail` is a failed reason (kind 'reason') or progress JSON
+-- (kind 'progress').
+local function addEvent(event, id, name, attempts, detail, kind)
+  if detail and #detail > EVENT_DETAIL_BYTES then
+    if kind == 'reason' then detail = clipUtf8(detail, EVENT_DETAIL_BYTES) else detail = nil end
+  end
+  local encoded = cjson.encode({event, id, name or '', tonumber(attempts) or 0, detail})
+  eventBuffer[#eventBuffer + 1] = encoded
+  eventBytes = eventBytes + #encoded
+  if eventBytes >= EVENT_ENTRY_BYTES then
+    flushEvents()
+  end
+end
+
 -- Create one job, unless its custom id exists or its idempotency key was seen within its
 -- ttl: then return that job's id. `j` is the job (id or '', name, data, opts, priority,
 -- delay, maxAttempts, idem or '').
@@ -149,6 +196,8 @@ local function enqueueJob(j, now, idemTtl)
     redis.call('HSET', jobKey(jobId), 'idempotency_key', j.idem)
     redis.call('SET', BASE .. 'idem:' .. j.idem, jobId, 'PX', idemTtl)
   end
+  addEvent('job-added', jobId, j.name, 0)
   return jobId, true
 end
+
 

@@ -14,7 +14,9 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
   if redis.call('EXISTS', key) == 1 then
     redis.call('HDEL', key, 'lock')
     local stalls = incrField(key, 'stalled_count', 1)
-    local name = redis.call('HGET', key, 'name')
+    local name, attempts = unpack(redis.call('HMGET', key, 'name', 'attempts_made'))
+    name = name or ''
+    addEvent('job-stalled', id, name, attempts)
     if stalls > maxStalled then
       local reason = 'job stalled more than ' .. maxStalled .. ' times (its worker stopped '
         .. 'renewing the lock)'
@@ -33,6 +35,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
         if type(age) ~= 'number' then age = -1 end
         retain(K.failed, id, now, count, age)
       end
+      addEvent('job-failed', id, name, attempts, reason, 'reason')
+      if dlqEnabled then addEvent('job-dlq', id, name, attempts, reason, 'reason') end
       out[#out + 1] = id
       out[#out + 1] = name
       out[#out + 1] = state
@@ -50,4 +54,5 @@ end
 if #out > 0 then
   wakeWorkers()
 end
+flushEvents()
 return out

@@ -8,6 +8,9 @@ if redis.call('HGET', key, 'lock') ~= ARGV[3] then
 end
 if ARGV[4] == 'progress' then
   redis.call('HSET', key, 'progress', ARGV[5])
+  local name, attempts = unpack(redis.call('HMGET', key, 'name', 'attempts_made'))
+  addEvent('job-progress', ARGV[2], name, attempts, ARGV[5], 'progress')
+  flushEvents()
 else
   redis.call('RPUSH', key .. ':logs', ARGV[5])
   redis.call('LTRIM', key .. ':logs', -tonumber(ARGV[6]), -1)

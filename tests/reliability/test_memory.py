@@ -1,5 +1,6 @@
 """Memory stays bounded: 200,000 jobs through the default retention level off both Redis's
-``used_memory`` and the worker's RSS. ``JOBQUEUE_SOAK_JOBS`` runs more (``make soak``)."""
+``used_memory`` and the worker's RSS, and the events stream stays capped.
+``JOBQUEUE_SOAK_JOBS`` runs more (``make soak``)."""
 
 from __future__ import annotations
 
@@ -59,13 +60,20 @@ async def test_memory_levels_off_under_the_default_retention() -> None:
         await eventually(drained, timeout=120, interval=0.05)
         end = (JOBS, redis_used_memory(server.port), rss_bytes())
         stats = await queue.get_stats()
+        events_key = "jq:{memory}:events"
+        events_length = redis_command(server.port, "XLEN", events_key)
+        events_bytes = redis_command(server.port, "MEMORY", "USAGE", events_key)
         await queue.close(timeout=10_000)
 
     half = samples[len(samples) // 2 - 1]
     print(
         f"\nafter {half[0]:,} jobs: redis {half[1] / 2**20:.1f} MiB, rss {half[2] / 2**20:.1f} MiB;"
-        f" after {end[0]:,}: redis {end[1] / 2**20:.1f} MiB, rss {end[2] / 2**20:.1f} MiB"
+        f" after {end[0]:,}: redis {end[1] / 2**20:.1f} MiB, rss {end[2] / 2**20:.1f} MiB;"
+        f" events stream: {events_length} entries, {events_bytes} bytes"
     )
+    # Capped at about 2,000 entries (trimmed in whole nodes) of at most ~9 KB each.
+    assert isinstance(events_length, int) and 1000 <= events_length <= 2100
+    assert isinstance(events_bytes, int) and events_bytes < 2100 * 9 * 1024
     assert stats.completed == 10_000  # the default retention keeps the newest 10,000
     # Level: the second half of the run adds little (generous bounds, not a benchmark).
     assert end[1] < half[1] * 1.5 + 2 * 2**20

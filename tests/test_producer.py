@@ -146,6 +146,30 @@ async def test_repeated_custom_job_id_keeps_the_first(queue: JobQueue) -> None:
     assert (await queue.get_stats()).waiting == 1
 
 
+async def test_duplicates_within_one_batch_resolve_to_the_first(queue: JobQueue) -> None:
+    ids = await queue.add_jobs(
+        [
+            ("t", 1, {"idempotency_key": "k"}),
+            ("t", 2, {"job_id": "mine"}),
+            ("t", 3, {"idempotency_key": "k"}),
+            ("t", 4, {"job_id": "mine"}),
+            ("t", 5),
+        ]
+    )
+    assert ids == ["1", "mine", "1", "mine", "2"]
+    assert (await queue.get_stats()).waiting == 3
+    mine = await queue.get_job_status("mine")
+    assert mine is not None and mine.data == 2
+
+
+async def test_one_batch_keeps_priority_then_fifo_order(queue: JobQueue) -> None:
+    priorities = [5, 0, 1, 5, 0, 1, 2, 0]
+    ids = await queue.add_jobs([("t", i, {"priority": p}) for i, p in enumerate(priorities)])
+    waiting = await queue.get_jobs_by_status(JobStatus.WAITING)
+    order = sorted(range(len(ids)), key=lambda i: (priorities[i], i))
+    assert [j.id for j in waiting] == [ids[i] for i in order]
+
+
 async def test_jitter_adds_up_to_jitter_ms_to_the_delay(queue: JobQueue) -> None:
     delays = set()
     for _ in range(30):

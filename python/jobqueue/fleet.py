@@ -33,6 +33,8 @@ RETRY_PAUSE_S = 0.1
 RETRY_PAUSE_MAX_S = 5.0
 
 _FAILURES = (QueueEvent.JOB_FAILED, QueueEvent.JOB_RETRYING, QueueEvent.JOB_DLQ)
+_SEPARATOR = "\x1f"
+_VALUES_PER_EVENT = 5
 
 
 @dataclass(frozen=True)
@@ -55,21 +57,30 @@ class JobEvent:
 
 
 def parse_entry(entry_id: str, payload: str) -> list[JobEvent]:
-    """The events of one stream entry; an unknown event kind is skipped (written by a
+    """The events of one stream entry: 5 values per event joined by ``\\x1f`` (event, id,
+    name, attempts, detail: '' or JSON). An unknown event kind is skipped (written by a
     newer version)."""
     timestamp = int(entry_id.split("-", 1)[0])
+    values = payload.split(_SEPARATOR)
+    if len(values) % _VALUES_PER_EVENT:
+        raise ValueError(f"{len(values)} values do not make whole events")
     events = []
-    for row in orjson.loads(payload):
+    for i in range(0, len(values), _VALUES_PER_EVENT):
+        kind_name, job_id, name, attempts, detail = values[i : i + _VALUES_PER_EVENT]
         try:
-            kind = QueueEvent(row[0])
+            kind = QueueEvent(kind_name)
         except ValueError:
             continue
-        detail = row[4] if len(row) > 4 else None
-        failed_reason = detail if kind in _FAILURES else None
-        progress = orjson.loads(detail) if kind is QueueEvent.JOB_PROGRESS and detail else None
+        decoded = orjson.loads(detail) if detail else None
         events.append(
             JobEvent(
-                kind, str(row[1]), str(row[2]), int(row[3]), timestamp, failed_reason, progress
+                kind,
+                job_id,
+                name,
+                int(attempts),
+                timestamp,
+                failed_reason=decoded if kind in _FAILURES else None,
+                progress=decoded if kind is QueueEvent.JOB_PROGRESS else None,
             )
         )
     return events

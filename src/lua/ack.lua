@@ -9,6 +9,7 @@
 local count = tonumber(ARGV[2])
 local now = serverNow()
 local out = {}
+local finished = {}
 local woke = false
 
 for i = 0, count - 1 do
@@ -17,45 +18,48 @@ for i = 0, count - 1 do
     ARGV[a + 4]
   local retryDelay, keepCount, keepAge = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]),
     tonumber(ARGV[a + 7])
-  local name, attempts = ARGV[a + 8], ARGV[a + 9]
+  local name, attempts = eventName(ARGV[a + 8]), ARGV[a + 9]
   local key = jobKey(id)
   if redis.call('HGET', key, 'lock') ~= token then
     out[#out + 1] = 0
   else
     out[#out + 1] = 1
-    redis.call('ZREM', K.active, id)
-    redis.call('HDEL', key, 'lock')
+    finished[#finished + 1] = id
+    -- The lock is emptied rather than deleted: no token equals '', and it saves a call.
     if outcome == 'completed' then
-      redis.call('HSET', key, 'state', 'completed', 'finished_at', now, 'return_value', value)
-      retain(K.completed, id, now, keepCount, keepAge)
+      redis.call('HSET', key, 'state', 'completed', 'lock', '', 'finished_at', now,
+        'return_value', value)
+      keep(K.completed, id, now, keepCount, keepAge)
       addEvent('job-completed', id, name, attempts)
     elseif outcome == 'retry' then
-      redis.call('HSET', key, 'failed_reason', value, 'stacktrace', stack,
-        'queued_at', now + retryDelay)
+      local state = 'waiting'
+      if retryDelay > 0 then state = 'delayed' end
+      redis.call('HSET', key, 'state', state, 'lock', '', 'failed_reason', value,
+        'stacktrace', stack, 'queued_at', now + retryDelay)
       if retryDelay > 0 then
-        redis.call('HSET', key, 'state', 'delayed')
         redis.call('ZADD', K.delayed, now + retryDelay, id)
       else
-        redis.call('HSET', key, 'state', 'waiting')
         local priority = tonumber(redis.call('HGET', key, 'priority') or '0')
         pushWaiting(id, priority, false)
       end
       woke = true
       addEvent('job-retrying', id, name, attempts, value, 'reason')
     elseif outcome == 'dlq' then
-      redis.call('HSET', key, 'state', 'dlq', 'finished_at', now, 'failed_reason', value,
-        'stacktrace', stack)
+      redis.call('HSET', key, 'state', 'dlq', 'lock', '', 'finished_at', now,
+        'failed_reason', value, 'stacktrace', stack)
       redis.call('ZADD', K.dlq, now, id)
       addEvent('job-failed', id, name, attempts, value, 'reason')
       addEvent('job-dlq', id, name, attempts, value, 'reason')
     else
-      redis.call('HSET', key, 'state', 'failed', 'finished_at', now, 'failed_reason', value,
-        'stacktrace', stack)
-      retain(K.failed, id, now, keepCount, keepAge)
+      redis.call('HSET', key, 'state', 'failed', 'lock', '', 'finished_at', now,
+        'failed_reason', value, 'stacktrace', stack)
+      keep(K.failed, id, now, keepCount, keepAge)
       addEvent('job-failed', id, name, attempts, value, 'reason')
     end
   end
 end
+for a, b in chunks(#finished, 1) do redis.call('ZREM', K.active, unpack(finished, a, b)) end
+applyRetention(now)
 if woke then
   wakeWorkers()
 end

@@ -13,24 +13,27 @@ if refused then return refused end
 local now = serverNow()
 local waitingStatus = 'waiting'
 if redis.call('HEXISTS', K.meta, 'paused') == 1 then waitingStatus = 'paused' end
-local out = {}
-local createdAny = false
+local jobs = {}
 for i = 0, count - 1 do
   local a = 5 + i * 8
-  local jobId, created = enqueueJob({
+  jobs[#jobs + 1] = {
     id = ARGV[a], name = ARGV[a + 1], data = ARGV[a + 2], opts = ARGV[a + 3],
     priority = tonumber(ARGV[a + 4]), delay = tonumber(ARGV[a + 5]),
     maxAttempts = ARGV[a + 6], idem = ARGV[a + 7],
-  }, now, idemTtl)
-  out[#out + 1] = jobId
-  out[#out + 1] = created and 1 or 0
+  }
+end
+local out = {}
+local createdAny = false
+for i, result in ipairs(enqueueJobs(jobs, now, idemTtl)) do
+  out[#out + 1] = result[1]
+  out[#out + 1] = result[2] and 1 or 0
   out[#out + 1] = now
-  if tonumber(ARGV[a + 5]) > 0 then
+  if jobs[i].delay > 0 then
     out[#out + 1] = 'delayed'
   else
     out[#out + 1] = waitingStatus
   end
-  createdAny = createdAny or created
+  createdAny = createdAny or result[2]
 end
 -- Delayed jobs wake workers too: a worker blocks only until the next due time it knew of.
 if createdAny then

@@ -19,20 +19,24 @@ if not current or not raw or tonumber(current) ~= expected then
 end
 local def = cjson.decode(raw)
 local now = serverNow()
-local out = {1}
+local jobs = {}
 for i = 1, ticks do
   local tick = ARGV[7 + i]
-  local jobId, created = enqueueJob({
+  jobs[i] = {
     id = '', name = def['name'], data = def['data'], opts = def['opts'],
     priority = def['priority'], delay = def['delay'], maxAttempts = def['max_attempts'],
-    idem = 'schedule:' .. id .. ':' .. tick,
-  }, now, idemTtl)
-  if created then
-    redis.call('HSET', jobKey(jobId), 'schedule_id', id, 'scheduled_for', tick)
-    out[#out + 1] = jobId
-    out[#out + 1] = tonumber(tick)
+    idem = 'schedule:' .. id .. ':' .. tick, extra = {'schedule_id', id, 'scheduled_for', tick},
+  }
+end
+local out = {1}
+for i, result in ipairs(enqueueJobs(jobs, now, idemTtl)) do
+  if result[2] then
+    out[#out + 1] = result[1]
+    out[#out + 1] = tonumber(ARGV[7 + i])
   end
-  redis.call('HSET', K.schedulesLast, id, tick)
+end
+if ticks > 0 then
+  redis.call('HSET', K.schedulesLast, id, ARGV[7 + ticks])
 end
 redis.call('ZADD', K.schedulesNext, nextRun, id)
 if #out > 1 then

@@ -52,24 +52,31 @@ end
 local out = {now, -1, limitedFor}
 local deadline = now + lockDuration
 local taken = 0
+local active = {}
 for _, id in ipairs(ids) do
   local key = jobKey(id)
+  local f = redis.call('HMGET', key, 'name', 'data', 'opts', 'attempts_made', 'created_at',
+    'progress', 'state')
   -- An id whose job hash is gone (removed by hand) is dropped, not turned into a job.
-  if redis.call('EXISTS', key) == 1 then
+  if f[1] or f[2] or f[3] or f[4] or f[5] or f[6] or f[7] then
     local token = tokenPrefix .. ':' .. id
-    incrField(key, 'attempts_made', 1)
-    redis.call('HSET', key, 'state', 'active', 'lock', token, 'processed_at', now)
-    redis.call('ZADD', K.active, deadline, id)
+    -- A damaged count starts again at the first attempt instead of failing the script.
+    local made = tonumber(f[4])
+    if not made or made ~= math.floor(made) then made = 0 end
+    made = made + 1
+    redis.call('HSET', key, 'state', 'active', 'lock', token, 'processed_at', now,
+      'attempts_made', made)
+    active[#active + 1] = deadline
+    active[#active + 1] = id
     -- Missing fields (a hash damaged by hand) go out empty; the worker then fails the job
     -- with a reason instead of choking on the whole batch.
-    local f = redis.call('HMGET', key, 'name', 'data', 'opts', 'attempts_made', 'created_at',
-      'progress')
-    out[#out + 1] = {id, token, f[1] or '', f[2] or '', f[3] or '', tonumber(f[4]) or 1,
+    out[#out + 1] = {id, token, f[1] or '', f[2] or '', f[3] or '', made,
       tonumber(f[5]) or 0, f[6] or ''}
-    addEvent('job-started', id, f[1], f[4])
+    addEvent('job-started', id, eventName(f[1]), made)
     taken = taken + 1
   end
 end
+for a, b in chunks(#active, 2) do redis.call('ZADD', K.active, unpack(active, a, b)) end
 
 if taken > 0 and limitMax > 0 then
   if redis.call('INCRBY', K.limiter, taken) == taken then

@@ -60,6 +60,17 @@ local function incrField(key, field, by)
   return result
 end
 
+-- The ranges [first, last] that split `n` values into calls Lua's unpack can take (it
+-- has a limit); `step` keeps pairs together.
+local function chunks(n, step)
+  local size = 1000 * step
+  local first = 1 - size
+  return function()
+    first = first + size
+    if first <= n then return first, math.min(first + size - 1, n) end
+  end
+end
+
 local function deleteJob(id)
   redis.call('DEL', jobKey(id), jobKey(id) .. ':logs')
 end
@@ -79,30 +90,59 @@ local function popAndDelete(key, n, isList)
   return #ids
 end
 
--- Keep a finished job in `setKey` under its retention: `count` newest and/or younger than
--- `age` ms (-1 = no bound); a count or age of 0 removes it at once.
-local function retain(setKey, id, now, count, age)
+-- Retention of finished jobs, applied once per script call: `keep` stages a job for the
+-- sorted set `setKey` under its retention (`count` newest and/or younger than `age` ms;
+-- -1 = no bound; a count or age of 0 removes it at once); `applyRetention` then adds the
+-- staged jobs and trims each set once per distinct retention, deleting what falls out.
+local staged, policies = {}, {}
+
+local function keep(setKey, id, now, count, age)
   if count == 0 or age == 0 then
     deleteJob(id)
     return
   end
-  redis.call('ZADD', setKey, now, id)
-  if age > 0 then
-    local old = redis.call('ZRANGEBYSCORE', setKey, '-inf', now - age, 'LIMIT', 0, 1000)
-    for _, oldId in ipairs(old) do
-      deleteJob(oldId)
-      redis.call('ZREM', setKey, oldId)
+  local members = staged[setKey]
+  if not members then
+    members = {}
+    staged[setKey] = members
+  end
+  members[#members + 1] = now
+  members[#members + 1] = id
+  local policy = setKey .. ' ' .. count .. ' ' .. age
+  if not policies[policy] then
+    policies[policy] = true
+    policies[#policies + 1] = {setKey, count, age}
+  end
+end
+
+local function applyRetention(now)
+  for setKey, members in pairs(staged) do
+    for a, b in chunks(#members, 2) do redis.call('ZADD', setKey, unpack(members, a, b)) end
+  end
+  local doomed = {}
+  local function doom(ids)
+    for _, id in ipairs(ids) do
+      doomed[#doomed + 1] = jobKey(id)
+      doomed[#doomed + 1] = jobKey(id) .. ':logs'
     end
   end
-  if count > 0 then
-    local excess = redis.call('ZCARD', setKey) - count
-    if excess > 0 then
-      for _, oldId in ipairs(redis.call('ZRANGE', setKey, 0, excess - 1)) do
-        deleteJob(oldId)
+  for _, policy in ipairs(policies) do
+    local setKey, count, age = policy[1], policy[2], policy[3]
+    if age > 0 then
+      local old = redis.call('ZRANGEBYSCORE', setKey, '-inf', now - age, 'LIMIT', 0, 1000)
+      doom(old)
+      for a, b in chunks(#old, 1) do redis.call('ZREM', setKey, unpack(old, a, b)) end
+    end
+    if count > 0 then
+      local excess = redis.call('ZCARD', setKey) - count
+      if excess > 0 then
+        doom(redis.call('ZRANGE', setKey, 0, excess - 1))
+        redis.call('ZREMRANGEBYRANK', setKey, 0, excess - 1)
       end
-      redis.call('ZREMRANGEBYRANK', setKey, 0, excess - 1)
     end
   end
+  for a, b in chunks(#doomed, 1) do redis.call('DEL', unpack(doomed, a, b)) end
+  staged, policies = {}, {}
 end
 
 -- Refuse to write keys laid out by another version of jobqueue; record ours on first use.
@@ -120,21 +160,24 @@ end
 
 -- Fleet events: a script collects the events it causes and writes them as entries of the
 -- capped stream K.events, many events per entry, so that a batch of jobs costs one XADD
--- instead of one per job. An entry is a JSON array of [event, job id, name, attempts,
--- detail?] arrays; it is closed once it holds EVENT_ENTRY_BYTES, and the stream keeps
--- about EVENTS_MAX_ENTRIES entries, which bounds its memory (a few MB at most).
+-- instead of one per job. An entry's field `e` holds 5 values per event, all joined by
+-- the unit separator \31: event, job id, name, attempts, detail ('' or JSON). Ids and
+-- names cannot hold control characters, and JSON escapes them, so the format needs no
+-- escaping (building JSON here cost three times as much). An entry is closed at about
+-- EVENT_ENTRY_BYTES, and the stream keeps about EVENTS_MAX_ENTRIES entries, which bounds
+-- its memory (a few MB at most).
 local EVENTS_MAX_ENTRIES = 2000
 local EVENT_ENTRY_BYTES = 8192
 -- A longer failed reason is cut (the job hash keeps it whole); a longer progress value is
 -- left out (readers find it on the job).
 local EVENT_DETAIL_BYTES = 1000
-local eventBuffer, eventBytes = {}, 0
+local eventParts, eventCount, eventBytes = {}, 0, 0
 
 local function flushEvents()
-  if #eventBuffer > 0 then
+  if eventCount > 0 then
     redis.call('XADD', K.events, 'MAXLEN', '~', EVENTS_MAX_ENTRIES, '*',
-      'e', '[' .. table.concat(eventBuffer, ',') .. ']')
-    eventBuffer, eventBytes = {}, 0
+      'e', table.concat(eventParts, '\31'))
+    eventParts, eventCount, eventBytes = {}, 0, 0
   end
 end
 
@@ -150,54 +193,113 @@ local function clipUtf8(s, n)
   return string.sub(s, 1, cut)
 end
 
--- Record an event; `detail` is a failed reason (kind 'reason') or progress JSON
--- (kind 'progress').
+-- A job name read from a job hash, fit for an event (a hash damaged by hand may hold
+-- anything, and control characters would break the entry's format).
+local function eventName(name)
+  if not name or string.find(name, '%c') then return '' end
+  return name
+end
+
+-- Record an event; `detail` is a failed reason (kind 'reason', sent as a JSON string) or
+-- progress JSON (kind 'progress').
 local function addEvent(event, id, name, attempts, detail, kind)
-  if detail and #detail > EVENT_DETAIL_BYTES then
-    if kind == 'reason' then detail = clipUtf8(detail, EVENT_DETAIL_BYTES) else detail = nil end
+  local n = eventCount * 5
+  if detail then
+    if #detail > EVENT_DETAIL_BYTES then
+      if kind == 'reason' then detail = clipUtf8(detail, EVENT_DETAIL_BYTES) else detail = nil end
+    end
+    if detail and kind == 'reason' then detail = cjson.encode(detail) end
   end
-  local encoded = cjson.encode({event, id, name or '', tonumber(attempts) or 0, detail})
-  eventBuffer[#eventBuffer + 1] = encoded
-  eventBytes = eventBytes + #encoded
+  eventParts[n + 1] = event
+  eventParts[n + 2] = id
+  eventParts[n + 3] = name
+  eventParts[n + 4] = tonumber(attempts) or 0
+  eventParts[n + 5] = detail or ''
+  eventCount = eventCount + 1
+  eventBytes = eventBytes + #id + #name + #eventParts[n + 5] + 24
   if eventBytes >= EVENT_ENTRY_BYTES then
     flushEvents()
   end
 end
 
--- Create one job, unless its custom id exists or its idempotency key was seen within its
--- ttl: then return that job's id. `j` is the job (id or '', name, data, opts, priority,
--- delay, maxAttempts, idem or '').
--- Returns: id, created (true/false).
-local function enqueueJob(j, now, idemTtl)
-  if j.idem ~= '' then
-    local seen = redis.call('GET', BASE .. 'idem:' .. j.idem)
-    if seen then
-      return seen, false
+-- Create jobs in order, except a job whose custom id exists or whose idempotency key was
+-- seen within its ttl (earlier in the batch too): its result is then that job's id.
+-- Each of `jobs` is {id ('' = next counter value), name, data, opts, priority, delay,
+-- maxAttempts, idem ('' = none), extra (more hash fields, or nil)}.
+-- Returns {{id, created (true/false)}, ...} in input order. Counters and queue pushes are
+-- taken once for the whole batch, so a new job costs one HSET.
+local function enqueueJobs(jobs, now, idemTtl)
+  local results, fresh = {}, {}
+  local batchIdem, batchIds = {}, {}
+  local autoIds, prioritized = 0, 0
+  for i, j in ipairs(jobs) do
+    local existing
+    if j.idem ~= '' then
+      existing = batchIdem[j.idem] or redis.call('GET', BASE .. 'idem:' .. j.idem)
+    end
+    if not existing and j.id ~= '' then
+      if batchIds[j.id] or redis.call('EXISTS', jobKey(j.id)) == 1 then
+        existing = j.id
+      end
+    end
+    if existing then
+      results[i] = {existing, false}  -- a number: the index of a job of this batch
+    else
+      results[i] = {j.id, true}
+      fresh[#fresh + 1] = i
+      if j.id == '' then autoIds = autoIds + 1 else batchIds[j.id] = true end
+      if j.idem ~= '' then batchIdem[j.idem] = i end
+      if j.delay <= 0 and j.priority > 0 then prioritized = prioritized + 1 end
     end
   end
-  local jobId = j.id
-  if jobId ~= '' and redis.call('EXISTS', jobKey(jobId)) == 1 then
-    return jobId, false
+  local nextId = 0
+  if autoIds > 0 then nextId = redis.call('INCRBY', K.id, autoIds) - autoIds end
+  local nextSeq = 0
+  if prioritized > 0 then
+    nextSeq = redis.call('INCRBY', K.prioCounter, prioritized) - prioritized
   end
-  if jobId == '' then
-    jobId = tostring(redis.call('INCR', K.id))
+  local waiting, delayed, byPriority = {}, {}, {}
+  for _, i in ipairs(fresh) do
+    local j = jobs[i]
+    local jobId = j.id
+    if jobId == '' then
+      nextId = nextId + 1
+      jobId = tostring(nextId)
+      results[i][1] = jobId
+    end
+    local state = 'waiting'
+    if j.delay > 0 then
+      state = 'delayed'
+      delayed[#delayed + 1] = now + j.delay
+      delayed[#delayed + 1] = jobId
+    elseif j.priority > 0 then
+      nextSeq = nextSeq + 1
+      byPriority[#byPriority + 1] = j.priority * PRIORITY_SHIFT + nextSeq % PRIORITY_SHIFT
+      byPriority[#byPriority + 1] = jobId
+    else
+      waiting[#waiting + 1] = jobId
+    end
+    local key = jobKey(jobId)
+    redis.call('HSET', key, 'name', j.name, 'data', j.data, 'opts', j.opts, 'state', state,
+      'priority', j.priority, 'delay', j.delay, 'max_attempts', j.maxAttempts,
+      'attempts_made', 0, 'created_at', now, 'queued_at', now + j.delay)
+    if j.idem ~= '' then
+      redis.call('HSET', key, 'idempotency_key', j.idem)
+      redis.call('SET', BASE .. 'idem:' .. j.idem, jobId, 'PX', idemTtl)
+    end
+    if j.extra then
+      redis.call('HSET', key, unpack(j.extra))
+    end
+    addEvent('job-added', jobId, j.name, 0)
   end
-  local state = 'waiting'
-  if j.delay > 0 then
-    state = 'delayed'
-    redis.call('ZADD', K.delayed, now + j.delay, jobId)
-  else
-    pushWaiting(jobId, j.priority, false)
+  for a, b in chunks(#waiting, 1) do redis.call('RPUSH', K.wait, unpack(waiting, a, b)) end
+  for a, b in chunks(#delayed, 2) do redis.call('ZADD', K.delayed, unpack(delayed, a, b)) end
+  for a, b in chunks(#byPriority, 2) do
+    redis.call('ZADD', K.prioritized, unpack(byPriority, a, b))
   end
-  redis.call('HSET', jobKey(jobId), 'name', j.name, 'data', j.data, 'opts', j.opts, 'state', state,
-    'priority', j.priority, 'delay', j.delay, 'max_attempts', j.maxAttempts,
-    'attempts_made', 0, 'created_at', now, 'queued_at', now + j.delay)
-  if j.idem ~= '' then
-    redis.call('HSET', jobKey(jobId), 'idempotency_key', j.idem)
-    redis.call('SET', BASE .. 'idem:' .. j.idem, jobId, 'PX', idemTtl)
+  -- Duplicates of a job of this batch get its id, known only now.
+  for _, result in ipairs(results) do
+    if type(result[1]) == 'number' then result[1] = results[result[1]][1] end
   end
-  addEvent('job-added', jobId, j.name, 0)
-  return jobId, true
+  return results
 end
-
-

@@ -15,7 +15,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
     redis.call('HDEL', key, 'lock')
     local stalls = incrField(key, 'stalled_count', 1)
     local name, attempts = unpack(redis.call('HMGET', key, 'name', 'attempts_made'))
-    name = name or ''
+    name = eventName(name)
     addEvent('job-stalled', id, name, attempts)
     if stalls > maxStalled then
       local reason = 'job stalled more than ' .. maxStalled .. ' times (its worker stopped '
@@ -33,7 +33,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
         local count, age = keep['count'], keep['age']
         if type(count) ~= 'number' then count = -1 end
         if type(age) ~= 'number' then age = -1 end
-        retain(K.failed, id, now, count, age)
+        keep(K.failed, id, now, count, age)
       end
       addEvent('job-failed', id, name, attempts, reason, 'reason')
       if dlqEnabled then addEvent('job-dlq', id, name, attempts, reason, 'reason') end
@@ -51,6 +51,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
     end
   end
 end
+applyRetention(now)
 if #out > 0 then
   wakeWorkers()
 end

@@ -113,9 +113,9 @@ class FleetListener:
         await asyncio.shield(self._starting)
 
     @property
-    def pending(self) -> bool:
-        """True while a start has been requested and has not finished."""
-        return self._starting is not None and not self._starting.done()
+    def following(self) -> bool:
+        """True while the listener reads the stream."""
+        return self._task is not None and not self._task.done()
 
     async def _start(self) -> None:
         ((position, _),) = await self._native.read_events(None, 0, 0)

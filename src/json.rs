@@ -16,10 +16,20 @@ const MAX_DEPTH: usize = 200;
 
 /// Serialize `value` to JSON; `root` names the value in errors (e.g. `data of job 'x'`).
 pub fn to_json(value: &Bound<'_, PyAny>, root: &str) -> Result<Vec<u8>, JqError> {
+    to_json_named(value, || root.to_string())
+}
+
+/// As [`to_json`], naming the value only when there is an error (a batch of jobs would
+/// otherwise format a name for every job).
+pub fn to_json_named(
+    value: &Bound<'_, PyAny>,
+    root: impl FnOnce() -> String,
+) -> Result<Vec<u8>, JqError> {
     let mut out = Vec::with_capacity(128);
     let mut path = Vec::new();
-    write_value(value, &mut out, &mut path)
-        .map_err(|why| JqError::Serialization(format!("{root}{}: {why}", render_path(&path))))?;
+    write_value(value, &mut out, &mut path).map_err(|why| {
+        JqError::Serialization(format!("{}{}: {why}", root(), render_path(&path)))
+    })?;
     Ok(out)
 }
 

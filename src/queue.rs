@@ -11,7 +11,7 @@ use redis::{FromRedisValue, Value};
 
 use crate::connection::{ConnectionOptions, RedisConn, TlsMaterial};
 use crate::errors::JqError;
-use crate::json::to_json;
+use crate::json::to_json_named;
 use crate::keys::{QueueKeys, LAYOUT_VERSION};
 use crate::runtime::into_awaitable;
 use crate::scripts;
@@ -141,15 +141,18 @@ impl NativeQueue {
         for (index, (job_id, name, data, opts, priority, delay, attempts, idem)) in
             jobs.iter().enumerate()
         {
-            let root = if batch {
-                format!("jobs[{index}] data of job {name:?}")
-            } else {
-                format!("data of job {name:?}")
+            let root = || {
+                if batch {
+                    format!("jobs[{index}] data of job {name:?}")
+                } else {
+                    format!("data of job {name:?}")
+                }
             };
-            let data = to_json(data, &root)?;
+            let data = to_json_named(data, root)?;
             if data.len() > core.max_payload_bytes {
                 return Err(JqError::PayloadTooLarge(format!(
-                    "{root} is {} bytes, over max_payload_bytes={}",
+                    "{} is {} bytes, over max_payload_bytes={}",
+                    root(),
                     data.len(),
                     core.max_payload_bytes
                 ))
@@ -165,12 +168,24 @@ impl NativeQueue {
                 .arg(*attempts)
                 .arg(idem.as_deref().unwrap_or(""));
         }
+        let delayed: Vec<bool> = jobs.iter().map(|job| job.5 > 0).collect();
         let core = self.core.clone();
         into_awaitable(py, async move {
-            let flat: Vec<(String, i64, i64, String)> = core.conn.invoke(&invocation).await?;
-            Ok(flat
+            // (time added, status of a job that is not delayed, ids, created flags (1/0))
+            let (created_at, waiting_status, ids, created): (i64, String, Vec<String>, Vec<i64>) =
+                core.conn.invoke(&invocation).await?;
+            Ok(ids
                 .into_iter()
-                .map(|(id, created, created_at, status)| (id, created == 1, created_at, status))
+                .zip(created)
+                .zip(delayed)
+                .map(|((id, created), delayed)| {
+                    let status = if delayed {
+                        "delayed"
+                    } else {
+                        waiting_status.as_str()
+                    };
+                    (id, created == 1, created_at, status.to_string())
+                })
                 .collect::<Vec<_>>())
         })
     }

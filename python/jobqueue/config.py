@@ -188,7 +188,7 @@ class JobOptions:
     @classmethod
     def coerce(cls, value: object, name: str = "opts") -> JobOptions:
         if value is None:
-            return cls()
+            return NO_JOB_OPTIONS
         if isinstance(value, JobOptions):
             return value
         if isinstance(value, Mapping):
@@ -203,6 +203,10 @@ class JobOptions:
         """These options, with each unset field taken from ``defaults``."""
         changes = {f.name: getattr(self, f.name) for f in fields(self)}
         return replace(defaults, **{k: val for k, val in changes.items() if val is not None})
+
+
+#: Options left unset: shared, so that the many jobs added without options are cheap.
+NO_JOB_OPTIONS = JobOptions()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from . import _validate as v
 from ._native import NativeQueue
 from .config import (
     DEFAULT_RETENTION,
+    NO_JOB_OPTIONS,
     DLQConfig,
     JobOptions,
     QueueConfig,
@@ -47,6 +48,8 @@ JobSpec = tuple[str, Any] | tuple[str, Any, "JobOptions | Mapping[str, Any] | No
 _FORBIDDEN_IN_NAMES = "{}"
 #: Distinct per-job option sets whose resolved form is remembered (the common case is one).
 _RESOLVED_CACHE_SIZE = 256
+#: Job names known to be valid, so that a batch validates each distinct name once.
+_VALID_NAMES_CACHE_SIZE = 1024
 
 
 def _queue_name(name: object) -> str:
@@ -134,6 +137,8 @@ class JobQueue:
         self._fleet_events = EventEmitter()
         self._fleet: FleetListener | None = None
         self._resolved: dict[JobOptions, _Resolved] = {}
+        self._default_resolved: _Resolved | None = None
+        self._valid_names: set[str] = set()
         self._processors: dict[str, Processor] = {}
         self._worker: Worker | None = None
         self._scheduler: Scheduler | None = None
@@ -315,7 +320,10 @@ class JobQueue:
         rows = []
         for i, (name, data, options) in enumerate(items):
             try:
-                v.job_name(name)
+                if type(name) is not str or name not in self._valid_names:
+                    self._valid_names.add(v.job_name(name))
+                    if len(self._valid_names) > _VALID_NAMES_CACHE_SIZE:
+                        self._valid_names.clear()
                 resolved = self._resolve(options)
             except InvalidOptionError as exc:
                 if single:
@@ -361,12 +369,16 @@ class JobQueue:
         return [job_id for job_id, _, _, _ in results]
 
     def _resolve(self, options: JobOptions) -> _Resolved:
+        if options is NO_JOB_OPTIONS and self._default_resolved is not None:
+            return self._default_resolved  # skips hashing the options: most jobs have none
         resolved = self._resolved.get(options)
         if resolved is None:
             merged = options.merged_over(self.config.default_job_options)
             resolved = _Resolved(merged, self.config.retry)
             if len(self._resolved) < _RESOLVED_CACHE_SIZE:
                 self._resolved[options] = resolved
+            if options is NO_JOB_OPTIONS:
+                self._default_resolved = resolved
         return resolved
 
     # -- reading --------------------------------------------------------------------------

@@ -19,19 +19,20 @@ if not current or not raw or tonumber(current) ~= expected then
 end
 local def = cjson.decode(raw)
 local now = serverNow()
-local jobs = {}
+local args, extras = {}, {}
 for i = 1, ticks do
-  local tick = ARGV[7 + i]
-  jobs[i] = {
-    id = '', name = def['name'], data = def['data'], opts = def['opts'],
-    priority = def['priority'], delay = def['delay'], maxAttempts = def['max_attempts'],
-    idem = 'schedule:' .. id .. ':' .. tick, extra = {'schedule_id', id, 'scheduled_for', tick},
-  }
+  local tick, a = ARGV[7 + i], (i - 1) * 8
+  args[a + 1], args[a + 2], args[a + 3], args[a + 4] = '', def['name'], def['data'], def['opts']
+  args[a + 5], args[a + 6], args[a + 7] = def['priority'] or 0, def['delay'] or 0,
+    def['max_attempts'] or 1
+  args[a + 8] = 'schedule:' .. id .. ':' .. tick
+  extras[i] = {'schedule_id', id, 'scheduled_for', tick}
 end
 local out = {1}
-for i, result in ipairs(enqueueJobs(jobs, now, idemTtl)) do
-  if result[2] then
-    out[#out + 1] = result[1]
+local ids, created = enqueueJobs(args, 1, ticks, now, idemTtl, extras)
+for i = 1, ticks do
+  if created[i] then
+    out[#out + 1] = ids[i]
     out[#out + 1] = tonumber(ARGV[7 + i])
   end
 end

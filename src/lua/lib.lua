@@ -224,32 +224,39 @@ end
 
 -- Create jobs in order, except a job whose custom id exists or whose idempotency key was
 -- seen within its ttl (earlier in the batch too): its result is then that job's id.
--- Each of `jobs` is {id ('' = next counter value), name, data, opts, priority, delay,
--- maxAttempts, idem ('' = none), extra (more hash fields, or nil)}.
--- Returns {{id, created (true/false)}, ...} in input order. Counters and queue pushes are
--- taken once for the whole batch, so a new job costs one HSET.
-local function enqueueJobs(jobs, now, idemTtl)
-  local results, fresh = {}, {}
+-- The jobs are read from the flat array `args` (ARGV, or one built like it) from index
+-- `first`, 8 values each: id ('' = next counter value), name, data, opts, priority, delay
+-- ms, max attempts, idempotency key ('' = none). `extras[i]`, if given, holds more hash
+-- fields of job i.
+-- Returns {id, ...}, {created (true/false), ...} in input order. Counters and queue pushes
+-- are taken once for the whole batch, so a new job costs one HSET.
+local function enqueueJobs(args, first, count, now, idemTtl, extras)
+  local ids, created = {}, {}
   local batchIdem, batchIds = {}, {}
   local autoIds, prioritized = 0, 0
-  for i, j in ipairs(jobs) do
+  for i = 1, count do
+    local a = first + (i - 1) * 8
+    local id, idem = args[a], args[a + 7]
     local existing
-    if j.idem ~= '' then
-      existing = batchIdem[j.idem] or redis.call('GET', BASE .. 'idem:' .. j.idem)
+    if idem ~= '' then
+      existing = batchIdem[idem] or redis.call('GET', BASE .. 'idem:' .. idem)
     end
-    if not existing and j.id ~= '' then
-      if batchIds[j.id] or redis.call('EXISTS', jobKey(j.id)) == 1 then
-        existing = j.id
+    if not existing and id ~= '' then
+      if batchIds[id] or redis.call('EXISTS', jobKey(id)) == 1 then
+        existing = id
       end
     end
     if existing then
-      results[i] = {existing, false}  -- a number: the index of a job of this batch
+      ids[i] = existing  -- a number: the index of a job of this batch
+      created[i] = false
     else
-      results[i] = {j.id, true}
-      fresh[#fresh + 1] = i
-      if j.id == '' then autoIds = autoIds + 1 else batchIds[j.id] = true end
-      if j.idem ~= '' then batchIdem[j.idem] = i end
-      if j.delay <= 0 and j.priority > 0 then prioritized = prioritized + 1 end
+      ids[i] = id
+      created[i] = true
+      if id == '' then autoIds = autoIds + 1 else batchIds[id] = true end
+      if idem ~= '' then batchIdem[idem] = i end
+      if tonumber(args[a + 5]) <= 0 and tonumber(args[a + 4]) > 0 then
+        prioritized = prioritized + 1
+      end
     end
   end
   local nextId = 0
@@ -259,38 +266,42 @@ local function enqueueJobs(jobs, now, idemTtl)
     nextSeq = redis.call('INCRBY', K.prioCounter, prioritized) - prioritized
   end
   local waiting, delayed, byPriority = {}, {}, {}
-  for _, i in ipairs(fresh) do
-    local j = jobs[i]
-    local jobId = j.id
-    if jobId == '' then
-      nextId = nextId + 1
-      jobId = tostring(nextId)
-      results[i][1] = jobId
+  for i = 1, count do
+    if created[i] then
+      local a = first + (i - 1) * 8
+      local name, priority, delay = args[a + 1], tonumber(args[a + 4]), tonumber(args[a + 5])
+      local jobId = ids[i]
+      if jobId == '' then
+        nextId = nextId + 1
+        jobId = tostring(nextId)
+        ids[i] = jobId
+      end
+      local state = 'waiting'
+      if delay > 0 then
+        state = 'delayed'
+        delayed[#delayed + 1] = now + delay
+        delayed[#delayed + 1] = jobId
+      elseif priority > 0 then
+        nextSeq = nextSeq + 1
+        byPriority[#byPriority + 1] = priority * PRIORITY_SHIFT + nextSeq % PRIORITY_SHIFT
+        byPriority[#byPriority + 1] = jobId
+      else
+        waiting[#waiting + 1] = jobId
+      end
+      local key = jobKey(jobId)
+      redis.call('HSET', key, 'name', name, 'data', args[a + 2], 'opts', args[a + 3],
+        'state', state, 'priority', priority, 'delay', delay, 'max_attempts', args[a + 6],
+        'attempts_made', 0, 'created_at', now, 'queued_at', now + delay)
+      local idem = args[a + 7]
+      if idem ~= '' then
+        redis.call('HSET', key, 'idempotency_key', idem)
+        redis.call('SET', BASE .. 'idem:' .. idem, jobId, 'PX', idemTtl)
+      end
+      if extras and extras[i] then
+        redis.call('HSET', key, unpack(extras[i]))
+      end
+      addEvent('job-added', jobId, name, 0)
     end
-    local state = 'waiting'
-    if j.delay > 0 then
-      state = 'delayed'
-      delayed[#delayed + 1] = now + j.delay
-      delayed[#delayed + 1] = jobId
-    elseif j.priority > 0 then
-      nextSeq = nextSeq + 1
-      byPriority[#byPriority + 1] = j.priority * PRIORITY_SHIFT + nextSeq % PRIORITY_SHIFT
-      byPriority[#byPriority + 1] = jobId
-    else
-      waiting[#waiting + 1] = jobId
-    end
-    local key = jobKey(jobId)
-    redis.call('HSET', key, 'name', j.name, 'data', j.data, 'opts', j.opts, 'state', state,
-      'priority', j.priority, 'delay', j.delay, 'max_attempts', j.maxAttempts,
-      'attempts_made', 0, 'created_at', now, 'queued_at', now + j.delay)
-    if j.idem ~= '' then
-      redis.call('HSET', key, 'idempotency_key', j.idem)
-      redis.call('SET', BASE .. 'idem:' .. j.idem, jobId, 'PX', idemTtl)
-    end
-    if j.extra then
-      redis.call('HSET', key, unpack(j.extra))
-    end
-    addEvent('job-added', jobId, j.name, 0)
   end
   for a, b in chunks(#waiting, 1) do redis.call('RPUSH', K.wait, unpack(waiting, a, b)) end
   for a, b in chunks(#delayed, 2) do redis.call('ZADD', K.delayed, unpack(delayed, a, b)) end
@@ -298,8 +309,8 @@ local function enqueueJobs(jobs, now, idemTtl)
     redis.call('ZADD', K.prioritized, unpack(byPriority, a, b))
   end
   -- Duplicates of a job of this batch get its id, known only now.
-  for _, result in ipairs(results) do
-    if type(result[1]) == 'number' then result[1] = results[result[1]][1] end
+  for i = 1, count do
+    if type(ids[i]) == 'number' then ids[i] = ids[ids[i]] end
   end
-  return results
+  return ids, created
 end

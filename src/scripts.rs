@@ -57,6 +57,9 @@ mod tests {
     use crate::keys::{QueueKeys, LAYOUT_VERSION};
     use crate::test_redis::TestRedis;
 
+    /// The reply of add_jobs: (time added, status of the jobs not delayed, ids, created).
+    type Added = (i64, String, Vec<String>, Vec<i64>);
+
     /// (job id, name, priority, delay) -> the add_jobs invocation for those jobs.
     fn add(keys: &QueueKeys, jobs: &[(&str, &str, u32, u64)]) -> redis::ScriptInvocation<'static> {
         let mut inv = invocation(&ADD_JOBS, keys);
@@ -88,9 +91,10 @@ mod tests {
             ("", "f", 1, 0),
             ("", "g", 0, 1000),
         ];
-        let out: Vec<(String, i64, i64, String)> = add(&keys, &jobs).invoke(&mut con).unwrap();
-        let ids: Vec<&str> = out.iter().map(|(id, _, _, _)| id.as_str()).collect();
+        let (_, status, ids, created): Added = add(&keys, &jobs).invoke(&mut con).unwrap();
         assert_eq!(ids, ["1", "2", "3", "4", "5", "6", "7"]);
+        assert_eq!(created, [1; 7]);
+        assert_eq!(status, "waiting");
         let wait: Vec<String> = redis::cmd("LRANGE")
             .arg(&keys.wait)
             .arg(0)
@@ -119,14 +123,14 @@ mod tests {
         let redis = TestRedis::start();
         let mut con = redis.client().get_connection().unwrap();
         let keys = QueueKeys::new("jq", "custom");
-        let first: Vec<(String, i64, i64, String)> = add(&keys, &[("order-1", "x", 0, 0)])
+        let first: Added = add(&keys, &[("order-1", "x", 0, 0)])
             .invoke(&mut con)
             .unwrap();
-        let again: Vec<(String, i64, i64, String)> = add(&keys, &[("order-1", "x", 0, 0)])
+        let again: Added = add(&keys, &[("order-1", "x", 0, 0)])
             .invoke(&mut con)
             .unwrap();
-        assert_eq!((first[0].0.as_str(), first[0].1), ("order-1", 1));
-        assert_eq!((again[0].0.as_str(), again[0].1), ("order-1", 0));
+        assert_eq!((first.2[0].as_str(), first.3[0]), ("order-1", 1));
+        assert_eq!((again.2[0].as_str(), again.3[0]), ("order-1", 0));
         let waiting: i64 = redis::cmd("LLEN").arg(&keys.wait).query(&mut con).unwrap();
         assert_eq!(waiting, 1);
     }
@@ -143,7 +147,7 @@ mod tests {
             .query(&mut con)
             .unwrap();
         let err = add(&keys, &[("", "x", 0, 0)])
-            .invoke::<Vec<(String, i64, i64, String)>>(&mut con)
+            .invoke::<Added>(&mut con)
             .unwrap_err();
         let mapped = crate::errors::JqError::from(err);
         assert!(
@@ -164,7 +168,7 @@ mod tests {
         let keys = QueueKeys::new("jq", "drain");
         let jobs: Vec<(&str, &str, u32, u64)> =
             (0..25).map(|i| ("", "j", (i % 3) as u32, 0)).collect();
-        let _: Vec<(String, i64, i64, String)> = add(&keys, &jobs).invoke(&mut con).unwrap();
+        let _: Added = add(&keys, &jobs).invoke(&mut con).unwrap();
         let mut rounds = 0;
         loop {
             let (removed, left): (i64, i64) = invocation(&DRAIN, &keys)

@@ -76,6 +76,10 @@ def interpreter(system: str) -> str:
     return str(own) if own.exists() else sys.executable
 
 
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
 def check(system: str) -> dict[str, Any]:
     """``available`` (with version, bulk note, settings) or ``unavailable`` (with why)."""
     python = interpreter(system)
@@ -566,7 +570,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "systems": systems,
     }
     with RedisServer() as server:
-        report["machine"]["redis_version"] = info(server.port, "server")["redis_version"]
+        redis_version = info(server.port, "server")["redis_version"]
+        report["machine"]["redis_version"] = redis_version
+        for name, entry in systems.items():
+            needed = entry.get("redis_min")
+            if needed and version_tuple(redis_version) < version_tuple(needed):
+                systems[name] = {
+                    "skipped": f"needs redis-server >= {needed}; this one is {redis_version}",
+                    "version": entry["version"],
+                }
+                print(f"{name}: skipped ({systems[name]['skipped']})")
         active = [name for name, entry in systems.items() if "skipped" not in entry]
         for repeat in range(args.repeats):
             for name in active:

@@ -11,6 +11,8 @@ DIST = "chasquimq"
 QUEUE = "bench"
 BULK = "add_bulk: one call per batch"
 NOTES = "Worker(concurrency=c); library defaults otherwise (events on)"
+# Its producer sends XADD ... IDMP (Redis 8.6); older servers answer "ERR Invalid stream ID".
+REDIS_MIN = "8.6"
 
 
 class Client:

@@ -7,7 +7,8 @@ also runs in a peer's own venv. It loads the adapter ``peer_<SYSTEM>.py`` from t
 directory. An adapter has:
 
 - ``DIST`` (distribution name), ``BULK`` (how ``add_many`` works), ``NOTES`` (settings),
-  ``SYNC = True`` when its methods are plain functions rather than coroutines;
+  ``SYNC = True`` when its methods are plain functions rather than coroutines, and
+  ``REDIS_MIN`` ("8.6") when it needs a newer redis-server than some;
 - ``Client(url)`` with ``open()``, ``add(payload)``, ``add_many(payloads)``, ``close()``;
 - ``Worker(url, concurrency, handle)`` with ``setup()`` (before the clock starts),
   ``run()`` (consume jobs until ``stop()``; may also return at once if the library
@@ -192,6 +193,7 @@ def main() -> None:
             python=sys.version.split()[0],
             bulk=adapter.BULK,
             notes=adapter.NOTES,
+            redis_min=getattr(adapter, "REDIS_MIN", None),
         )
         return
     if role == "worker":

@@ -17,8 +17,9 @@ Per system, after a FLUSHALL before each step:
   has imported and set up everything, not started consuming) until the processor has been
   called for the last job. Worker peak RSS, CPU share of the worker and of redis-server
   (psutil cpu_times over the drain / wall time) and Redis commands per job
-  (``total_commands_processed``; counts commands run inside Lua scripts too) are taken
-  over the same window.
+  (``total_commands_processed``; counts commands run inside Lua scripts too), round trips
+  per job (``total_reads_processed``: reads from client sockets) and EVALSHA calls per job
+  are taken over the same window.
 - latency: a producer adds ``--rate`` jobs/s for ``--seconds`` into an idle worker; time
   from just before the enqueue call (time.time() in the producer) to processor start
   (time.time() in the worker).
@@ -208,12 +209,16 @@ def info(port: int, section: str) -> dict[str, str]:
 
 
 def command_counts(port: int) -> dict[str, int]:
-    """Calls per command (``INFO commandstats``) and the total processed."""
+    """Calls per command (``INFO commandstats``), the total processed (both count the
+    commands a Lua script runs too) and the reads from client sockets."""
     counts = {
         key.removeprefix("cmdstat_"): int(re.search(r"calls=(\d+)", value).group(1))  # type: ignore[union-attr]
         for key, value in info(port, "commandstats").items()
     }
-    counts["_total"] = int(info(port, "stats")["total_commands_processed"])
+    stats = info(port, "stats")
+    counts["_total"] = int(stats["total_commands_processed"])
+    # One read event per request a client sends (or per pipelined chunk): round trips.
+    counts["_reads"] = int(stats.get("total_reads_processed", 0))
     return counts
 
 
@@ -318,6 +323,7 @@ def worker_pass(
         "worker_cpu_share": worker_cpu / wall,
         "redis_cpu_share": redis_cpu / wall,
         "commands_per_job": per_job.pop("_total", 0.0),
+        "round_trips_per_job": per_job.pop("_reads", 0.0),
         "evalsha_per_job": per_job.get("evalsha", 0.0) + per_job.get("eval", 0.0),
         "command_mix_per_job": dict(sorted(per_job.items(), key=lambda kv: -kv[1])[:12]),
     }
@@ -453,6 +459,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "worker_cpu_share": ("drain", "worker_cpu_share"),
         "redis_cpu_share": ("drain", "redis_cpu_share"),
         "commands_per_job": ("drain", "commands_per_job"),
+        "round_trips_per_job": ("drain", "round_trips_per_job"),
         "evalsha_per_job": ("drain", "evalsha_per_job"),
     }
     summary = {name: median_of(runs, *path) for name, path in fields.items()}
@@ -483,6 +490,7 @@ def table(report: dict[str, Any]) -> str:
         ("wrk CPU", "worker_cpu_share", ".0%"),
         ("rds CPU", "redis_cpu_share", ".0%"),
         ("cmd/job", "commands_per_job", ".2f"),
+        ("rt/job", "round_trips_per_job", ".2f"),
     ]
     widths = [max(len(c[0]), 9) for c in columns]
     widths[0] = 10
@@ -606,7 +614,11 @@ def print_report(report: dict[str, Any]) -> None:
         "enq/s: single awaited enqueues; bulk/s: batches of "
         f"{settings['batch']:,}; drain/s and cpu/s: one worker process; jq/peer: drain ratio"
     )
-    print("wrk/rds CPU: share of one core during drain; cmd/job: Redis commands per drained job")
+    print(
+        "wrk/rds CPU: share of one core during drain; cmd/job: Redis commands per drained job "
+        "(incl. those inside Lua scripts); rt/job: reads from client sockets per drained job "
+        "(~round trips, all clients)"
+    )
     for name, entry in report["systems"].items():
         if "bulk" in entry and not entry["bulk"].startswith(("add", "enqueue_many")):
             print(f"  {name} bulk: {entry['bulk']}")
@@ -626,8 +638,9 @@ def print_report(report: dict[str, Any]) -> None:
     jq = report["systems"].get("jobqueue", {}).get("summary", {})
     if jq.get("commands_per_job") is not None:
         print(
-            f"jobqueue drain: {jq['commands_per_job']:.2f} Redis commands per job "
-            f"(incl. those inside scripts), {jq['evalsha_per_job']:.2f} EVALSHA per job"
+            f"jobqueue drain: {jq['round_trips_per_job']:.2f} round trips per job "
+            f"(total_reads_processed), {jq['evalsha_per_job']:.2f} EVALSHA per job, "
+            f"{jq['commands_per_job']:.2f} Redis commands per job (incl. those inside scripts)"
         )
 
 

@@ -26,8 +26,9 @@ Per system, after a FLUSHALL before each step:
 - cpu: ``--cpu-jobs`` jobs each doing about 1 ms of pure-Python work (calibrated here).
 
 Systems are interleaved (A B A B ...) for ``--repeats`` rounds; the table shows medians.
-Also measured once: the ``redis-benchmark`` ceiling for EVALSHA of ``return 1`` (one
-client, unpipelined and with ``-P 50``). Writes ``benches/results/throughput.json``.
+At the start of every round, the ``redis-benchmark`` ceiling: EVALSHA of ``return 1`` from
+one client, unpipelined and with ``-P 50`` (median reported). Writes
+``benches/results/throughput.json``.
 """
 
 from __future__ import annotations
@@ -236,6 +237,12 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
+def busy_seconds() -> float:
+    """CPU seconds all cores of the machine have spent not idle."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
 def family(pid: int) -> list[psutil.Process]:
     try:
         parent = psutil.Process(pid)
@@ -302,12 +309,14 @@ def worker_pass(
         commands_before = command_counts(server.port)
         worker_cpu_before = cpu_seconds(family(worker.process.pid))
         redis_cpu_before = cpu_seconds(redis_proc)
+        machine_before = busy_seconds()
         started = time.time()
         worker.send("go")
         done = worker.expect("done", args.timeout, tick=sample)
         wall = time.time() - started
         worker_cpu = cpu_seconds(family(worker.process.pid)) - worker_cpu_before
         redis_cpu = cpu_seconds(redis_proc) - redis_cpu_before
+        machine_busy = busy_seconds() - machine_before
         sample()
         commands_after = command_counts(server.port)
     elapsed = done["at"] - started
@@ -322,6 +331,8 @@ def worker_pass(
         "peak_rss_mb": peak_rss / 2**20,
         "worker_cpu_share": worker_cpu / wall,
         "redis_cpu_share": redis_cpu / wall,
+        # Everything else the machine did meanwhile (this harness included): a noise gauge.
+        "other_cpu_share": max(0.0, machine_busy - worker_cpu - redis_cpu) / wall,
         "commands_per_job": per_job.pop("_total", 0.0),
         "round_trips_per_job": per_job.pop("_reads", 0.0),
         "evalsha_per_job": per_job.get("evalsha", 0.0) + per_job.get("eval", 0.0),
@@ -458,6 +469,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_rss_mb": ("drain", "peak_rss_mb"),
         "worker_cpu_share": ("drain", "worker_cpu_share"),
         "redis_cpu_share": ("drain", "redis_cpu_share"),
+        "other_cpu_share": ("drain", "other_cpu_share"),
         "commands_per_job": ("drain", "commands_per_job"),
         "round_trips_per_job": ("drain", "round_trips_per_job"),
         "evalsha_per_job": ("drain", "evalsha_per_job"),
@@ -489,6 +501,7 @@ def table(report: dict[str, Any]) -> str:
         ("RSS MB", "peak_rss_mb", ".0f"),
         ("wrk CPU", "worker_cpu_share", ".0%"),
         ("rds CPU", "redis_cpu_share", ".0%"),
+        ("oth CPU", "other_cpu_share", ".0%"),
         ("cmd/job", "commands_per_job", ".2f"),
         ("rt/job", "round_trips_per_job", ".2f"),
     ]
@@ -569,6 +582,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "platform": platform.platform(),
             "python": sys.version.split()[0],
             "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "load_average_at_start": os.getloadavg(),
         },
         "settings": {
             k: sorted(v) if isinstance(v, set) else (str(v) if isinstance(v, Path) else v)
@@ -589,15 +603,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 }
                 print(f"{name}: skipped ({systems[name]['skipped']})")
         active = [name for name, entry in systems.items() if "skipped" not in entry]
+        ceilings = []
         for repeat in range(args.repeats):
+            if not args.no_ceiling:
+                flush(server.port)
+                ceilings.append(redis_benchmark_ceiling(server.port, args.jobs) or {})
             for name in active:
                 print(f"round {repeat + 1}/{args.repeats}: {name}", flush=True)
                 systems[name]["runs"].append(measure(name, server, args, cpu_iterations))
         for name in active:
             systems[name]["summary"] = summarize(systems[name]["runs"])
-        if not args.no_ceiling:
-            flush(server.port)
-            report["ceiling"] = redis_benchmark_ceiling(server.port, args.jobs)
+        if ceilings and all(ceilings):
+            report["ceiling_runs"] = ceilings
+            report["ceiling"] = {
+                label: statistics.median(c[label] for c in ceilings) for label in ceilings[0]
+            }
     return report
 
 
@@ -615,9 +635,9 @@ def print_report(report: dict[str, Any]) -> None:
         f"{settings['batch']:,}; drain/s and cpu/s: one worker process; jq/peer: drain ratio"
     )
     print(
-        "wrk/rds CPU: share of one core during drain; cmd/job: Redis commands per drained job "
-        "(incl. those inside Lua scripts); rt/job: reads from client sockets per drained job "
-        "(~round trips, all clients)"
+        "wrk/rds/oth CPU: share of one core during drain (oth: all other processes, a noise "
+        "gauge); cmd/job: Redis commands per drained job (incl. those inside Lua scripts); "
+        "rt/job: reads from client sockets per drained job (~round trips, all clients)"
     )
     for name, entry in report["systems"].items():
         if "bulk" in entry and not entry["bulk"].startswith(("add", "enqueue_many")):

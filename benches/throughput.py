@@ -573,7 +573,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             systems[name] = {k: v for k, v in found.items() if k != "event"} | {"runs": []}
             print(f"{name}: {found['version']} (python {found['python']})")
         else:
-            systems[name] = {"skipped": found["error"].strip().splitlines()[-1]}
+            reason = found["error"].strip().splitlines()[-1]
+            if "ModuleNotFoundError" in reason:
+                reason += " (make bench-peers installs the peers)"
+            systems[name] = {"skipped": reason}
             print(f"{name}: skipped ({systems[name]['skipped']})")
     cpu_iterations = calibrate_busy()
     report: dict[str, Any] = {

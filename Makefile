@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null && echo sudo
 # cargo test links the extension crate against libpython.
 PYLIBDIR = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))")
 
-.PHONY: demo test build venv redis lint bench soak clean
+.PHONY: demo test build venv redis lint bench bench-peers soak clean
 
 demo: redis build
 	$(PY) examples/basic_usage.py
@@ -31,11 +31,37 @@ lint: venv
 soak: redis build
 	JOBQUEUE_SOAK_JOBS=1000000 $(PY) -m pytest -q -s --timeout 3600 tests/reliability
 
-bench: redis build
+bench: redis build bench-peers
 	$(PY) benches/enqueue.py
 	$(PY) benches/drain.py
 	$(PY) benches/latency.py
+	$(PY) benches/throughput.py
 	cargo bench --bench native
+
+# The peer libraries of benches/throughput.py. The `bench` extra of pyproject.toml goes into
+# .venv; arq (redis-py < 6, which the others do not accept) and ardiq (Python >= 3.12) get
+# venvs of their own under .venv/bench-peers/, which throughput.py finds by name. Without a
+# Python >= 3.12 on the machine (PATH or pyenv), ardiq is left out and reported as skipped.
+PEER_VENVS := $(VENV)/bench-peers
+BENCH_STAMP := $(VENV)/.bench-stamp
+ARQ_PIN := arq==0.28.0
+ARDIQ_PIN := ardiq==1.2.0
+PY312 = $(shell for p in python3.13 python3.12 $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
+
+bench-peers: $(BENCH_STAMP)
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -c "import sys; t = __import__('tomllib' if sys.version_info >= (3, 11) else 'tomli'); print('\n'.join(t.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']))" > $(VENV)/bench-requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/bench-requirements.txt
+	rm -rf $(PEER_VENVS)/arq $(PEER_VENVS)/ardiq
+	python3 -m venv $(PEER_VENVS)/arq
+	$(PEER_VENVS)/arq/bin/python -m pip install -q $(ARQ_PIN)
+	@py312="$(PY312)"; if [ -n "$$py312" ]; then \
+		echo "$$py312 -m venv $(PEER_VENVS)/ardiq" && $$py312 -m venv $(PEER_VENVS)/ardiq && \
+		$(PEER_VENVS)/ardiq/bin/python -m pip install -q $(ARDIQ_PIN); \
+	else echo "no Python >= 3.12 found: ardiq will be skipped"; fi
+	touch $@
 
 build: venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \

@@ -1,9 +1,14 @@
-//! Criterion benches of the native hot path: backoff math, and the fetch and ack scripts
-//! against a local redis-server, by batch size (`cargo bench`).
+//! Criterion benches of the native hot path: backoff math; a batch crossing the
+//! Python/Rust boundary (job data encoded to JSON, fetched jobs turned into Python tuples);
+//! and the fetch, ack and add scripts against a local redis-server, by batch size
+//! (`cargo bench`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
 
 use _native::backoff::{Backoff, BackoffKind};
+use _native::json::to_json;
 use _native::keys::{QueueKeys, LAYOUT_VERSION};
 use _native::scripts::{invocation, ACK, ADD_JOBS, FETCH};
 use _native::test_redis::TestRedis;
@@ -18,6 +23,69 @@ fn backoff(c: &mut Criterion) {
     c.bench_function("backoff/exponential with jitter", |b| {
         b.iter(|| std::hint::black_box(exponential.delay(std::hint::black_box(4))))
     });
+}
+
+/// A job as the worker hands it to Python (the shape of `worker.rs`'s JobTuple).
+type JobTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    u32,
+    u32,
+    Option<u64>,
+    i64,
+    i64,
+    String,
+);
+
+/// One batch each way across the boundary: the data of 1,000 jobs (`{"i": i, "s": "x" *
+/// 100}`) encoded to JSON as `add_jobs` does, and 200 fetched jobs turned into the Python
+/// tuples the worker delivers.
+fn boundary(c: &mut Criterion) {
+    Python::initialize();
+    let mut group = c.benchmark_group("boundary");
+    Python::attach(|py| {
+        let payloads: Vec<Bound<'_, PyDict>> = (0..1000)
+            .map(|i| {
+                let d = PyDict::new(py);
+                d.set_item("i", i).unwrap();
+                d.set_item("s", "x".repeat(100)).unwrap();
+                d
+            })
+            .collect();
+        group.throughput(Throughput::Elements(payloads.len() as u64));
+        group.bench_function("encode data/1000", |b| {
+            b.iter(|| {
+                for payload in &payloads {
+                    std::hint::black_box(to_json(payload.as_any(), "data").unwrap());
+                }
+            })
+        });
+        let jobs: Vec<JobTuple> = (0..200)
+            .map(|i| {
+                (
+                    i.to_string(),
+                    format!("worker-token:{i}"),
+                    "noop".to_string(),
+                    format!(r#"{{"i":{i},"s":"{}"}}"#, "x".repeat(100)),
+                    OPTS.to_string(),
+                    1,
+                    3,
+                    None,
+                    1_700_000_000_000,
+                    1_700_000_000_001,
+                    String::new(),
+                )
+            })
+            .collect();
+        group.throughput(Throughput::Elements(jobs.len() as u64));
+        group.bench_function("deliver jobs/200", |b| {
+            b.iter(|| std::hint::black_box(jobs.clone().into_pyobject(py).unwrap()))
+        });
+    });
+    group.finish();
 }
 
 const OPTS: &str =
@@ -90,5 +158,5 @@ fn scripts(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, backoff, scripts);
+criterion_group!(benches, backoff, boundary, scripts);
 criterion_main!(benches);

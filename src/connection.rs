@@ -97,7 +97,7 @@ impl RedisConn {
     }
 
     fn cached(&self) -> Option<MultiplexedConnection> {
-        let pid = std::process::id();
+        let pid = crate::runtime::current_pid();
         let slot = self.current.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
             Some((owner, conn)) if *owner == pid => Some(conn.clone()),
@@ -116,7 +116,7 @@ impl RedisConn {
         }
         let conn = self.connect_with_retries().await?;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((std::process::id(), conn.clone()));
+            Some((crate::runtime::current_pid(), conn.clone()));
         Ok(conn)
     }
 

@@ -72,7 +72,10 @@ class EventEmitter:
         return bool(self._handlers.get(event))
 
     def emit(self, event: QueueEvent, job: Any, error: BaseException | None = None) -> None:
-        for handler, job_only in list(self._handlers.get(event, ())):
+        handlers = self._handlers.get(event)
+        if not handlers:  # the common case, on the path of every job
+            return
+        for handler, job_only in list(handlers):
             try:
                 result = handler(job) if job_only else handler(job, error)
                 if inspect.isawaitable(result):

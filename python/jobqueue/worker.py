@@ -76,6 +76,8 @@ class Worker:
             max_workers=config.worker.concurrency, thread_name_prefix=f"jobqueue-{queue.name}"
         )
         self._jobs: dict[str, Job[Any]] = {}
+        self._async_processors: dict[Processor, bool] = {}
+        self._completed: list[tuple[str, Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
@@ -119,6 +121,7 @@ class Worker:
                     "jobqueue: %d jobs still running at close were abandoned", len(pending)
                 )
                 await asyncio.gather(*pending, return_exceptions=True)
+        self._flush_completed()
         left = remaining()
         finished = await self._native.close(None if left is None else round(left * 1000))
         if not finished:
@@ -183,16 +186,15 @@ class Worker:
             )
         else:
             job.return_value = result
-            try:
-                self._native.complete(job.id, result)
-            except SerializationError as exc:
-                job.error = exc
-                self._native.fail(job.id, f"the processor's return value is not JSON: {exc}", "")
+            self._complete_soon(job.id, result)
         self._observe("jobqueue.job.duration_ms", (time.perf_counter() - started) * 1000, job)
 
     async def _call(self, processor: Processor, job: Job[Any]) -> Any:
         timeout = job.timeout
-        if _is_async(processor):
+        is_async = self._async_processors.get(processor)
+        if is_async is None:  # inspecting a processor costs more than a no-op job
+            is_async = self._async_processors[processor] = _is_async(processor)
+        if is_async:
             work: Awaitable[Any] = processor(job)
         else:
             # A `def` processor past its timeout cannot be stopped; its thread runs on and
@@ -205,6 +207,28 @@ class Worker:
         if inspect.isawaitable(result):  # a plain function that returned a coroutine
             result = await result
         return result
+
+    def _complete_soon(self, job_id: str, result: Any) -> None:
+        """Hand a result to the native core with the others of this loop iteration: one
+        crossing into Rust per batch of finished jobs, not one per job."""
+        if not self._completed:
+            asyncio.get_running_loop().call_soon(self._flush_completed)
+        self._completed.append((job_id, result))
+
+    def _flush_completed(self) -> None:
+        completed, self._completed = self._completed, []
+        if not completed:
+            return
+        try:
+            refused = self._native.complete_many(completed)
+            for job_id, message in refused:
+                error = SerializationError(message)
+                job = self._jobs.get(job_id)
+                if job is not None:
+                    job.error = error
+                self._native.fail(job_id, f"the processor's return value is not JSON: {error}", "")
+        except JobQueueError as exc:  # the native worker is closed: nothing can be written
+            self._queue_error(exc)
 
     def _on_progress(self, job: Job[Any]) -> None:
         self._events.emit(QueueEvent.JOB_PROGRESS, job)

@@ -10,6 +10,7 @@ pub mod runtime;
 pub mod scripts;
 #[doc(hidden)]
 pub mod test_redis;
+mod wake;
 pub mod worker;
 
 use pyo3::prelude::*;

@@ -1,10 +1,11 @@
 //! The native worker core: the fetch loop, batched acknowledgements, lock renewal and the
 //! stalled-job sweep, all on the Tokio runtime.
 //!
-//! Python sees three calls: `next_batch()` (one awaitable per batch of new jobs and
-//! finished outcomes), `complete_many()` / `fail()` (non-blocking: they queue acks) and
+//! Python sees: `take_batch()` (the jobs and outcomes waiting, taken when `wake_fd`
+//! becomes readable), `complete_many()` / `fail()` (non-blocking: they queue acks) and
 //! `close()`. Everything that waits on Redis or on a timer happens here, without the GIL,
-//! so a processor that blocks the event loop cannot lose its locks.
+//! so a processor that blocks the event loop cannot lose its locks, and no runtime thread
+//! ever waits for the GIL to hand jobs over.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,6 +25,7 @@ use crate::json::{to_json, to_json_named};
 use crate::queue::{NativeQueue, QueueCore};
 use crate::runtime::{handle, into_awaitable};
 use crate::scripts;
+use crate::wake::WakePipe;
 
 /// Acks written per script call: large enough to amortise the round trip, small enough
 /// to keep one script short.
@@ -136,6 +138,8 @@ struct Shared {
     /// Taken (dropped) by `close()` once nothing more can be delivered, which ends
     /// `next_batch()`.
     deliveries: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
+    /// Tells the event loop that deliveries are waiting (see `wake.rs`).
+    wake: WakePipe,
     fetching: AtomicBool,
     stop_fetching: Notify,
     stop_timers: Notify,
@@ -147,6 +151,7 @@ impl Shared {
         if let Some(sender) = sender.as_ref() {
             // The receiver is gone only when the worker object is; nobody waits then.
             let _ = sender.send(delivery);
+            self.wake.signal();
         }
     }
 
@@ -174,7 +179,7 @@ pub struct NativeWorker {
     shared: Arc<Shared>,
     acks: Mutex<Option<mpsc::UnboundedSender<Ack>>>,
     ack_rx: Mutex<Option<mpsc::UnboundedReceiver<Ack>>>,
-    deliveries: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Delivery>>>,
+    deliveries: Mutex<mpsc::UnboundedReceiver<Delivery>>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -217,6 +222,7 @@ impl NativeWorker {
             active: Mutex::new(HashMap::new()),
             slots: Semaphore::new(concurrency),
             deliveries: Mutex::new(Some(deliveries_tx)),
+            wake: WakePipe::new()?,
             fetching: AtomicBool::new(true),
             stop_fetching: Notify::new(),
             stop_timers: Notify::new(),
@@ -225,7 +231,7 @@ impl NativeWorker {
             shared,
             acks: Mutex::new(Some(ack_tx)),
             ack_rx: Mutex::new(Some(ack_rx)),
-            deliveries: Arc::new(tokio::sync::Mutex::new(deliveries_rx)),
+            deliveries: Mutex::new(deliveries_rx),
             tasks: Mutex::new(Vec::new()),
         })
     }
@@ -250,30 +256,38 @@ impl NativeWorker {
         Ok(())
     }
 
-    /// Resolves to `(jobs, outcomes, fetch_stopped)` as soon as there is something to
-    /// hand over, or to None once the worker is closed and everything was delivered.
-    /// `fetch_stopped` is true in the batch that carries the last jobs ever fetched.
-    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let deliveries = self.deliveries.clone();
-        into_awaitable(py, async move {
-            let mut rx = deliveries.lock().await;
-            let Some(first) = rx.recv().await else {
-                return Ok(None);
-            };
-            let mut jobs = Vec::new();
-            let mut outcomes = Vec::new();
-            let mut fetch_stopped = false;
-            let mut push = |d: Delivery| match d {
-                Delivery::Job(j) => jobs.push(j),
-                Delivery::Outcome(o) => outcomes.push(o),
-                Delivery::FetchStopped => fetch_stopped = true,
-            };
-            push(first);
-            while let Ok(more) = rx.try_recv() {
-                push(more);
+    /// The descriptor that becomes readable when deliveries wait; the event loop watches
+    /// it (`add_reader`) and then calls `take_batch`.
+    #[getter]
+    fn wake_fd(&self) -> i32 {
+        self.shared.wake.read_fd()
+    }
+
+    /// What waits to be handed over: `(jobs, outcomes, fetch_stopped)` (possibly empty),
+    /// or None once the worker is closed and everything was delivered. `fetch_stopped` is
+    /// true in the batch that carries the last jobs ever fetched. Never blocks.
+    #[allow(clippy::type_complexity)]
+    fn take_batch(&self) -> Option<(Vec<JobTuple>, Vec<OutcomeTuple>, bool)> {
+        self.shared.wake.clear();
+        let mut rx = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut jobs = Vec::new();
+        let mut outcomes = Vec::new();
+        let mut fetch_stopped = false;
+        loop {
+            match rx.try_recv() {
+                Ok(Delivery::Job(j)) => jobs.push(j),
+                Ok(Delivery::Outcome(o)) => outcomes.push(o),
+                Ok(Delivery::FetchStopped) => fetch_stopped = true,
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    if jobs.is_empty() && outcomes.is_empty() && !fetch_stopped {
+                        return None;
+                    }
+                    break;
+                }
             }
-            Ok(Some((jobs, outcomes, fetch_stopped)))
-        })
+        }
+        Some((jobs, outcomes, fetch_stopped))
     }
 
     /// Record successful attempts, many in one crossing: `[(job id, return value), ...]`.
@@ -395,6 +409,7 @@ impl NativeWorker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .take();
+            shared.wake.signal(); // the event loop learns that nothing more will come
             Ok(finished)
         })
     }

@@ -79,7 +79,8 @@ class Worker:
         self._async_processors: dict[Processor, bool] = {}
         self._completed: list[tuple[str, Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._loop_task: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()  # workers are made by start_worker
+        self._watching = False
         self._closed = asyncio.Event()
         # Set once the native fetch loop has ended and its last jobs were started.
         self._fetch_drained = asyncio.Event()
@@ -90,7 +91,10 @@ class Worker:
 
     async def start(self) -> None:
         self._native.start()
-        self._loop_task = asyncio.create_task(self._deliveries(), name="jobqueue-worker")
+        # The native core writes to this pipe when deliveries wait: the event loop takes
+        # them on its own thread, so no native thread ever waits for the GIL.
+        self._loop.add_reader(self._native.wake_fd, self._take_deliveries)
+        self._watching = True
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -129,29 +133,29 @@ class Worker:
                 "jobqueue: close timed out before every result reached Redis; those jobs "
                 "will run again once their locks lapse"
             )
-        if self._loop_task is not None:
-            await self._loop_task
+        self._take_deliveries()  # the last outcomes, and the end of the deliveries
+        self._stop_watching()
         self._threads.shutdown(wait=False, cancel_futures=True)
         self._closed.set()
 
-    async def _deliveries(self) -> None:
-        while True:
-            try:
-                batch = await self._native.next_batch()
-            except Exception as exc:  # keep delivering
-                self._queue_error(exc)
-                await asyncio.sleep(0.1)  # a persistent fault must not spin
-                continue
-            if batch is None:
-                self._fetch_drained.set()
-                return
-            jobs, outcomes, fetch_stopped = batch
-            for outcome in outcomes:
-                self._on_outcome(outcome)
-            for raw in jobs:
-                self._start(raw)
-            if fetch_stopped:
-                self._fetch_drained.set()
+    def _take_deliveries(self) -> None:
+        batch = self._native.take_batch()
+        if batch is None:  # closed: everything was delivered
+            self._fetch_drained.set()
+            self._stop_watching()
+            return
+        jobs, outcomes, fetch_stopped = batch
+        for outcome in outcomes:
+            self._on_outcome(outcome)
+        for raw in jobs:
+            self._start(raw)
+        if fetch_stopped:
+            self._fetch_drained.set()
+
+    def _stop_watching(self) -> None:
+        if self._watching:
+            self._watching = False
+            self._loop.remove_reader(self._native.wake_fd)
 
     def _start(self, raw: RawJob) -> None:
         try:
@@ -212,7 +216,7 @@ class Worker:
         """Hand a result to the native core with the others of this loop iteration: one
         crossing into Rust per batch of finished jobs, not one per job."""
         if not self._completed:
-            asyncio.get_running_loop().call_soon(self._flush_completed)
+            self._loop.call_soon(self._flush_completed)
         self._completed.append((job_id, result))
 
     def _flush_completed(self) -> None:

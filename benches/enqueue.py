@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
-import shutil
 import statistics
-import subprocess
 import time
 from pathlib import Path
+
+from _ceiling import redis_benchmark_ceiling
 
 from jobqueue import JobQueue
 from jobqueue.testing import RedisServer
@@ -48,46 +47,6 @@ async def bulk(url: str, n: int, batch: int) -> float:
     return n / elapsed
 
 
-def evalsha_ceiling(port: int, n: int) -> dict[str, float] | None:
-    """Round trips per second of a trivial EVALSHA from one redis-benchmark client."""
-    tool = shutil.which("redis-benchmark")
-    cli = shutil.which("redis-cli")
-    if tool is None or cli is None:
-        return None
-    sha = subprocess.run(
-        [cli, "-p", str(port), "SCRIPT", "LOAD", "return 1"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    rates = {}
-    for label, pipeline in (("unpipelined", 1), ("pipelined_16", 16)):
-        out = subprocess.run(
-            [
-                tool,
-                "-p",
-                str(port),
-                "-c",
-                "1",
-                "-n",
-                str(n),
-                "-P",
-                str(pipeline),
-                "-q",
-                "EVALSHA",
-                sha,
-                "0",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        match = re.search(r"([\d.]+) requests per second", out)
-        if match:
-            rates[label] = float(match.group(1))
-    return rates
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=20_000)
@@ -99,7 +58,7 @@ def main() -> None:
         for _ in range(args.repeats):
             singles.append(asyncio.run(single(server.url, args.jobs)))
             bulks.append(asyncio.run(bulk(server.url, args.jobs, args.batch)))
-        ceiling = evalsha_ceiling(server.port, args.jobs)
+        ceiling = redis_benchmark_ceiling(server.port, args.jobs)
     result = {
         "jobs": args.jobs,
         "batch": args.batch,

@@ -12,6 +12,7 @@ use _native::json::to_json;
 use _native::keys::{QueueKeys, LAYOUT_VERSION};
 use _native::scripts::{invocation, ACK, ADD_JOBS, FETCH};
 use _native::test_redis::TestRedis;
+use _native::worker::JobTuple;
 
 fn backoff(c: &mut Criterion) {
     let exponential = Backoff {
@@ -24,21 +25,6 @@ fn backoff(c: &mut Criterion) {
         b.iter(|| std::hint::black_box(exponential.delay(std::hint::black_box(4))))
     });
 }
-
-/// A job as the worker hands it to Python (the shape of `worker.rs`'s JobTuple).
-type JobTuple = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    u32,
-    u32,
-    Option<u64>,
-    i64,
-    i64,
-    String,
-);
 
 /// One batch each way across the boundary: the data of 1,000 jobs (`{"i": i, "s": "x" *
 /// 100}`) encoded to JSON as `add_jobs` does, and 200 fetched jobs turned into the Python

@@ -41,7 +41,6 @@ import os
 import platform
 import queue
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
+from _ceiling import redis_benchmark_ceiling
 
 from jobqueue.testing import RedisServer, redis_command
 
@@ -406,41 +406,6 @@ def measure(
             out[name] = {"error": str(exc)[-1000:]}
     flush(server.port)
     return out
-
-
-def redis_benchmark_ceiling(port: int, n: int) -> dict[str, float] | None:
-    """Requests/s of EVALSHA ``return 1`` from one redis-benchmark client."""
-    tool = shutil.which("redis-benchmark")
-    if tool is None:
-        return None
-    sha = redis_command(port, "SCRIPT", "LOAD", "return 1")
-    assert isinstance(sha, bytes)
-    rates = {}
-    for label, pipeline, requests in (("unpipelined", 1, n), ("pipelined_50", 50, n * 10)):
-        out = subprocess.run(
-            [
-                tool,
-                "-p",
-                str(port),
-                "-c",
-                "1",
-                "-n",
-                str(requests),
-                "-P",
-                str(pipeline),
-                "-q",
-                "EVALSHA",
-                sha.decode(),
-                "0",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        match = re.findall(r"([\d.]+) requests per second", out)
-        if match:
-            rates[label] = float(match[-1])
-    return rates
 
 
 # -- summary ----------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ type FetchedJob = (String, String, String, String, String, u32, i64, String);
 /// A job handed to Python: (id, token, name, data JSON, opts JSON, attempts made, max
 /// attempts, timeout ms, created_at, processed_at, progress JSON). The fields Python needs
 /// for every job come decoded, so it decodes the options only if a processor reads them.
-type JobTuple = (
+pub type JobTuple = (
     String,
     String,
     String,

@@ -135,8 +135,8 @@ struct Shared {
     fetch_seq: AtomicU64,
     active: Mutex<HashMap<String, ActiveJob>>,
     slots: Semaphore,
-    /// Taken (dropped) by `close()` once nothing more can be delivered, which ends
-    /// `next_batch()`.
+    /// Taken (dropped) by `close()` once nothing more can be delivered; `take_batch()`
+    /// then answers None.
     deliveries: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
     /// Tells the event loop that deliveries are waiting (see `wake.rs`).
     wake: WakePipe,

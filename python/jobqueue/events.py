@@ -83,6 +83,14 @@ class EventEmitter:
             except Exception as exc:
                 self._handler_failed(event, exc)
 
+    def report_error(self, exc: BaseException, what: str) -> None:
+        """An error of background work: to the ``QUEUE_ERROR`` handlers, or to the log
+        (``what`` says what failed)."""
+        if self.has_handlers(QueueEvent.QUEUE_ERROR):
+            self.emit(QueueEvent.QUEUE_ERROR, None, exc)
+        else:
+            logger.error("jobqueue: %s", what, exc_info=exc)
+
     async def wait_idle(self) -> None:
         """Wait for the async handlers still running."""
         while self._tasks:

@@ -10,7 +10,6 @@ handlers of an :class:`~jobqueue.events.EventEmitter`. Handlers get a :class:`Jo
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +20,6 @@ from ._native import NativeQueue
 from .errors import JobQueueError
 from .events import EventEmitter, QueueEvent
 from .redis_config import RedisConfig
-
-logger = logging.getLogger("jobqueue")
 
 #: How long one ``XREAD`` blocks; bounds how long a stopped listener's read lingers.
 READ_BLOCK_MS = 1000
@@ -157,10 +154,7 @@ class FleetListener:
                     self._emitter.emit(event.event, event, error)
 
     def _report(self, exc: BaseException) -> None:
-        if self._emitter.has_handlers(QueueEvent.QUEUE_ERROR):
-            self._emitter.emit(QueueEvent.QUEUE_ERROR, None, exc)
-        else:
-            logger.error("jobqueue: reading fleet events failed", exc_info=exc)
+        self._emitter.report_error(exc, "reading fleet events failed")
 
 
 class QueueEvents:

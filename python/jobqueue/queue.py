@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
@@ -39,8 +38,6 @@ from .scheduler import (
     time_zone,
 )
 from .worker import Processor, Worker
-
-logger = logging.getLogger("jobqueue")
 
 #: A job for ``add_jobs``: ``(name, data)`` or ``(name, data, options)``.
 JobSpec = tuple[str, Any] | tuple[str, Any, "JobOptions | Mapping[str, Any] | None"]
@@ -247,10 +244,7 @@ class JobQueue:
 
     def _report_error(self, exc: BaseException) -> None:
         """An error of the queue's background work: ``QUEUE_ERROR``, or the log."""
-        if self._events.has_handlers(QueueEvent.QUEUE_ERROR):
-            self._events.emit(QueueEvent.QUEUE_ERROR, None, exc)
-        else:
-            logger.error("jobqueue: error in queue %r", self.name, exc_info=exc)
+        self._events.report_error(exc, f"error in queue {self.name!r}")
 
     # -- producing --------------------------------------------------------------------------
 

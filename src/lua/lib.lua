@@ -108,6 +108,10 @@ local function keep(setKey, id, now, count, age)
   end
   members[#members + 1] = now
   members[#members + 1] = id
+  -- A batch nearly always shares one retention: compare with the last one seen before
+  -- building a key for it.
+  local last = policies[#policies]
+  if last and last[1] == setKey and last[2] == count and last[3] == age then return end
   local policy = setKey .. ' ' .. count .. ' ' .. age
   if not policies[policy] then
     policies[policy] = true

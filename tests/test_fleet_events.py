@@ -7,8 +7,9 @@ have come through Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -167,13 +168,22 @@ async def test_progress_and_stalls_reach_the_fleet(
     assert progress == [{"done": 50}, None]
 
 
+@contextlib.asynccontextmanager
+async def names_added(
+    queue_name: str, redis_url: str
+) -> AsyncIterator[tuple[QueueEvents, list[str]]]:
+    """A running QueueEvents on the queue, and the names of the jobs it sees added."""
+    names: list[str] = []
+    async with QueueEvents(queue_name, redis=redis_url) as events:
+        events.on(QueueEvent.JOB_ADDED, lambda job: names.append(job.name))
+        yield events, names
+
+
 async def test_queue_events_follows_a_queue_without_a_job_queue(
     make_queue: Callable[..., JobQueue], redis_url: str, queue_name: str
 ) -> None:
     producer = make_queue()
-    names: list[str] = []
-    async with QueueEvents(queue_name, redis=redis_url) as events:
-        events.on(QueueEvent.JOB_ADDED, lambda job: names.append(job.name))
+    async with names_added(queue_name, redis_url) as (events, names):
         await producer.add_jobs([("a", 1), ("b", 2)])
         await eventually(lambda: _value(len(names) == 2))
     assert names == ["a", "b"]
@@ -187,9 +197,7 @@ async def test_only_events_after_the_start_are_delivered(
 ) -> None:
     producer = make_queue()
     await producer.add_jobs([("before", i) for i in range(3)])
-    seen: list[str] = []
-    async with QueueEvents(queue_name, redis=redis_url) as events:
-        events.on(QueueEvent.JOB_ADDED, lambda job: seen.append(job.name))
+    async with names_added(queue_name, redis_url) as (_, seen):
         await producer.add_job("after", None)
         await eventually(lambda: _value(seen))
     assert seen == ["after"]
@@ -200,10 +208,8 @@ async def test_a_damaged_entry_is_reported_and_reading_goes_on(
 ) -> None:
     producer = make_queue()
     errors: list[BaseException] = []
-    names: list[str] = []
-    async with QueueEvents(queue_name, redis=redis_url) as events:
+    async with names_added(queue_name, redis_url) as (events, names):
         events.on(QueueEvent.QUEUE_ERROR, lambda _job, error: errors.append(error))
-        events.on(QueueEvent.JOB_ADDED, lambda job: names.append(job.name))
         stream = f"jq:{{{queue_name}}}:events"
         port = port_of(redis_url)
         redis_command(port, "XADD", stream, "*", "e", "job-added\x1f1\x1fx")  # cut short
@@ -219,9 +225,7 @@ async def test_listener_survives_a_killed_connection(
     make_queue: Callable[..., JobQueue], redis_url: str, queue_name: str
 ) -> None:
     producer = make_queue()
-    names: list[str] = []
-    async with QueueEvents(queue_name, redis=redis_url) as events:
-        events.on(QueueEvent.JOB_ADDED, lambda job: names.append(job.name))
+    async with names_added(queue_name, redis_url) as (events, names):
         events.on(QueueEvent.QUEUE_ERROR, lambda _job, _error: None)
         await producer.add_job("one", None)
         await eventually(lambda: _value(names == ["one"]))

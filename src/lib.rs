@@ -3,6 +3,7 @@
 pub mod backoff;
 pub mod connection;
 pub mod errors;
+mod handover;
 pub mod json;
 pub mod keys;
 pub mod queue;

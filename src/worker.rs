@@ -16,11 +16,12 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use serde::Deserialize;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{mpsc, Notify};
 
 use crate::backoff::Backoff;
 use crate::connection::RedisConn;
 use crate::errors::JqError;
+use crate::handover::Handover;
 use crate::json::{to_json, to_json_named};
 use crate::queue::{NativeQueue, QueueCore};
 use crate::runtime::{handle, into_awaitable};
@@ -134,7 +135,8 @@ struct Shared {
     worker_id: String,
     fetch_seq: AtomicU64,
     active: Mutex<HashMap<String, ActiveJob>>,
-    slots: Semaphore,
+    /// Fetched jobs on their way to the processors (see `handover.rs`).
+    handover: Handover<JobTuple>,
     /// Taken (dropped) by `close()` once nothing more can be delivered; `take_batch()`
     /// then answers None.
     deliveries: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
@@ -146,6 +148,21 @@ struct Shared {
 }
 
 impl Shared {
+    /// Hand a job over to Python now, or keep it until a processor slot frees.
+    fn hand_over(&self, job: JobTuple) {
+        self.handover
+            .offer(job.0.clone(), job, |job| self.deliver(Delivery::Job(job)));
+    }
+
+    /// A delivered job finished: its slot goes to the next kept job.
+    fn job_finished(&self, id: &str) {
+        self.handover.finish(
+            id,
+            |job| self.deliver(Delivery::Job(job)),
+            || self.deliver(Delivery::FetchStopped),
+        );
+    }
+
     fn deliver(&self, delivery: Delivery) {
         let sender = self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(sender) = sender.as_ref() {
@@ -220,7 +237,9 @@ impl NativeWorker {
             worker_id: format!("{:016x}", fastrand::u64(..)),
             fetch_seq: AtomicU64::new(0),
             active: Mutex::new(HashMap::new()),
-            slots: Semaphore::new(concurrency),
+            // A rate limit counts jobs when they are fetched: prefetching would spend the
+            // window on jobs that are not running yet.
+            handover: Handover::new(concurrency, if limiter_max > 0 { 0 } else { concurrency }),
             deliveries: Mutex::new(Some(deliveries_tx)),
             wake: WakePipe::new()?,
             fetching: AtomicBool::new(true),
@@ -432,10 +451,11 @@ impl NativeWorker {
     /// (waiting for the write made the worker wait on Redis round trips instead of running
     /// jobs: +40% on the drain benchmark at concurrency 50).
     fn send_ack(&self, ack: Ack) -> PyResult<()> {
+        let id = ack.id.clone();
         let guard = self.acks.lock().unwrap_or_else(|e| e.into_inner());
         match guard.as_ref() {
             Some(tx) if tx.send(ack).is_ok() => {
-                self.shared.slots.add_permits(1);
+                self.shared.job_finished(&id);
                 Ok(())
             }
             _ => Err(JqError::InvalidState("the worker is closed".into()).into()),
@@ -443,12 +463,14 @@ impl NativeWorker {
     }
 }
 
-/// Take jobs while slots are free; block on the wake-up marker when there are none.
+/// Take jobs while there is room for them; block on the wake-up marker when there are none.
 async fn fetch_loop(shared: Arc<Shared>) {
     take_jobs(&shared).await;
-    // Tells Python that no job will follow, so that a closing worker knows it has every
-    // job it must finish.
-    shared.deliver(Delivery::FetchStopped);
+    // Tells Python that no job will follow (after the kept ones), so that a closing
+    // worker knows it has every job it must finish.
+    shared
+        .handover
+        .fetch_ended(|| shared.deliver(Delivery::FetchStopped));
 }
 
 async fn take_jobs(shared: &Arc<Shared>) {
@@ -457,29 +479,21 @@ async fn take_jobs(shared: &Arc<Shared>) {
         if !shared.fetching.load(Ordering::SeqCst) {
             return;
         }
-        // Wait for at least one free slot, then take every slot that is free.
-        let first = tokio::select! {
-            permit = shared.slots.acquire() => permit,
-            _ = shared.stop_fetching.notified() => return,
-        };
-        let Ok(first) = first else { return };
-        first.forget();
-        let mut want = 1;
-        while let Ok(p) = shared.slots.try_acquire() {
-            p.forget();
-            want += 1;
+        // Take as many jobs as there is room for; with none, wait for a job to finish.
+        let want = shared.handover.room();
+        if want == 0 {
+            tokio::select! {
+                _ = shared.handover.wait_freed() => continue,
+                _ = shared.stop_fetching.notified() => return,
+            }
         }
         match fetch(shared, want).await {
             Ok((taken, wait_ms)) => {
-                if taken < want {
-                    shared.slots.add_permits(want - taken);
-                }
                 if taken == 0 {
                     wait_for_work(shared, wait_ms, &mut marker_wait).await;
                 }
             }
             Err(err) => {
-                shared.slots.add_permits(want);
                 shared.report("fetching jobs", &err);
                 pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
             }
@@ -537,7 +551,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
                         lock_lost: false,
                     },
                 );
-                shared.deliver(Delivery::Job((
+                shared.hand_over((
                     id,
                     token,
                     name,
@@ -549,7 +563,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
                     created_at,
                     now,
                     progress,
-                )));
+                ));
             }
             Err(e) => {
                 // A job this version cannot read: fail it for good rather than loop on it.
@@ -587,8 +601,6 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
                     // Stop renewing it: its lock lapses and the stalled sweep takes over.
                     shared.active_jobs().remove(&id);
                 }
-                // Written here rather than by the ack loop, so free its slot here too.
-                shared.slots.add_permits(1);
             }
         }
     }

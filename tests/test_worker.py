@@ -490,3 +490,60 @@ async def test_close_finishes_every_job_already_taken(
         for job_id in ids:
             info = await reader.get_job_status(job_id)
             assert info is not None and info.status is JobStatus.COMPLETED
+
+
+async def test_short_jobs_are_prefetched_and_close_still_runs_the_kept_ones(
+    make_queue: Callable[..., JobQueue],
+) -> None:
+    queue = make_queue(worker=WorkerConfig(concurrency=2))
+    gate = asyncio.Event()
+    running = 0
+    most_running = 0
+
+    @queue.processor("quick")
+    async def quick(job: Job[None]) -> None:
+        return None
+
+    @queue.processor("hold")
+    async def hold(job: Job[None]) -> str:
+        nonlocal running, most_running
+        running += 1
+        most_running = max(most_running, running)
+        await gate.wait()
+        running -= 1
+        return "done"
+
+    await queue.start_worker()
+    for job_id in await queue.add_jobs([("quick", None) for _ in range(20)]):
+        await queue.wait_for(job_id, 10_000)  # the worker learns that jobs are short
+    held = await queue.add_jobs([("hold", None) for _ in range(6)])
+
+    async def kept_beyond_concurrency() -> bool:
+        return (await queue.get_stats()).active == 4  # 2 running, 2 prefetched
+
+    await eventually(kept_beyond_concurrency)
+    assert (running, most_running) == (2, 2)  # prefetched jobs wait for a free slot
+    gate.set()
+    await queue.close()  # the kept jobs run before the worker stops
+    async with JobQueue(queue.name, redis=queue.redis_config) as reader:
+        for job_id in held:
+            info = await reader.get_job_status(job_id)
+            assert info is not None and info.status is JobStatus.COMPLETED
+        assert (await reader.get_stats()).active == 0
+    assert most_running == 2
+
+
+async def test_long_jobs_are_not_prefetched(make_queue: Callable[..., JobQueue]) -> None:
+    queue = make_queue(worker=WorkerConfig(concurrency=1))
+
+    @queue.processor("long")
+    async def long(job: Job[None]) -> None:
+        await asyncio.sleep(0.05)  # over the 10 ms under which jobs count as short
+
+    ids = await queue.add_jobs([("long", None) for _ in range(6)])
+    await queue.start_worker()
+    most_active = 0
+    while (await queue.get_job_status(ids[-1])).status is not JobStatus.COMPLETED:  # type: ignore[union-attr]
+        most_active = max(most_active, (await queue.get_stats()).active)
+        await asyncio.sleep(0.005)
+    assert most_active == 1  # a second job never sat locked behind a running one

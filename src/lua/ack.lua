@@ -7,7 +7,7 @@
 --       attempts made (for the events)
 -- Returns: {1 applied / 0 lock lost, ...} in entry order, then the time (ms) it ran.
 local count = tonumber(ARGV[2])
-local now = serverNow()
+local now, nowText = serverNow()
 local out = {}
 local finished = {}
 local woke = false
@@ -27,9 +27,9 @@ for i = 0, count - 1 do
     finished[#finished + 1] = id
     -- The lock is emptied rather than deleted: no token equals '', and it saves a call.
     if outcome == 'completed' then
-      redis.call('HSET', key, 'state', 'completed', 'lock', '', 'finished_at', now,
+      redis.call('HSET', key, 'state', 'completed', 'lock', '', 'finished_at', nowText,
         'return_value', value)
-      keep(K.completed, id, now, keepCount, keepAge)
+      keep(K.completed, id, nowText, keepCount, keepAge)
       addEvent('job-completed', id, name, attempts)
     elseif outcome == 'retry' then
       local state = 'waiting'
@@ -45,15 +45,15 @@ for i = 0, count - 1 do
       woke = true
       addEvent('job-retrying', id, name, attempts, value, 'reason')
     elseif outcome == 'dlq' then
-      redis.call('HSET', key, 'state', 'dlq', 'lock', '', 'finished_at', now,
+      redis.call('HSET', key, 'state', 'dlq', 'lock', '', 'finished_at', nowText,
         'failed_reason', value, 'stacktrace', stack)
       redis.call('ZADD', K.dlq, now, id)
       addEvent('job-failed', id, name, attempts, value, 'reason')
       addEvent('job-dlq', id, name, attempts, value, 'reason')
     else
-      redis.call('HSET', key, 'state', 'failed', 'lock', '', 'finished_at', now,
+      redis.call('HSET', key, 'state', 'failed', 'lock', '', 'finished_at', nowText,
         'failed_reason', value, 'stacktrace', stack)
-      keep(K.failed, id, now, keepCount, keepAge)
+      keep(K.failed, id, nowText, keepCount, keepAge)
       addEvent('job-failed', id, name, attempts, value, 'reason')
     end
   end

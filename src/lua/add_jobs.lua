@@ -10,10 +10,10 @@ local idemTtl, count = ARGV[3], tonumber(ARGV[4])
 local refused = checkLayout(ARGV[2])
 if refused then return refused end
 
-local now = serverNow()
+local now, nowText = serverNow()
 local waitingStatus = 'waiting'
 if redis.call('HEXISTS', K.meta, 'paused') == 1 then waitingStatus = 'paused' end
-local ids, created = enqueueJobs(ARGV, 5, count, now, idemTtl)
+local ids, created = enqueueJobs(ARGV, 5, count, now, nowText, idemTtl)
 local createdAny = false
 for i = 1, count do
   createdAny = createdAny or created[i]

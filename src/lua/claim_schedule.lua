@@ -18,7 +18,7 @@ if not current or not raw or tonumber(current) ~= expected then
   return {0}
 end
 local def = cjson.decode(raw)
-local now = serverNow()
+local now, nowText = serverNow()
 local args, extras = {}, {}
 for i = 1, ticks do
   local tick, a = ARGV[7 + i], (i - 1) * 8
@@ -29,7 +29,7 @@ for i = 1, ticks do
   extras[i] = {'schedule_id', id, 'scheduled_for', tick}
 end
 local out = {1}
-local ids, created = enqueueJobs(args, 1, ticks, now, idemTtl, extras)
+local ids, created = enqueueJobs(args, 1, ticks, now, nowText, idemTtl, extras)
 for i = 1, ticks do
   if created[i] then
     out[#out + 1] = ids[i]

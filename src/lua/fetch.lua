@@ -7,7 +7,7 @@
 local maxJobs, lockDuration, tokenPrefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limitMax, limitWindow = tonumber(ARGV[5]), tonumber(ARGV[6])
 
-local now = serverNow()
+local now, nowText = serverNow()
 
 -- Due delayed jobs (new ones, and retries after their backoff) become waiting.
 local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, 1000)
@@ -50,7 +50,7 @@ if take > 0 then
 end
 
 local out = {now, -1, limitedFor}
-local deadline = now + lockDuration
+local deadline = tostring(now + lockDuration)
 local taken = 0
 local active = {}
 for _, id in ipairs(ids) do
@@ -64,15 +64,16 @@ for _, id in ipairs(ids) do
     local made = tonumber(f[4])
     if not made or made ~= math.floor(made) then made = 0 end
     made = made + 1
-    redis.call('HSET', key, 'state', 'active', 'lock', token, 'processed_at', now,
-      'attempts_made', made)
+    local madeText = tostring(made)
+    redis.call('HSET', key, 'state', 'active', 'lock', token, 'processed_at', nowText,
+      'attempts_made', madeText)
     active[#active + 1] = deadline
     active[#active + 1] = id
     -- Missing fields (a hash damaged by hand) go out empty; the worker then fails the job
     -- with a reason instead of choking on the whole batch.
     out[#out + 1] = {id, token, f[1] or '', f[2] or '', f[3] or '', made,
       tonumber(f[5]) or 0, f[6] or ''}
-    addEvent('job-started', id, eventName(f[1]), made)
+    addEvent('job-started', id, eventName(f[1]), madeText)
     taken = taken + 1
   end
 end

@@ -20,9 +20,13 @@ end
 -- within one priority (exact in a double up to priority 2^21 - 1).
 local PRIORITY_SHIFT = 4294967296
 
+-- Server time in ms, as a number and as text. A Lua number passed to redis.call is
+-- formatted with printf on every call (it showed in profiles of redis-server), so fields
+-- written per job take the text made once per script call.
 local function serverNow()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return now, tostring(now)
 end
 
 -- Wake one blocked worker; a worker that takes jobs and leaves some behind wakes the next.
@@ -96,7 +100,7 @@ end
 -- staged jobs and trims each set once per distinct retention, deleting what falls out.
 local staged, policies = {}, {}
 
-local function keep(setKey, id, now, count, age)
+local function keep(setKey, id, nowText, count, age)
   if count == 0 or age == 0 then
     deleteJob(id)
     return
@@ -106,7 +110,7 @@ local function keep(setKey, id, now, count, age)
     members = {}
     staged[setKey] = members
   end
-  members[#members + 1] = now
+  members[#members + 1] = nowText
   members[#members + 1] = id
   -- A batch nearly always shares one retention: compare with the last one seen before
   -- building a key for it.
@@ -205,7 +209,9 @@ local function eventName(name)
 end
 
 -- Record an event; `detail` is a failed reason (kind 'reason', sent as a JSON string) or
--- progress JSON (kind 'progress').
+-- progress JSON (kind 'progress'). `attempts` is a number or integer text from the
+-- script's own arguments; a count read from a job hash (maybe damaged) goes through
+-- tonumber first.
 local function addEvent(event, id, name, attempts, detail, kind)
   local n = eventCount * 5
   if detail then
@@ -217,7 +223,7 @@ local function addEvent(event, id, name, attempts, detail, kind)
   eventParts[n + 1] = event
   eventParts[n + 2] = id
   eventParts[n + 3] = name
-  eventParts[n + 4] = tonumber(attempts) or 0
+  eventParts[n + 4] = attempts
   eventParts[n + 5] = detail or ''
   eventCount = eventCount + 1
   eventBytes = eventBytes + #id + #name + #eventParts[n + 5] + 24
@@ -234,7 +240,7 @@ end
 -- fields of job i.
 -- Returns {id, ...}, {created (true/false), ...} in input order. Counters and queue pushes
 -- are taken once for the whole batch, so a new job costs one HSET.
-local function enqueueJobs(args, first, count, now, idemTtl, extras)
+local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras)
   local ids, created = {}, {}
   local batchIdem, batchIds = {}, {}
   local autoIds, prioritized = 0, 0
@@ -274,6 +280,8 @@ local function enqueueJobs(args, first, count, now, idemTtl, extras)
     if created[i] then
       local a = first + (i - 1) * 8
       local name, priority, delay = args[a + 1], tonumber(args[a + 4]), tonumber(args[a + 5])
+      local queuedAt = nowText
+      if delay > 0 then queuedAt = tostring(now + delay) end
       local jobId = ids[i]
       if jobId == '' then
         nextId = nextId + 1
@@ -283,7 +291,7 @@ local function enqueueJobs(args, first, count, now, idemTtl, extras)
       local state = 'waiting'
       if delay > 0 then
         state = 'delayed'
-        delayed[#delayed + 1] = now + delay
+        delayed[#delayed + 1] = queuedAt
         delayed[#delayed + 1] = jobId
       elseif priority > 0 then
         nextSeq = nextSeq + 1
@@ -294,8 +302,9 @@ local function enqueueJobs(args, first, count, now, idemTtl, extras)
       end
       local key = jobKey(jobId)
       redis.call('HSET', key, 'name', name, 'data', args[a + 2], 'opts', args[a + 3],
-        'state', state, 'priority', priority, 'delay', delay, 'max_attempts', args[a + 6],
-        'attempts_made', 0, 'created_at', now, 'queued_at', now + delay)
+        'state', state, 'priority', args[a + 4], 'delay', args[a + 5],
+        'max_attempts', args[a + 6], 'attempts_made', '0', 'created_at', nowText,
+        'queued_at', queuedAt)
       local idem = args[a + 7]
       if idem ~= '' then
         redis.call('HSET', key, 'idempotency_key', idem)
@@ -304,7 +313,7 @@ local function enqueueJobs(args, first, count, now, idemTtl, extras)
       if extras and extras[i] then
         redis.call('HSET', key, unpack(extras[i]))
       end
-      addEvent('job-added', jobId, name, 0)
+      addEvent('job-added', jobId, name, '0')
     end
   end
   for a, b in chunks(#waiting, 1) do redis.call('RPUSH', K.wait, unpack(waiting, a, b)) end

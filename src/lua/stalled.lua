@@ -5,7 +5,7 @@
 -- ARGV: 2 max stalled count, 3 DLQ enabled (1/0)
 -- Returns: flat {id, name, outcome ("waiting", "failed" or "dlq")...}
 local maxStalled, dlqEnabled = tonumber(ARGV[2]), ARGV[3] == '1'
-local now = serverNow()
+local now, nowText = serverNow()
 local out = {}
 
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 0, 1000)) do
@@ -15,7 +15,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
     redis.call('HDEL', key, 'lock')
     local stalls = incrField(key, 'stalled_count', 1)
     local name, attempts = unpack(redis.call('HMGET', key, 'name', 'attempts_made'))
-    name = eventName(name)
+    name, attempts = eventName(name), tonumber(attempts) or 0
     addEvent('job-stalled', id, name, attempts)
     if stalls > maxStalled then
       local reason = 'job stalled more than ' .. maxStalled .. ' times (its worker stopped '
@@ -33,7 +33,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
         local count, age = keep['count'], keep['age']
         if type(count) ~= 'number' then count = -1 end
         if type(age) ~= 'number' then age = -1 end
-        keep(K.failed, id, now, count, age)
+        keep(K.failed, id, nowText, count, age)
       end
       addEvent('job-failed', id, name, attempts, reason, 'reason')
       if dlqEnabled then addEvent('job-dlq', id, name, attempts, reason, 'reason') end

@@ -9,7 +9,8 @@ end
 if ARGV[4] == 'progress' then
   redis.call('HSET', key, 'progress', ARGV[5])
   local name, attempts = unpack(redis.call('HMGET', key, 'name', 'attempts_made'))
-  addEvent('job-progress', ARGV[2], eventName(name), attempts, ARGV[5], 'progress')
+  addEvent('job-progress', ARGV[2], eventName(name), tonumber(attempts) or 0, ARGV[5],
+    'progress')
   flushEvents()
 else
   redis.call('RPUSH', key .. ':logs', ARGV[5])

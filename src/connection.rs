@@ -96,6 +96,29 @@ impl RedisConn {
         })
     }
 
+    /// Whether connections are encrypted (TLS material given, or a `rediss://` URL).
+    pub fn uses_tls(&self) -> bool {
+        self.options.tls.is_some()
+            || !matches!(
+                self.client.get_connection_info().addr(),
+                redis::ConnectionAddr::Tcp(..) | redis::ConnectionAddr::Unix(_)
+            )
+    }
+
+    /// The server address and login the URL names.
+    pub fn info(&self) -> &redis::ConnectionInfo {
+        self.client.get_connection_info()
+    }
+
+    /// (connect timeout, command timeout or None), in ms.
+    pub fn timeouts_ms(&self) -> (u64, Option<u64>) {
+        let ms = |d: Duration| d.as_millis().try_into().unwrap_or(u64::MAX);
+        (
+            ms(self.options.connect_timeout),
+            self.options.command_timeout.map(ms),
+        )
+    }
+
     fn cached(&self) -> Option<MultiplexedConnection> {
         let pid = crate::runtime::current_pid();
         let slot = self.current.lock().unwrap_or_else(|e| e.into_inner());

@@ -6,6 +6,7 @@ pub mod errors;
 mod handover;
 pub mod json;
 pub mod keys;
+pub mod loop_conn;
 pub mod queue;
 pub mod runtime;
 pub mod scripts;
@@ -34,6 +35,7 @@ fn to_json(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::NativeQueue>()?;
     m.add_class::<worker::NativeWorker>()?;
+    m.add_class::<loop_conn::LoopChannel>()?;
     m.add_function(wrap_pyfunction!(shutdown_runtime, m)?)?;
     m.add_function(wrap_pyfunction!(to_json, m)?)?;
     m.add("LAYOUT_VERSION", keys::LAYOUT_VERSION)?;

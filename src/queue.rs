@@ -14,7 +14,7 @@ use crate::errors::JqError;
 use crate::json::to_json_named;
 use crate::keys::{QueueKeys, LAYOUT_VERSION};
 use crate::runtime::into_awaitable;
-use crate::scripts;
+use crate::scripts::{self, ScriptArgs};
 
 /// Jobs removed per script call by `drain` and `clear`: small enough that Redis never
 /// blocks for long, large enough that a big queue needs few round trips.
@@ -22,7 +22,7 @@ const CLEANUP_BATCH: usize = 1000;
 
 /// One job as Python hands it over: (job_id or None, name, data, opts JSON, priority,
 /// delay ms, max attempts, idempotency key or None).
-type NewJob<'py> = (
+pub(crate) type NewJob<'py> = (
     Option<String>,
     String,
     Bound<'py, PyAny>,
@@ -63,6 +63,75 @@ fn event_payload(fields: Vec<Vec<u8>>) -> String {
 
 fn parse<T: FromRedisValue>(value: Value) -> Result<T, JqError> {
     T::from_redis_value(value).map_err(|e| JqError::Redis(format!("unexpected reply: {e}")))
+}
+
+/// The reply of add_jobs: (time added, status of the jobs that are not delayed, ids,
+/// created flags (1/0)).
+pub(crate) type AddJobsReply = (i64, String, Vec<String>, Vec<i64>);
+/// What `add_jobs` resolves to, per job: (id, created, created_at, status).
+pub(crate) type AddedJob = (String, bool, i64, String);
+
+/// The result of `add_jobs` from its script's reply; `delayed` tells which jobs were.
+pub(crate) fn added_jobs(reply: AddJobsReply, delayed: &[bool]) -> Vec<AddedJob> {
+    let (created_at, waiting_status, ids, created) = reply;
+    ids.into_iter()
+        .zip(created)
+        .zip(delayed)
+        .map(|((id, created), delayed)| {
+            let status = if *delayed {
+                "delayed"
+            } else {
+                waiting_status.as_str()
+            };
+            (id, created == 1, created_at, status.to_string())
+        })
+        .collect()
+}
+
+impl QueueCore {
+    /// The arguments of an add_jobs call after the keys and base: the jobs, their data
+    /// serialized and size-checked here (so bad input fails before any I/O). Returns which
+    /// jobs are delayed.
+    pub(crate) fn add_jobs_args(
+        &self,
+        call: &mut impl ScriptArgs,
+        jobs: &[NewJob<'_>],
+    ) -> PyResult<Vec<bool>> {
+        call.push(LAYOUT_VERSION)
+            .push(self.idempotency_ttl_ms)
+            .push(jobs.len());
+        let batch = jobs.len() > 1;
+        for (index, (job_id, name, data, opts, priority, delay, attempts, idem)) in
+            jobs.iter().enumerate()
+        {
+            let root = || {
+                if batch {
+                    format!("jobs[{index}] data of job {name:?}")
+                } else {
+                    format!("data of job {name:?}")
+                }
+            };
+            let data = to_json_named(data, root)?;
+            if data.len() > self.max_payload_bytes {
+                return Err(JqError::PayloadTooLarge(format!(
+                    "{} is {} bytes, over max_payload_bytes={}",
+                    root(),
+                    data.len(),
+                    self.max_payload_bytes
+                ))
+                .into());
+            }
+            call.push(job_id.as_deref().unwrap_or(""))
+                .push(name)
+                .push(data)
+                .push(opts)
+                .push(*priority)
+                .push(*delay)
+                .push(*attempts)
+                .push(idem.as_deref().unwrap_or(""));
+        }
+        Ok(jobs.iter().map(|job| job.5 > 0).collect())
+    }
 }
 
 #[pymethods]
@@ -130,64 +199,20 @@ impl NativeQueue {
         py: Python<'py>,
         jobs: Vec<NewJob<'py>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.core.clone();
-        let keys = &core.keys;
-        let mut invocation = scripts::invocation(&scripts::ADD_JOBS, keys);
-        invocation
-            .arg(LAYOUT_VERSION)
-            .arg(core.idempotency_ttl_ms)
-            .arg(jobs.len());
-        let batch = jobs.len() > 1;
-        for (index, (job_id, name, data, opts, priority, delay, attempts, idem)) in
-            jobs.iter().enumerate()
-        {
-            let root = || {
-                if batch {
-                    format!("jobs[{index}] data of job {name:?}")
-                } else {
-                    format!("data of job {name:?}")
-                }
-            };
-            let data = to_json_named(data, root)?;
-            if data.len() > core.max_payload_bytes {
-                return Err(JqError::PayloadTooLarge(format!(
-                    "{} is {} bytes, over max_payload_bytes={}",
-                    root(),
-                    data.len(),
-                    core.max_payload_bytes
-                ))
-                .into());
-            }
-            invocation
-                .arg(job_id.as_deref().unwrap_or(""))
-                .arg(name)
-                .arg(data)
-                .arg(opts)
-                .arg(*priority)
-                .arg(*delay)
-                .arg(*attempts)
-                .arg(idem.as_deref().unwrap_or(""));
-        }
-        let delayed: Vec<bool> = jobs.iter().map(|job| job.5 > 0).collect();
+        let mut invocation = scripts::invocation(&scripts::ADD_JOBS, &self.core.keys);
+        let delayed = self.core.add_jobs_args(&mut invocation, &jobs)?;
         let core = self.core.clone();
         into_awaitable(py, async move {
-            // (time added, status of a job that is not delayed, ids, created flags (1/0))
-            let (created_at, waiting_status, ids, created): (i64, String, Vec<String>, Vec<i64>) =
-                core.conn.invoke(&invocation).await?;
-            Ok(ids
-                .into_iter()
-                .zip(created)
-                .zip(delayed)
-                .map(|((id, created), delayed)| {
-                    let status = if delayed {
-                        "delayed"
-                    } else {
-                        waiting_status.as_str()
-                    };
-                    (id, created == 1, created_at, status.to_string())
-                })
-                .collect::<Vec<_>>())
+            let reply: AddJobsReply = core.conn.invoke(&invocation).await?;
+            Ok(added_jobs(reply, &delayed))
         })
+    }
+
+    /// A connection for `add_jobs` whose socket the running asyncio loop drives (see
+    /// `loop_conn.rs`): `(endpoint, channel)`, or None when the connection needs TLS,
+    /// which stays on the native connection.
+    fn loop_channel(&self) -> Option<(crate::loop_conn::Endpoint, crate::loop_conn::LoopChannel)> {
+        crate::loop_conn::LoopChannel::for_queue(&self.core)
     }
 
     /// Resolves to `(fields, logs, paused)` or None when the job does not exist.

@@ -4,18 +4,22 @@
 
 use std::sync::LazyLock;
 
-use redis::{Script, ScriptInvocation};
+use redis::{Cmd, Script, ScriptInvocation, ToRedisArgs};
 
 use crate::keys::QueueKeys;
 
+macro_rules! lua_source {
+    ($file:literal) => {
+        concat!(
+            include_str!("lua/lib.lua"),
+            include_str!(concat!("lua/", $file))
+        )
+    };
+}
+
 macro_rules! lua_script {
     ($name:ident, $file:literal) => {
-        pub static $name: LazyLock<Script> = LazyLock::new(|| {
-            Script::new(concat!(
-                include_str!("lua/lib.lua"),
-                include_str!(concat!("lua/", $file))
-            ))
-        });
+        pub static $name: LazyLock<Script> = LazyLock::new(|| Script::new(lua_source!($file)));
     };
 }
 
@@ -30,6 +34,39 @@ pub fn invocation(script: &'static Script, keys: &QueueKeys) -> ScriptInvocation
     inv
 }
 
+/// The same call as [`invocation`], as an `EVALSHA` command to send on a connection of
+/// our own (`loop_conn.rs`); a server that answers NOSCRIPT gets the script's source.
+pub fn evalsha(script: &Script, keys: &QueueKeys) -> Cmd {
+    let mut cmd = redis::cmd("EVALSHA");
+    let all = keys.all();
+    cmd.arg(script.get_hash()).arg(all.len());
+    for key in all {
+        cmd.arg(key);
+    }
+    cmd.arg(keys.base());
+    cmd
+}
+
+/// Where the arguments of a script call go: an invocation that redis-rs sends, or a
+/// command of our own; builders of arguments serve both.
+pub trait ScriptArgs {
+    fn push<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self;
+}
+
+impl ScriptArgs for ScriptInvocation<'_> {
+    fn push<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.arg(arg)
+    }
+}
+
+impl ScriptArgs for Cmd {
+    fn push<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.arg(arg)
+    }
+}
+
+/// The source of `add_jobs`, sent with SCRIPT LOAD when a server lost its script cache.
+pub const ADD_JOBS_SOURCE: &str = lua_source!("add_jobs.lua");
 lua_script!(ADD_JOBS, "add_jobs.lua");
 lua_script!(GET_JOB, "get_job.lua");
 lua_script!(GET_JOBS, "get_jobs.lua");

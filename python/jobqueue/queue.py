@@ -26,6 +26,7 @@ from .config import (
 from .errors import InvalidOptionError, JobNotFoundError, JobQueueError, QueueClosedError
 from .events import EventEmitter, QueueEvent
 from .fleet import FleetListener
+from .loop_connection import ProducerConnections
 from .models import HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
 from .redis_config import RedisConfig
@@ -153,6 +154,7 @@ class JobQueue:
             )
         except JobQueueError as exc:
             raise InvalidOptionError("redis", str(exc)) from None
+        self._producer = ProducerConnections(self._native)
 
     def __repr__(self) -> str:
         return f"JobQueue({self.name!r}, prefix={self.prefix!r})"
@@ -343,7 +345,7 @@ class JobQueue:
             else None
         )
         try:
-            results = await self._native.add_jobs(rows)
+            results = await self._producer.add_jobs(rows)
         except BaseException as exc:
             if span is not None:
                 span.record_exception(exc)
@@ -668,6 +670,7 @@ class JobQueue:
             await asyncio.wait_for(idle, None if ms is None else ms / 1000)
         except asyncio.TimeoutError:
             pass
+        self._producer.close()
         self._native.close()
 
     @property

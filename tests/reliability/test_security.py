@@ -43,8 +43,11 @@ def test_scripts_are_fixed_text_in_the_binary() -> None:
     # Scripts are built only from files embedded at compile time, never from strings.
     code = "".join(path.read_text() for path in RUST_SOURCES)
     news = re.findall(r"Script::new\(\s*([a-z_!]+)", code)
-    assert news == ["concat!"]
-    assert re.search(r"Script::new\(\s*concat!\(\s*include_str!", code)
+    assert news == ["lua_source!"]
+    assert re.search(r"macro_rules! lua_source \{[^}]*=> \{\s*concat!\(\s*include_str!", code)
+    # Script text sent by other means (SCRIPT LOAD) is built the same way.
+    for source in re.findall(r"const [A-Z_]+_SOURCE: &str = ([^;]*);", code):
+        assert re.fullmatch(r'lua_source!\("[a-z_]+\.lua"\)', source), source
 
 
 async def test_a_wrong_password_error_does_not_show_the_password() -> None:

@@ -1,0 +1,118 @@
+"""add_jobs on the event loop's own connection: pipelining, NOSCRIPT, breaks, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from jobqueue import JobQueue, RedisConfig
+from jobqueue.errors import ConnectionError, SerializationError
+from jobqueue.loop_connection import LoopConnection
+from jobqueue.testing import RedisServer, redis_command
+
+from .helpers import eventually, port_of
+
+
+def loop_connection(queue: JobQueue) -> LoopConnection:
+    conn = queue._producer._conn
+    assert conn is not None and not conn.closed, "add_jobs is not on the loop's connection"
+    return conn
+
+
+@pytest.fixture
+async def queue(redis_url: str, queue_name: str) -> AsyncIterator[JobQueue]:
+    async with JobQueue(queue_name, redis=redis_url) as q:
+        await q.add_job("warm-up", None)  # the native connection goes first
+        await q.add_job("warm-up", None)  # this one opens the loop's connection
+        loop_connection(q)
+        yield q
+
+
+async def test_pipelined_adds_each_get_their_own_job(queue: JobQueue) -> None:
+    ids = await asyncio.gather(*(queue.add_job("t", {"n": n}) for n in range(300)))
+    assert len(set(ids)) == 300
+    for n, job_id in enumerate(ids):
+        info = await queue.get_job_status(job_id)
+        assert info is not None and info.data == {"n": n}
+    assert loop_connection(queue).__class__ is LoopConnection
+
+
+async def test_bulk_and_delayed_jobs_report_their_status(queue: JobQueue) -> None:
+    ids = await queue.add_jobs([("t", 1), ("t", 2, {"delay": 60_000}), ("t", 3)])
+    statuses = [(await queue.get_job_status(i)).status.value for i in ids]  # type: ignore[union-attr]
+    assert statuses == ["waiting", "delayed", "waiting"]
+    assert await queue.add_job("t", None, idempotency_key="k") == await queue.add_job(
+        "t", None, idempotency_key="k"
+    )
+
+
+async def test_a_flushed_script_cache_is_reloaded(queue: JobQueue, redis_url: str) -> None:
+    conn = loop_connection(queue)
+    assert redis_command(port_of(redis_url), "SCRIPT", "FLUSH") == "OK"
+    ids = await asyncio.gather(*(queue.add_job("t", {"n": n}) for n in range(5)))
+    assert [(await queue.get_job_status(i)).data for i in ids] == [{"n": n} for n in range(5)]  # type: ignore[union-attr]
+    assert loop_connection(queue) is conn  # NOSCRIPT did not break the connection
+
+
+async def test_bad_input_writes_nothing_and_keeps_replies_in_step(queue: JobQueue) -> None:
+    before = (await queue.get_stats()).waiting
+    with pytest.raises(SerializationError):
+        await queue.add_job("t", {"x": object()})
+    assert (await queue.get_stats()).waiting == before
+    job_id = await queue.add_job("t", "after")
+    info = await queue.get_job_status(job_id)
+    assert info is not None and info.data == "after"
+    assert loop_connection(queue).__class__ is LoopConnection
+
+
+async def test_a_killed_connection_falls_back_to_the_native_one(
+    queue: JobQueue, redis_url: str
+) -> None:
+    conn = loop_connection(queue)
+    host, port = conn._transport.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
+    redis_command(port_of(redis_url), "CLIENT", "KILL", "ADDR", f"{host}:{port}")
+
+    async def noticed() -> bool:
+        return conn.closed
+
+    await eventually(noticed)
+    first = await queue.add_job("t", "on the native connection")
+    second = await queue.add_job("t", "on a new loop connection")
+    assert loop_connection(queue) is not conn
+    for job_id, data in ((first, "on the native connection"), (second, "on a new loop connection")):
+        info = await queue.get_job_status(job_id)
+        assert info is not None and info.data == data
+
+
+async def test_the_command_timeout_applies(redis_url: str, queue_name: str) -> None:
+    config = RedisConfig(url=redis_url, command_timeout=300)
+    async with JobQueue(queue_name, redis=config) as queue:
+        await queue.add_job("t", None)
+        await queue.add_job("t", None)
+        conn = loop_connection(queue)
+        port = port_of(redis_url)
+        assert redis_command(port, "CLIENT", "PAUSE", "3000", "WRITE") == "OK"
+        try:
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(ConnectionError, match="command timeout"):
+                await queue.add_job("t", None)
+            assert asyncio.get_running_loop().time() - started < 2.5
+            assert conn.closed
+        finally:
+            redis_command(port, "CLIENT", "UNPAUSE")
+        assert await queue.add_job("t", "later")
+
+
+async def test_password_and_db_apply_to_the_loop_connection() -> None:
+    with RedisServer(password="s3cret") as server:
+        config = RedisConfig(host="127.0.0.1", port=server.port, password="s3cret", db=2)
+        async with JobQueue("q", redis=config) as queue:
+            for _ in range(3):
+                await queue.add_job("t", None)
+            loop_connection(queue)
+            assert (await queue.get_stats()).waiting == 3
+        db0 = RedisConfig(host="127.0.0.1", port=server.port, password="s3cret")
+        async with JobQueue("q", redis=db0) as other:
+            assert (await other.get_stats()).waiting == 0

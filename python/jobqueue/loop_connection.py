@@ -30,6 +30,18 @@ _MAX_CONNECT_S = 2.0
 
 AddedJob = tuple[str, bool, int, str]
 
+# This process's id, kept current across fork(): os.getpid() is a system call, and the
+# fork check runs on every add.
+_pid = os.getpid()
+
+
+def _note_fork() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_note_fork)
+
 
 class LoopConnection(asyncio.Protocol):
     """One pipelined connection on one event loop (see the module doc)."""
@@ -38,7 +50,7 @@ class LoopConnection(asyncio.Protocol):
         self._channel = channel
         self._command_timeout = None if command_timeout_ms is None else command_timeout_ms / 1000
         self._loop = asyncio.get_running_loop()
-        self._pid = os.getpid()
+        self._pid = _pid
         self._transport: asyncio.Transport | None = None
 
     @classmethod
@@ -73,7 +85,7 @@ class LoopConnection(asyncio.Protocol):
     @property
     def inherited(self) -> bool:
         """Opened by the parent of this forked process: its socket is not ours to use."""
-        return self._pid != os.getpid()
+        return self._pid != _pid
 
     def add_jobs(self, jobs: list[NewJob]) -> asyncio.Future[list[AddedJob]]:
         """Write the request now (bad input raises before anything is written)."""

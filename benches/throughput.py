@@ -623,6 +623,12 @@ def print_report(report: dict[str, Any]) -> None:
             share = jq["enqueue_single"] / ceiling["unpipelined"]
             report["jobqueue_single_vs_evalsha"] = share
             print(f"jobqueue single add_job = {share:.0%} of the unpipelined EVALSHA rate")
+            if ceiling.get("bare_asyncio"):
+                floor = ceiling["bare_asyncio"] / ceiling["unpipelined"]
+                print(
+                    f"a bare asyncio protocol doing the same EVALSHA reaches {floor:.0%} of it "
+                    f"(jobqueue: {jq['enqueue_single'] / ceiling['bare_asyncio']:.0%} of that)"
+                )
     jq = report["systems"].get("jobqueue", {}).get("summary", {})
     if jq.get("commands_per_job") is not None:
         print(

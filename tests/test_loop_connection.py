@@ -116,3 +116,23 @@ async def test_password_and_db_apply_to_the_loop_connection() -> None:
         db0 = RedisConfig(host="127.0.0.1", port=server.port, password="s3cret")
         async with JobQueue("q", redis=db0) as other:
             assert (await other.get_stats()).waiting == 0
+
+
+def test_a_queue_closed_after_its_event_loop_ended(redis_url: str, queue_name: str) -> None:
+    queue = JobQueue(queue_name, redis=redis_url)
+
+    async def add() -> str:
+        await queue.add_job("t", None)
+        job_id = await queue.add_job("t", "on the loop's connection")
+        loop_connection(queue)
+        return job_id
+
+    job_id = asyncio.run(add())  # that loop is closed when this returns
+    asyncio.run(queue.close())
+
+    async def read() -> object:
+        async with JobQueue(queue_name, redis=redis_url) as reader:
+            info = await reader.get_job_status(job_id)
+            return None if info is None else info.data
+
+    assert asyncio.run(read()) == "on the loop's connection"

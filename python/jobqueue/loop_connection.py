@@ -133,7 +133,10 @@ class LoopConnection(asyncio.Protocol):
     def _broken(self, error: JobQueueError) -> None:
         transport, self._transport = self._transport, None
         if transport is not None:
-            transport.abort()
+            try:
+                transport.abort()
+            except RuntimeError:  # its event loop is closed; the socket closes with it
+                pass
         self._channel.fail_all(error)
 
 

@@ -548,3 +548,28 @@ async def test_long_jobs_are_not_prefetched(make_queue: Callable[..., JobQueue])
         most_active = max(most_active, (await queue.get_stats()).active)
         await asyncio.sleep(0.005)
     assert most_active == 1  # a second job never sat locked behind a running one
+
+
+async def test_completions_reach_listeners_and_no_job_is_kept_after_its_end(
+    make_queue: Callable[..., JobQueue],
+) -> None:
+    queue = make_queue()
+    queue.process("t", lambda job: job.data)
+    await queue.start_worker()
+    # Nobody listens: completions are not reported back, and no job object stays behind.
+    for job_id in [await queue.add_job("t", n) for n in range(20)]:
+        await queue.wait_for(job_id, 10_000)  # polls, or is woken: either way it completes
+
+    async def nothing_kept() -> bool:
+        return queue._worker is not None and not queue._worker._jobs
+
+    await eventually(nothing_kept)
+    # A handler added later gets the completions from then on.
+    seen = record(queue, QueueEvent.JOB_COMPLETED)
+    ids = await queue.add_jobs([("t", n) for n in range(5)])
+
+    async def all_seen() -> bool:
+        return sorted(job_id for _, job_id, _ in seen) == sorted(ids)
+
+    await eventually(all_seen)
+    await eventually(nothing_kept)

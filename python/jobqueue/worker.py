@@ -225,8 +225,15 @@ class Worker:
         completed, self._completed = self._completed, []
         if not completed:
             return
+        # Completions nothing listens to are not reported back: their jobs are done here.
+        report = self._reports_completions()
         try:
-            refused = self._native.complete_many(completed)
+            refused = self._native.complete_many(completed, report)
+            if not report:
+                refused_ids = {job_id for job_id, _ in refused}
+                for job_id, _ in completed:
+                    if job_id not in refused_ids:
+                        self._jobs.pop(job_id, None)
             for job_id, message in refused:
                 error = SerializationError(message)
                 job = self._jobs.get(job_id)
@@ -235,6 +242,14 @@ class Worker:
                 self._native.fail(job_id, f"the processor's return value is not JSON: {error}", "")
         except JobQueueError as exc:  # the native worker is closed: nothing can be written
             self._queue_error(exc)
+
+    def _reports_completions(self) -> bool:
+        queue = self._queue
+        return (
+            self._events.has_handlers(QueueEvent.JOB_COMPLETED)
+            or queue.metrics is not None
+            or bool(queue._waiters)
+        )
 
     def _on_progress(self, job: Job[Any]) -> None:
         self._events.emit(QueueEvent.JOB_PROGRESS, job)

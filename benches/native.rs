@@ -53,7 +53,6 @@ fn boundary(c: &mut Criterion) {
             .map(|i| {
                 (
                     i.to_string(),
-                    format!("worker-token:{i}"),
                     "noop".to_string(),
                     format!(r#"{{"i":{i},"s":"{}"}}"#, "x".repeat(100)),
                     OPTS.to_string(),

@@ -91,11 +91,11 @@ struct Ack {
 /// A job as the fetch script returns it: (id, token, name, data JSON, opts JSON, attempts
 /// made, created_at, progress JSON).
 type FetchedJob = (String, String, String, String, String, u32, i64, String);
-/// A job handed to Python: (id, token, name, data JSON, opts JSON, attempts made, max
-/// attempts, timeout ms, created_at, processed_at, progress JSON). The fields Python needs
-/// for every job come decoded, so it decodes the options only if a processor reads them.
+/// A job handed to Python: (id, name, data JSON, opts JSON, attempts made, max attempts,
+/// timeout ms, created_at, processed_at, progress JSON). The fields Python needs for every
+/// job come decoded, so it decodes the options only if a processor reads them; the lock
+/// token stays here.
 pub type JobTuple = (
-    String,
     String,
     String,
     String,
@@ -551,7 +551,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
                 shared.active_jobs().insert(
                     id.clone(),
                     ActiveJob {
-                        token: token.clone(),
+                        token,
                         name: name.clone(),
                         attempts_made,
                         opts,
@@ -560,7 +560,6 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
                 );
                 shared.hand_over((
                     id,
-                    token,
                     name,
                     data,
                     opts_json,

@@ -13,9 +13,9 @@ from .errors import InvalidOptionError
 
 T = TypeVar("T")
 
-#: (id, token, name, data JSON, opts JSON, attempts made, max attempts, timeout ms,
-#: created_at, processed_at, progress JSON), as the native worker hands a job over.
-RawJob = tuple[str, str, str, str, str, int, int, "int | None", int, int, str]
+#: (id, name, data JSON, opts JSON, attempts made, max attempts, timeout ms, created_at,
+#: processed_at, progress JSON), as the native worker hands a job over.
+RawJob = tuple[str, str, str, str, int, int, "int | None", int, int, str]
 
 
 class Job(Generic[T]):
@@ -42,7 +42,7 @@ class Job(Generic[T]):
     def __init__(
         self, raw: RawJob, worker: NativeWorker, on_progress: Callable[[Job[Any]], None]
     ) -> None:
-        (job_id, _token, name, data, opts, attempts_made, max_attempts, timeout, created_at,
+        (job_id, name, data, opts, attempts_made, max_attempts, timeout, created_at,
          processed_at, progress) = raw  # fmt: skip
         self.id = job_id
         self.name = name

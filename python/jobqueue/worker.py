@@ -173,13 +173,18 @@ class Worker:
     async def _run(self, job: Job[Any]) -> None:
         self._events.emit(QueueEvent.JOB_STARTED, job)
         processor = self._processors.get(job.name)
-        started = time.perf_counter()
+        metrics = self._queue.metrics
+        started = time.perf_counter() if metrics is not None else 0.0
         if processor is None:
             job.error = LookupError(f"no processor is registered for job name {job.name!r}")
             self._native.fail(job.id, str(job.error), "")
             return
         try:
-            result = await self._call(processor, job)
+            timeout = job.timeout
+            work = self._work(processor, job)
+            result = await (work if timeout is None else asyncio.wait_for(work, timeout / 1000))
+            if result is not None and inspect.isawaitable(result):
+                result = await result  # a plain function that returned a coroutine
         except asyncio.CancelledError:
             raise  # abandoned at close: no result is written, the lock lapses
         except (asyncio.TimeoutError, JobTimeoutError):
@@ -193,26 +198,20 @@ class Worker:
         else:
             job.return_value = result
             self._complete_soon(job.id, result)
-        self._observe("jobqueue.job.duration_ms", (time.perf_counter() - started) * 1000, job)
+        if metrics is not None:
+            self._observe("jobqueue.job.duration_ms", (time.perf_counter() - started) * 1000, job)
 
-    async def _call(self, processor: Processor, job: Job[Any]) -> Any:
-        timeout = job.timeout
+    def _work(self, processor: Processor, job: Job[Any]) -> Awaitable[Any]:
+        """The processor's run as an awaitable: its coroutine, or its thread's future."""
         is_async = self._async_processors.get(processor)
         if is_async is None:  # inspecting a processor costs more than a no-op job
             is_async = self._async_processors[processor] = _is_async(processor)
         if is_async:
             work: Awaitable[Any] = processor(job)
-        else:
-            # A `def` processor past its timeout cannot be stopped; its thread runs on and
-            # its late result is ignored.
-            work = self._loop.run_in_executor(self._threads, processor, job)
-        if timeout is None:
-            result = await work
-        else:
-            result = await asyncio.wait_for(work, timeout / 1000)
-        if inspect.isawaitable(result):  # a plain function that returned a coroutine
-            result = await result
-        return result
+            return work
+        # A `def` processor past its timeout cannot be stopped; its thread runs on and its
+        # late result is ignored.
+        return self._loop.run_in_executor(self._threads, processor, job)
 
     def _complete_soon(self, job_id: str, result: Any) -> None:
         """Hand a result to the native core with the others of this loop iteration: one

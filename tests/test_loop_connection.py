@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,12 @@ def test_a_queue_closed_after_its_event_loop_ended(redis_url: str, queue_name: s
             return None if info is None else info.data
 
     assert asyncio.run(read()) == "on the loop's connection"
+
+
+async def test_a_unix_socket_server(tmp_path: Path) -> None:
+    path = tmp_path / "redis.sock"
+    with RedisServer(extra_args=["--unixsocket", str(path), "--unixsocketperm", "700"]):
+        async with JobQueue("q", redis=f"unix://{path}") as queue:
+            ids = [await queue.add_job("t", n) for n in range(3)]
+            loop_connection(queue)
+            assert [(await queue.get_job_status(i)).data for i in ids] == [0, 1, 2]  # type: ignore[union-attr]

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConnectionError, JobQueueError
@@ -91,7 +92,7 @@ class LoopConnection(asyncio.Protocol):
         """Write the request now (bad input raises before anything is written)."""
         return self._request(lambda future: self._channel.add_jobs(jobs, future))
 
-    def _request(self, pack: Any) -> asyncio.Future[Any]:
+    def _request(self, pack: Callable[[asyncio.Future[Any]], bytes]) -> asyncio.Future[Any]:
         transport = self._transport
         if transport is None:
             raise ConnectionError("the event loop's Redis connection is closed")

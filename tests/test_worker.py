@@ -354,6 +354,22 @@ async def test_job_stalling_too_often_is_dead_lettered(
     assert [s[0] for s in seen] == ["job-stalled", "job-failed", "job-dlq"]
 
 
+async def test_job_stalling_too_often_fails_when_the_dlq_is_off(
+    make_queue: Callable[..., JobQueue], redis_url: str
+) -> None:
+    queue = make_queue(
+        settings=QueueSettings(max_stalled_interval=100, max_stalled_count=0),
+        dlq=DLQConfig(enabled=False),
+    )
+    job_id = await queue.add_job("s", None, remove_on_fail=5)
+    plant_stalled_job(port_of(redis_url), queue.name, job_id)
+    await queue.start_worker()
+    info = await queue.wait_for(job_id, 10_000)
+    assert info.status is JobStatus.FAILED
+    assert "stalled more than 0 times" in (info.failed_reason or "")
+    assert [j.id for j in await queue.get_jobs_by_status("failed")] == [job_id]
+
+
 async def test_retry_job_bulk_retry_and_replay_dlq(make_queue: Callable[..., JobQueue]) -> None:
     queue = make_queue()
     fail = {"on": True}

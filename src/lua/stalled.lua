@@ -28,9 +28,9 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
       else
         local decoded, opts = pcall(cjson.decode, redis.call('HGET', key, 'opts') or '{}')
         if not decoded or type(opts) ~= 'table' then opts = {} end
-        local keep = opts['remove_on_fail']
-        if type(keep) ~= 'table' then keep = {} end
-        local count, age = keep['count'], keep['age']
+        local retention = opts['remove_on_fail']
+        if type(retention) ~= 'table' then retention = {} end
+        local count, age = retention['count'], retention['age']
         if type(count) ~= 'number' then count = -1 end
         if type(age) ~= 'number' then age = -1 end
         keep(K.failed, id, nowText, count, age)

@@ -9,14 +9,14 @@ local refused = checkLayout(ARGV[2])
 if refused then return refused end
 
 local old = redis.call('HGET', K.schedules, id)
-local keep = false
+local keepNextRun = false
 if old then
   local ok, decoded = pcall(cjson.decode, old)
-  keep = ok and decoded['signature'] == signature
+  keepNextRun = ok and decoded['signature'] == signature
 end
 redis.call('HSET', K.schedules, id, definition)
 local nextRun = redis.call('ZSCORE', K.schedulesNext, id)
-if not keep or not nextRun then
+if not keepNextRun or not nextRun then
   redis.call('ZADD', K.schedulesNext, firstRun, id)
   nextRun = firstRun
 end

@@ -39,6 +39,20 @@ def test_lua_scripts_only_run_fixed_commands(path: Path) -> None:
         assert re.fullmatch(r"'[A-Z]+'", call.group(1).strip()), f"{path.name}: {call.group(0)}"
 
 
+def test_scripts_never_shadow_a_shared_helper() -> None:
+    # Every script runs behind lib.lua: a local of the same name as one of its helpers
+    # would hide it, and a later call would raise halfway through the script.
+    lib = (ROOT / "src" / "lua" / "lib.lua").read_text()
+    helpers = set(re.findall(r"^local function (\w+)", lib, re.M))
+    assert {"keep", "addEvent", "jobKey"} <= helpers
+    for path in LUA_SOURCES:
+        if path.name == "lib.lua":
+            continue
+        for names in re.findall(r"\blocal (?!function)([\w, ]+)", path.read_text()):
+            clash = helpers & {n.strip() for n in names.split(",")}
+            assert not clash, f"{path.name} shadows {clash}"
+
+
 def test_scripts_are_fixed_text_in_the_binary() -> None:
     # Scripts are built only from files embedded at compile time, never from strings.
     code = "".join(path.read_text() for path in RUST_SOURCES)

@@ -458,15 +458,14 @@ impl NativeWorker {
     /// (waiting for the write made the worker wait on Redis round trips instead of running
     /// jobs: +40% on the drain benchmark at concurrency 50).
     fn send_ack(&self, ack: Ack) -> PyResult<()> {
-        let id = ack.id.clone();
+        let closed = || JqError::InvalidState("the worker is closed".into()).into();
         let guard = self.acks.lock().unwrap_or_else(|e| e.into_inner());
-        match guard.as_ref() {
-            Some(tx) if tx.send(ack).is_ok() => {
-                self.shared.job_finished(&id);
-                Ok(())
-            }
-            _ => Err(JqError::InvalidState("the worker is closed".into()).into()),
-        }
+        let Some(tx) = guard.as_ref() else {
+            return Err(closed());
+        };
+        // Before the send, which takes the id: the receiver lives as long as the sender.
+        self.shared.job_finished(&ack.id);
+        tx.send(ack).map_err(|_| closed())
     }
 }
 
@@ -593,7 +592,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
                 );
                 let written = write_acks(
                     shared,
-                    vec![Ack {
+                    &[Ack {
                         id: id.clone(),
                         kind: AckKind::Failed {
                             reason,
@@ -664,7 +663,7 @@ async fn ack_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Ack>) {
             }
         }
         loop {
-            match write_acks(&shared, batch_clone(&batch)).await {
+            match write_acks(&shared, &batch).await {
                 Ok(()) => break,
                 // Never drop an outcome: wait and write it again. If the lock expires
                 // meanwhile, the write finds it gone and the job runs again elsewhere.
@@ -677,43 +676,22 @@ async fn ack_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Ack>) {
     }
 }
 
-fn batch_clone(batch: &[Ack]) -> Vec<Ack> {
-    batch
-        .iter()
-        .map(|a| Ack {
-            id: a.id.clone(),
-            kind: match &a.kind {
-                AckKind::Completed(v) => AckKind::Completed(v.clone()),
-                AckKind::Failed {
-                    reason,
-                    stacktrace,
-                    retryable,
-                } => AckKind::Failed {
-                    reason: reason.clone(),
-                    stacktrace: stacktrace.clone(),
-                    retryable: *retryable,
-                },
-            },
-            report: a.report,
-        })
-        .collect()
-}
-
 /// The outcome recorded for one ack, decided here from the job's attempts and options.
-struct Decision {
+struct Decision<'a> {
     outcome: &'static str,
-    value: Vec<u8>,
-    stacktrace: String,
+    value: &'a [u8],
+    stacktrace: &'a str,
     delay: u64,
     keep: Keep,
 }
 
-fn decide(job: &ActiveJob, kind: AckKind, dlq_enabled: bool) -> Decision {
+/// Borrows the ack's value and stack trace: a batch that fails to write is written again.
+fn decide<'a>(job: &ActiveJob, kind: &'a AckKind, dlq_enabled: bool) -> Decision<'a> {
     match kind {
         AckKind::Completed(value) => Decision {
             outcome: "completed",
             value,
-            stacktrace: String::new(),
+            stacktrace: "",
             delay: 0,
             keep: job.opts.remove_on_complete,
         },
@@ -722,7 +700,7 @@ fn decide(job: &ActiveJob, kind: AckKind, dlq_enabled: bool) -> Decision {
             stacktrace,
             retryable,
         } => {
-            let (outcome, delay) = if retryable && job.attempts_made < job.opts.attempts {
+            let (outcome, delay) = if *retryable && job.attempts_made < job.opts.attempts {
                 ("retry", job.opts.backoff.delay(job.attempts_made))
             } else if dlq_enabled {
                 ("dlq", 0)
@@ -731,7 +709,7 @@ fn decide(job: &ActiveJob, kind: AckKind, dlq_enabled: bool) -> Decision {
             };
             Decision {
                 outcome,
-                value: reason.into_bytes(),
+                value: reason.as_bytes(),
                 stacktrace,
                 delay,
                 keep: job.opts.remove_on_fail,
@@ -740,7 +718,7 @@ fn decide(job: &ActiveJob, kind: AckKind, dlq_enabled: bool) -> Decision {
     }
 }
 
-async fn write_acks(shared: &Shared, batch: Vec<Ack>) -> Result<(), JqError> {
+async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
     // (id, token, name, attempts, max attempts, decision, report) of each entry to write.
     let mut entries = Vec::with_capacity(batch.len());
     {
@@ -748,9 +726,9 @@ async fn write_acks(shared: &Shared, batch: Vec<Ack>) -> Result<(), JqError> {
         for ack in batch {
             match active.get(&ack.id) {
                 Some(job) => {
-                    let decision = decide(job, ack.kind, shared.settings.dlq_enabled);
+                    let decision = decide(job, &ack.kind, shared.settings.dlq_enabled);
                     entries.push((
-                        ack.id,
+                        ack.id.as_str(),
                         job.token.clone(),
                         job.name.clone(),
                         job.attempts_made,
@@ -761,7 +739,7 @@ async fn write_acks(shared: &Shared, batch: Vec<Ack>) -> Result<(), JqError> {
                 }
                 None => shared.deliver(Delivery::Outcome((
                     "lost".into(),
-                    ack.id,
+                    ack.id.clone(),
                     String::new(),
                     0,
                     0,
@@ -782,8 +760,8 @@ async fn write_acks(shared: &Shared, batch: Vec<Ack>) -> Result<(), JqError> {
         inv.arg(id)
             .arg(token)
             .arg(d.outcome)
-            .arg(&d.value)
-            .arg(&d.stacktrace)
+            .arg(d.value)
+            .arg(d.stacktrace)
             .arg(d.delay)
             .arg(count)
             .arg(age)
@@ -793,7 +771,7 @@ async fn write_acks(shared: &Shared, batch: Vec<Ack>) -> Result<(), JqError> {
     let applied: Vec<i64> = shared.queue.conn.invoke(&inv).await?;
     let mut active = shared.active_jobs();
     for ((id, _, name, attempts, max_attempts, d, report), ok) in entries.into_iter().zip(applied) {
-        active.remove(&id);
+        active.remove(id);
         let outcome = match (ok, d.outcome) {
             (0, _) => "lost",
             (_, "retry") => "retrying",
@@ -803,10 +781,10 @@ async fn write_acks(shared: &Shared, batch: Vec<Ack>) -> Result<(), JqError> {
             continue;
         }
         let reason =
-            (d.outcome != "completed").then(|| String::from_utf8_lossy(&d.value).into_owned());
+            (d.outcome != "completed").then(|| String::from_utf8_lossy(d.value).into_owned());
         shared.deliver(Delivery::Outcome((
             outcome.to_string(),
-            id,
+            id.to_string(),
             name,
             attempts,
             max_attempts,

@@ -23,6 +23,13 @@ fn shutdown_runtime(py: Python<'_>) {
     py.detach(|| runtime::shutdown(std::time::Duration::from_secs(2)));
 }
 
+/// This process's id, cached across `fork()` (see `runtime::current_pid`): the producer's
+/// fork check runs on every add, and `os.getpid()` is a system call.
+#[pyfunction]
+fn current_pid() -> u32 {
+    runtime::current_pid()
+}
+
 /// Strict JSON text of a Python value (the serializer `add_job` uses), for callers that
 /// need a value's canonical JSON before sending it (e.g. schedule ids).
 #[pyfunction]
@@ -38,6 +45,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<loop_conn::LoopChannel>()?;
     m.add_function(wrap_pyfunction!(shutdown_runtime, m)?)?;
     m.add_function(wrap_pyfunction!(to_json, m)?)?;
+    m.add_function(wrap_pyfunction!(current_pid, m)?)?;
     m.add("LAYOUT_VERSION", keys::LAYOUT_VERSION)?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -146,3 +147,21 @@ async def test_a_unix_socket_server(tmp_path: Path) -> None:
             ids = [await queue.add_job("t", n) for n in range(3)]
             loop_connection(queue)
             assert [(await queue.get_job_status(i)).data for i in ids] == [0, 1, 2]  # type: ignore[union-attr]
+
+
+def _child_adds_through(queue: JobQueue) -> None:
+    asyncio.run(queue.add_job("t", "from the child"))
+
+
+async def test_a_forked_child_leaves_the_parents_loop_connection_alone(queue: JobQueue) -> None:
+    conn = loop_connection(queue)
+    child = multiprocessing.get_context("fork").Process(target=_child_adds_through, args=(queue,))
+    child.start()
+    await asyncio.get_running_loop().run_in_executor(None, child.join, 60)
+    assert child.exitcode == 0
+    after = await queue.add_job("t", "from the parent")
+    assert loop_connection(queue) is conn  # still open, still in step
+    datas = [j.data for j in await queue.get_jobs_by_status("waiting")]
+    assert datas[-2:] == ["from the child", "from the parent"]
+    info = await queue.get_job_status(after)
+    assert info is not None and info.data == "from the parent"

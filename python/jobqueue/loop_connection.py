@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ._native import current_pid
 from .errors import ConnectionError, JobQueueError
 
 if TYPE_CHECKING:  # types of the stubs only
@@ -31,18 +31,6 @@ _MAX_CONNECT_S = 2.0
 
 AddedJob = tuple[str, bool, int, str]
 
-# This process's id, kept current across fork(): os.getpid() is a system call, and the
-# fork check runs on every add.
-_pid = os.getpid()
-
-
-def _note_fork() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_note_fork)
-
 
 class LoopConnection(asyncio.Protocol):
     """One pipelined connection on one event loop (see the module doc)."""
@@ -51,7 +39,7 @@ class LoopConnection(asyncio.Protocol):
         self._channel = channel
         self._command_timeout = None if command_timeout_ms is None else command_timeout_ms / 1000
         self._loop = asyncio.get_running_loop()
-        self._pid = _pid
+        self._pid = current_pid()
         self._transport: asyncio.Transport | None = None
 
     @classmethod
@@ -86,7 +74,7 @@ class LoopConnection(asyncio.Protocol):
     @property
     def inherited(self) -> bool:
         """Opened by the parent of this forked process: its socket is not ours to use."""
-        return self._pid != _pid
+        return self._pid != current_pid()
 
     def add_jobs(self, jobs: list[NewJob]) -> asyncio.Future[list[AddedJob]]:
         """Write the request now (bad input raises before anything is written)."""

@@ -331,6 +331,8 @@ def worker_pass(
         "peak_rss_mb": peak_rss / 2**20,
         "worker_cpu_share": worker_cpu / wall,
         "redis_cpu_share": redis_cpu / wall,
+        "worker_cpu_us_per_job": worker_cpu / jobs * 1e6,
+        "redis_cpu_us_per_job": redis_cpu / jobs * 1e6,
         # Everything else the machine did meanwhile (this harness included): a noise gauge.
         "other_cpu_share": max(0.0, machine_busy - worker_cpu - redis_cpu) / wall,
         "commands_per_job": per_job.pop("_total", 0.0),
@@ -434,6 +436,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_rss_mb": ("drain", "peak_rss_mb"),
         "worker_cpu_share": ("drain", "worker_cpu_share"),
         "redis_cpu_share": ("drain", "redis_cpu_share"),
+        "worker_cpu_us_per_job": ("drain", "worker_cpu_us_per_job"),
+        "redis_cpu_us_per_job": ("drain", "redis_cpu_us_per_job"),
         "other_cpu_share": ("drain", "other_cpu_share"),
         "commands_per_job": ("drain", "commands_per_job"),
         "round_trips_per_job": ("drain", "round_trips_per_job"),
@@ -635,6 +639,11 @@ def print_report(report: dict[str, Any]) -> None:
             f"jobqueue drain: {jq['round_trips_per_job']:.2f} round trips per job "
             f"(total_reads_processed), {jq['evalsha_per_job']:.2f} EVALSHA per job, "
             f"{jq['commands_per_job']:.2f} Redis commands per job (incl. those inside scripts)"
+        )
+    if jq.get("worker_cpu_us_per_job") is not None:
+        print(
+            f"jobqueue drain CPU per job: worker {jq['worker_cpu_us_per_job']:.1f} µs, "
+            f"redis-server {jq['redis_cpu_us_per_job']:.1f} µs"
         )
 
 

@@ -98,10 +98,14 @@ fn fetch_and_ack(con: &mut redis::Connection, keys: &QueueKeys, batch: usize) {
     fetch.arg(batch).arg(30_000).arg("bench").arg(0).arg(0);
     let reply: Vec<redis::Value> = fetch.invoke(con).expect("fetch");
     let mut ack = invocation(&ACK, keys);
-    let jobs = &reply[3..];
+    // Flat: 8 values per job after a header of 3 (fetch.lua).
+    let jobs = reply[3..].chunks_exact(8);
     ack.arg(jobs.len());
     for job in jobs {
-        let row: Vec<String> = redis::FromRedisValue::from_redis_value(job.clone()).expect("row");
+        let row: Vec<String> = job
+            .iter()
+            .map(|v| redis::FromRedisValue::from_redis_value(v.clone()).expect("field"))
+            .collect();
         ack.arg(&row[0])
             .arg(&row[1])
             .arg("completed")

@@ -51,7 +51,7 @@ impl Keep {
 }
 
 /// The part of a job's options JSON the worker core needs.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 struct JobOpts {
     attempts: u32,
     backoff: Backoff,
@@ -516,6 +516,17 @@ async fn pause_unless_stopped(stop: &Notify, pause: Duration) {
 
 /// One fetch script call. Returns how many jobs were taken and, when none, how long to
 /// block at most before looking again.
+/// The next value of a fetch reply, converted.
+fn next_fetched<T: redis::FromRedisValue>(
+    reply: &mut std::vec::IntoIter<redis::Value>,
+) -> Result<T, JqError> {
+    let value = reply
+        .next()
+        .ok_or_else(|| JqError::Redis("short fetch reply".into()))?;
+    redis::FromRedisValue::from_redis_value(value)
+        .map_err(|e| JqError::Redis(format!("bad fetch reply: {e}")))
+}
+
 async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
     let keys = &shared.queue.keys;
     let s = &shared.settings;
@@ -528,23 +539,33 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
         .arg(s.limiter_window_ms);
     let reply: Vec<redis::Value> = shared.queue.conn.invoke(&inv).await?;
     let mut reply = reply.into_iter();
-    let mut next_i64 = || -> Result<i64, JqError> {
-        let v = reply
-            .next()
-            .ok_or_else(|| JqError::Redis("short fetch reply".into()))?;
-        redis::FromRedisValue::from_redis_value(v)
-            .map_err(|e| JqError::Redis(format!("bad fetch reply: {e}")))
-    };
-    let now = next_i64()?;
-    let next_due = next_i64()?;
-    let limited_for = next_i64()?;
+    let now: i64 = next_fetched(&mut reply)?;
+    let next_due: i64 = next_fetched(&mut reply)?;
+    let limited_for: i64 = next_fetched(&mut reply)?;
     let mut taken = 0;
-    for value in reply {
-        let (id, token, name, data, opts_json, attempts_made, created_at, progress): FetchedJob =
-            redis::FromRedisValue::from_redis_value(value)
-                .map_err(|e| JqError::Redis(format!("bad fetch reply: {e}")))?;
+    // The jobs of a batch nearly always share one options text: decode it once.
+    let mut last_opts: Option<(String, JobOpts)> = None;
+    while reply.len() > 0 {
+        // The reply is flat, 8 values per job (fetch.lua); a tuple's fields are evaluated
+        // in order.
+        let (id, token, name, data, opts_json, attempts_made, created_at, progress): FetchedJob = (
+            next_fetched(&mut reply)?,
+            next_fetched(&mut reply)?,
+            next_fetched(&mut reply)?,
+            next_fetched(&mut reply)?,
+            next_fetched(&mut reply)?,
+            next_fetched(&mut reply)?,
+            next_fetched(&mut reply)?,
+            next_fetched(&mut reply)?,
+        );
         taken += 1;
-        match serde_json::from_str::<JobOpts>(&opts_json) {
+        let decoded = match &last_opts {
+            Some((text, opts)) if *text == opts_json => Ok(opts.clone()),
+            _ => serde_json::from_str::<JobOpts>(&opts_json).inspect(|opts| {
+                last_opts = Some((opts_json.clone(), opts.clone()));
+            }),
+        };
+        match decoded {
             Ok(opts) => {
                 let (max_attempts, timeout) = (opts.attempts, opts.timeout);
                 shared.active_jobs().insert(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from jobqueue import Backoff, JobInfo, JobOptions, JobQueue, JobStatus, QueueEvent, RetryConfig
-from jobqueue.testing import redis_keys
+from jobqueue.testing import redis_command, redis_keys
 
 from .helpers import port_of, redis_time_ms
 
@@ -35,6 +35,22 @@ async def test_add_job_returns_increasing_ids_and_stores_the_job(
     assert info.attempts == 0
     assert before <= info.created_at <= redis_time_ms(port_of(redis_url))
     assert info.logs == []
+
+
+async def test_a_plain_job_hash_leaves_default_fields_out(queue: JobQueue, redis_url: str) -> None:
+    plain = await queue.add_job("t", {"k": 1})
+    ranked = await queue.add_job("t", {"k": 2}, priority=3)
+    port = port_of(redis_url)
+    base = f"jq:{{{queue.name}}}:job:"
+    fields = redis_command(port, "HGETALL", base + plain)
+    assert isinstance(fields, list)
+    assert set(fields[::2]) == {b"name", b"data", b"opts", b"state", b"max_attempts", b"created_at"}
+    full = redis_command(port, "HGETALL", base + ranked)
+    assert isinstance(full, list)
+    assert {b"priority", b"delay", b"queued_at"} <= set(full[::2])
+    info = await queue.get_job_status(plain)
+    assert info is not None
+    assert (info.attempts, info.priority, info.delay) == (0, 0, 0)
 
 
 async def test_every_option_is_stored(queue: JobQueue) -> None:

@@ -422,6 +422,29 @@ async def test_retention_of_completed_jobs(queue: JobQueue) -> None:
     assert [j.id for j in await queue.get_jobs_by_status("completed")] == kept[::-1][:2]
 
 
+async def test_one_ack_batch_applies_each_jobs_own_retention(
+    make_queue: Callable[..., JobQueue],
+) -> None:
+    # Added before the worker starts, so the jobs are taken and acknowledged together.
+    queue = make_queue(worker=WorkerConfig(concurrency=20))
+    queue.process("r", lambda job: job.data)
+    ids = await queue.add_jobs(
+        [("r", i, {"remove_on_complete": True if i % 2 else 3}) for i in range(12)]
+    )
+    await queue.start_worker()
+
+    async def finished() -> bool:
+        stats = await queue.get_stats()
+        return stats.waiting == 0 and stats.active == 0
+
+    await eventually(finished)
+    for gone in ids[1::2]:
+        assert await queue.get_job_status(gone) is None
+    kept = [j.id for j in await queue.get_jobs_by_status("completed")]
+    assert len(kept) == 3 and set(kept) <= set(ids[0::2])
+    await queue.close(timeout=5000)
+
+
 async def test_wait_for_timeout_and_unknown_job(queue: JobQueue) -> None:
     job_id = await queue.add_job("nobody-runs-this", None)
     with pytest.raises(TimeoutError):

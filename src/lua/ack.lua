@@ -11,13 +11,18 @@ local now, nowText = serverNow()
 local out = {}
 local finished = {}
 local woke = false
+-- The retention of the previous entry, as given and as numbers: entries of a batch nearly
+-- always share one, and turning text into a number (strtod) is a large part of an ack.
+local countText, ageText, keepCount, keepAge
 
 for i = 0, count - 1 do
   local a = 3 + i * 10
   local id, token, outcome, value, stack = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
     ARGV[a + 4]
-  local retryDelay, keepCount, keepAge = tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]),
-    tonumber(ARGV[a + 7])
+  if ARGV[a + 6] ~= countText or ARGV[a + 7] ~= ageText then
+    countText, ageText = ARGV[a + 6], ARGV[a + 7]
+    keepCount, keepAge = tonumber(countText), tonumber(ageText)
+  end
   local name, attempts = eventName(ARGV[a + 8]), ARGV[a + 9]
   local key = jobKey(id)
   if redis.call('HGET', key, 'lock') ~= token then
@@ -32,6 +37,7 @@ for i = 0, count - 1 do
       keep(K.completed, id, nowText, keepCount, keepAge)
       addEvent('job-completed', id, name, attempts)
     elseif outcome == 'retry' then
+      local retryDelay = tonumber(ARGV[a + 5])
       local state = 'waiting'
       if retryDelay > 0 then state = 'delayed' end
       redis.call('HSET', key, 'state', state, 'lock', '', 'failed_reason', value,

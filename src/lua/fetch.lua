@@ -3,7 +3,8 @@
 -- ARGV: 2 max jobs, 3 lock duration ms, 4 token prefix (unique per call),
 --       5 limiter max (0 = no limit), 6 limiter window ms
 -- Returns: {now, next delayed due time (-1: none), ms until the limiter reopens (0: open),
---           {id, token, name, data, opts, attempts_made, created_at, progress}...}
+--           then 8 values per job: id, token, name, data, opts, attempts_made, created_at,
+--           progress} (flat: a table per job cost Redis more to build and to send)
 local maxJobs, lockDuration, tokenPrefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limitMax, limitWindow = tonumber(ARGV[5]), tonumber(ARGV[6])
 
@@ -56,9 +57,9 @@ local active = {}
 for _, id in ipairs(ids) do
   local key = jobKey(id)
   local f = redis.call('HMGET', key, 'name', 'data', 'opts', 'attempts_made', 'created_at',
-    'progress', 'state')
+    'progress')
   -- An id whose job hash is gone (removed by hand) is dropped, not turned into a job.
-  if f[1] or f[2] or f[3] or f[4] or f[5] or f[6] or f[7] then
+  if f[1] or f[2] or f[3] or f[4] or f[5] or f[6] then
     local token = tokenPrefix .. ':' .. id
     -- A damaged count starts again at the first attempt instead of failing the script.
     local made = tonumber(f[4])
@@ -71,8 +72,10 @@ for _, id in ipairs(ids) do
     active[#active + 1] = id
     -- Missing fields (a hash damaged by hand) go out empty; the worker then fails the job
     -- with a reason instead of choking on the whole batch.
-    out[#out + 1] = {id, token, f[1] or '', f[2] or '', f[3] or '', made,
-      tonumber(f[5]) or 0, f[6] or ''}
+    local n = #out
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, token, f[1] or '', f[2] or ''
+    out[n + 5], out[n + 6], out[n + 7], out[n + 8] = f[3] or '', made, tonumber(f[5]) or 0,
+      f[6] or ''
     addEvent('job-started', id, eventName(f[1]), madeText)
     taken = taken + 1
   end

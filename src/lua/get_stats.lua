@@ -9,7 +9,9 @@ local now = serverNow()
 local oldest = nil
 local function consider(id)
   if id then
-    local queuedAt = tonumber(redis.call('HGET', jobKey(id), 'queued_at'))
+    -- A job added waiting has no queued_at until it waits again: it queued when created.
+    local times = redis.call('HMGET', jobKey(id), 'queued_at', 'created_at')
+    local queuedAt = tonumber(times[1] or times[2])
     if queuedAt and (oldest == nil or queuedAt < oldest) then
       oldest = queuedAt
     end

@@ -203,9 +203,17 @@ end
 
 -- A job name read from a job hash, fit for an event (a hash damaged by hand may hold
 -- anything, and control characters would break the entry's format).
+-- Each distinct name is checked once per script call: a batch nearly always holds one.
+local eventNames = {}
 local function eventName(name)
-  if not name or string.find(name, '%c') then return '' end
-  return name
+  if not name then return '' end
+  local checked = eventNames[name]
+  if not checked then
+    checked = name
+    if string.find(name, '%c') then checked = '' end
+    eventNames[name] = checked
+  end
+  return checked
 end
 
 -- Record an event; `detail` is a failed reason (kind 'reason', sent as a JSON string) or
@@ -301,10 +309,17 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras)
         waiting[#waiting + 1] = jobId
       end
       local key = jobKey(jobId)
-      redis.call('HSET', key, 'name', name, 'data', args[a + 2], 'opts', args[a + 3],
-        'state', state, 'priority', args[a + 4], 'delay', args[a + 5],
-        'max_attempts', args[a + 6], 'attempts_made', '0', 'created_at', nowText,
-        'queued_at', queuedAt)
+      -- Fields at their default are left out (readers take priority and delay as 0,
+      -- attempts_made as 0 and queued_at as created_at): every field costs Redis time to
+      -- write here and to scan when the job is fetched.
+      if delay > 0 or priority > 0 then
+        redis.call('HSET', key, 'name', name, 'data', args[a + 2], 'opts', args[a + 3],
+          'state', state, 'priority', args[a + 4], 'delay', args[a + 5],
+          'max_attempts', args[a + 6], 'created_at', nowText, 'queued_at', queuedAt)
+      else
+        redis.call('HSET', key, 'name', name, 'data', args[a + 2], 'opts', args[a + 3],
+          'state', state, 'max_attempts', args[a + 6], 'created_at', nowText)
+      end
       local idem = args[a + 7]
       if idem ~= '' then
         redis.call('HSET', key, 'idempotency_key', idem)

@@ -1,0 +1,172 @@
+"""Redis-side cost per job, counted in instructions: deterministic where wall-clock
+benchmarks on a shared machine swing by a third.
+
+    .venv/bin/python benches/redis_cost.py [--jobs 5000]
+
+Runs redis-server under valgrind's callgrind (``apt-get install valgrind``), with counting
+switched on only around each phase, and prints the instructions redis-server executed per
+job for: single awaited ``add_job``, bulk ``add_jobs`` (batches of 1,000), and the drain
+(fetch + ack + retention, one worker at concurrency 50). Writes
+``benches/results/redis_cost.json``. Use it to compare script changes: the same command
+gives the same count within about 1%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from jobqueue import JobQueue, QueueEvent, WorkerConfig
+from jobqueue.testing import redis_command
+
+PAYLOAD = {"s": "x" * 100}
+SINGLE_ADDS = 200
+
+
+class CountedRedis:
+    """redis-server under callgrind; `count(name, phase)` returns the instructions the
+    server ran during `phase`."""
+
+    def __init__(self, valgrind: str, out_dir: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.out_dir = out_dir
+        self.process = subprocess.Popen(
+            [
+                valgrind,
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={out_dir}/cg.%p",
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                redis_command(self.port, "PING")
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError("redis-server under valgrind did not start") from None
+                time.sleep(0.2)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _control(self, *args: str) -> None:
+        subprocess.run(
+            ["callgrind_control", *args, str(self.process.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+        )
+
+    async def count(self, name: str, phase: Callable[[], Awaitable[None]]) -> int:
+        self._control("--zero")
+        self._control("--instr=on")
+        await phase()
+        self._control("--instr=off")
+        self._control("--dump=" + name)
+        marker = f"desc: Trigger: dump {name}\n"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for dump in self.out_dir.glob(f"cg.{self.process.pid}.*"):
+                text = dump.read_text()
+                if marker in text:
+                    totals = next(line for line in text.splitlines() if line.startswith("totals:"))
+                    return int(totals.split()[1])
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"callgrind wrote no dump for {name}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
+    queue = JobQueue("bench-cost", redis=server.url, worker=WorkerConfig(concurrency=50))
+    drained = asyncio.Event()
+    done = 0
+
+    def completed(job: Any) -> None:
+        nonlocal done
+        done += 1
+        if done == jobs:
+            drained.set()
+
+    queue.on(QueueEvent.JOB_COMPLETED, completed)
+    queue.process("noop", lambda job: None)
+    # Connects, loads the scripts and records the layout outside the counted phases.
+    await queue.add_job("noop", PAYLOAD)
+    await queue.clear()
+
+    async def single() -> None:
+        for i in range(SINGLE_ADDS):
+            await queue.add_job("noop", {"i": i, **PAYLOAD})
+
+    async def bulk() -> None:
+        for start in range(0, jobs, 1000):
+            batch = range(start, min(jobs, start + 1000))
+            await queue.add_jobs([("noop", {"i": i, **PAYLOAD}) for i in batch])
+
+    async def drain() -> None:
+        await queue.start_worker()
+        await drained.wait()
+
+    result = {"single_add_per_call": await server.count("single", single) / SINGLE_ADDS}
+    await queue.clear()
+    result["bulk_add_per_job"] = await server.count("bulk", bulk) / jobs
+    result["drain_per_job"] = await server.count("drain", drain) / jobs
+    await queue.close()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=5_000)
+    args = parser.parse_args()
+    valgrind = shutil.which("valgrind")
+    if valgrind is None or shutil.which("callgrind_control") is None:
+        sys.exit("redis_cost.py needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory() as out_dir:
+        server = CountedRedis(valgrind, Path(out_dir))
+        try:
+            result = asyncio.run(measure(server, args.jobs))
+        finally:
+            server.stop()
+    labels = {
+        "single_add_per_call": "single add_job, per call",
+        "bulk_add_per_job": "add_jobs (batch 1000), per job",
+        "drain_per_job": "drain (fetch + ack), per job",
+    }
+    for key, label in labels.items():
+        print(f"{label:<32}: {result[key]:>10,.0f} redis-server instructions")
+    out = Path(__file__).parent / "results" / "redis_cost.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"jobs": args.jobs, **result}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

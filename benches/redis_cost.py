@@ -5,8 +5,9 @@ benchmarks on a shared machine swing by a third.
 
 Runs redis-server under valgrind's callgrind (``apt-get install valgrind``), with counting
 switched on only around each phase, and prints the instructions redis-server executed per
-job for: single awaited ``add_job``, bulk ``add_jobs`` (batches of 1,000), and the drain
-(fetch + ack + retention, one worker at concurrency 50). Writes
+job for: single awaited ``add_job``, bulk ``add_jobs`` (batches of 1,000), the drain
+(fetch + ack + retention, one worker at concurrency 50), and light load (each job added,
+fetched and acknowledged alone: the per-call costs in full). Writes
 ``benches/results/redis_cost.json``. Use it to compare script changes: the same command
 gives the same count within about 1%.
 """
@@ -107,12 +108,13 @@ class CountedRedis:
 
 async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
     queue = JobQueue("bench-cost", redis=server.url, worker=WorkerConfig(concurrency=50))
-    drained = asyncio.Event()
+    drained, finished_one = asyncio.Event(), asyncio.Event()
     done = 0
 
     def completed(job: Any) -> None:
         nonlocal done
         done += 1
+        finished_one.set()
         if done == jobs:
             drained.set()
 
@@ -135,10 +137,18 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
         await queue.start_worker()
         await drained.wait()
 
+    async def one_at_a_time() -> None:
+        # A queue under light load: each job is added, fetched and acknowledged alone.
+        for i in range(SINGLE_ADDS):
+            finished_one.clear()
+            await queue.add_job("noop", {"i": i, **PAYLOAD})
+            await finished_one.wait()
+
     result = {"single_add_per_call": await server.count("single", single) / SINGLE_ADDS}
     await queue.clear()
     result["bulk_add_per_job"] = await server.count("bulk", bulk) / jobs
     result["drain_per_job"] = await server.count("drain", drain) / jobs
+    result["one_at_a_time_per_job"] = await server.count("alone", one_at_a_time) / SINGLE_ADDS
     await queue.close()
     return result
 
@@ -160,6 +170,7 @@ def main() -> None:
         "single_add_per_call": "single add_job, per call",
         "bulk_add_per_job": "add_jobs (batch 1000), per job",
         "drain_per_job": "drain (fetch + ack), per job",
+        "one_at_a_time_per_job": "light load (add, fetch, ack alone)",
     }
     for key, label in labels.items():
         print(f"{label:<32}: {result[key]:>10,.0f} redis-server instructions")

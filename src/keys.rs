@@ -6,6 +6,29 @@
 /// Version of the key layout, stored in the meta hash so a later release can migrate.
 pub const LAYOUT_VERSION: &str = "1";
 
+/// A queue's keys apart from the per-job ones, as (the name scripts use in their table `K`,
+/// the key's suffix). Both this struct and the scripts' `K` are built from this one list.
+pub const QUEUE_KEYS: [(&str, &str); 18] = [
+    ("meta", "meta"),
+    ("id", "id"),
+    ("prioCounter", "pc"),
+    ("wait", "wait"),
+    ("prioritized", "prioritized"),
+    ("delayed", "delayed"),
+    ("active", "active"),
+    ("completed", "completed"),
+    ("failed", "failed"),
+    ("dlq", "dlq"),
+    ("workers", "workers"),
+    ("marker", "marker"),
+    ("limiter", "limiter"),
+    ("schedules", "schedules"),
+    ("schedulesNext", "schedules:next"),
+    ("schedulesLast", "schedules:last"),
+    ("schedulesWake", "schedules:wake"),
+    ("events", "events"),
+];
+
 #[derive(Clone, Debug)]
 pub struct QueueKeys {
     base: String,
@@ -32,11 +55,17 @@ pub struct QueueKeys {
 impl QueueKeys {
     pub fn new(prefix: &str, queue: &str) -> Self {
         let base = format!("{prefix}:{{{queue}}}:");
-        let key = |suffix: &str| format!("{base}{suffix}");
+        let key = |name: &str| {
+            let (_, suffix) = QUEUE_KEYS
+                .iter()
+                .find(|(known, _)| *known == name)
+                .expect("a key of QUEUE_KEYS");
+            format!("{base}{suffix}")
+        };
         Self {
             meta: key("meta"),
             id: key("id"),
-            priority_counter: key("pc"),
+            priority_counter: key("prioCounter"),
             wait: key("wait"),
             prioritized: key("prioritized"),
             delayed: key("delayed"),
@@ -48,36 +77,18 @@ impl QueueKeys {
             marker: key("marker"),
             limiter: key("limiter"),
             schedules: key("schedules"),
-            schedules_next: key("schedules:next"),
-            schedules_last: key("schedules:last"),
-            schedules_wake: key("schedules:wake"),
+            schedules_next: key("schedulesNext"),
+            schedules_last: key("schedulesLast"),
+            schedules_wake: key("schedulesWake"),
             events: key("events"),
             base,
         }
     }
 
-    /// The keys every script gets, in the order `lua/lib.lua` names them.
-    pub fn all(&self) -> [&str; 18] {
-        [
-            &self.meta,
-            &self.id,
-            &self.wait,
-            &self.prioritized,
-            &self.delayed,
-            &self.active,
-            &self.completed,
-            &self.failed,
-            &self.dlq,
-            &self.marker,
-            &self.priority_counter,
-            &self.limiter,
-            &self.workers,
-            &self.schedules,
-            &self.schedules_next,
-            &self.schedules_last,
-            &self.schedules_wake,
-            &self.events,
-        ]
+    /// The one key a script call declares: it routes the call on a Redis Cluster. Scripts
+    /// build the others from the key base, in the same hash slot (see `scripts.rs`).
+    pub fn declared(&self) -> &str {
+        &self.meta
     }
 
     /// The common start of every key, passed to scripts that build job keys themselves.

@@ -115,7 +115,7 @@ impl LoopChannel {
                 Value::ServerError(err),
             ) if err.code() == "NOSCRIPT" => {
                 let mut load = redis::cmd("SCRIPT");
-                load.arg("LOAD").arg(scripts::ADD_JOBS_SOURCE);
+                load.arg("LOAD").arg(scripts::ADD_JOBS_SOURCE.as_str());
                 load.write_packed_command(resend);
                 resend.extend_from_slice(&request);
                 requeue.push(Pending {

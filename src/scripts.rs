@@ -1,35 +1,99 @@
 //! The Lua scripts, one file each, embedded at compile time behind the shared helpers of
 //! `lua/lib.lua`. `redis::Script` runs them by EVALSHA and loads a script again when the
 //! server answers NOSCRIPT.
+//!
+//! Redis runs a script's whole text on every call, so each script gets only the helpers it
+//! uses ([`script_source`]), and it declares one key instead of all of the queue's: both
+//! showed in the instructions Redis spends per call (`benches/redis_cost.py`).
 
+use std::collections::HashSet;
+use std::fmt::Write;
 use std::sync::LazyLock;
 
 use redis::{Cmd, Script, ScriptInvocation, ToRedisArgs};
 
-use crate::keys::QueueKeys;
+use crate::keys::{QueueKeys, QUEUE_KEYS};
 
-macro_rules! lua_source {
-    ($file:literal) => {
-        concat!(
-            include_str!("lua/lib.lua"),
-            include_str!(concat!("lua/", $file))
-        )
-    };
+const LIB: &str = include_str!("lua/lib.lua");
+
+/// What every script starts with: the key base (ARGV[1]) and the table `K` of the queue's
+/// keys. The meta key is the one declared key (KEYS[1]); the others are built from the
+/// base, so they share its hash tag and stay in its slot on a Redis Cluster, like the job
+/// keys the scripts build.
+fn prelude() -> String {
+    let mut lua = String::from("local BASE = ARGV[1]\nlocal K = {\n");
+    for (name, suffix) in QUEUE_KEYS {
+        if name == "meta" {
+            lua.push_str("  meta = KEYS[1],\n");
+        } else {
+            writeln!(lua, "  {name} = BASE .. '{suffix}',").expect("writing to a String");
+        }
+    }
+    lua.push_str("}\n");
+    lua
+}
+
+/// The top-level statements of `lib`, each as (the names it defines, its text). A statement
+/// starts at a line beginning with `local`; the lines up to the next one belong to it.
+fn statements(lib: &str) -> Vec<(Vec<&str>, String)> {
+    let mut out: Vec<(Vec<&str>, String)> = Vec::new();
+    for line in lib.lines() {
+        if let Some(rest) = line.strip_prefix("local ") {
+            let names = match rest.strip_prefix("function ") {
+                Some(function) => function.split('(').next().unwrap_or("").trim(),
+                None => rest.split('=').next().unwrap_or(""),
+            };
+            out.push((names.split(',').map(str::trim).collect(), String::new()));
+        }
+        if let Some((_, text)) = out.last_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    out
+}
+
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| !w.is_empty())
+}
+
+/// `script` behind the prelude and those statements of `lib.lua` it uses, directly or
+/// through other helpers. A statement only uses earlier ones, so one pass from the last
+/// statement back finds them all; a name that appears only in a comment keeps a helper in
+/// (harmless), never out.
+fn script_source(script: &str) -> String {
+    let lib = prelude() + LIB;
+    let all = statements(&lib);
+    let mut needed: HashSet<&str> = words(script).collect();
+    let mut kept = vec![false; all.len()];
+    for (i, (names, text)) in all.iter().enumerate().rev() {
+        if names.iter().any(|name| needed.contains(name)) {
+            kept[i] = true;
+            needed.extend(words(text));
+        }
+    }
+    let mut source: String = all
+        .iter()
+        .zip(kept)
+        .filter_map(|((_, text), keep)| keep.then_some(text.as_str()))
+        .collect();
+    source.push_str(script);
+    source
 }
 
 macro_rules! lua_script {
     ($name:ident, $file:literal) => {
-        pub static $name: LazyLock<Script> = LazyLock::new(|| Script::new(lua_source!($file)));
+        pub static $name: LazyLock<Script> =
+            LazyLock::new(|| Script::new(&script_source(include_str!(concat!("lua/", $file)))));
     };
 }
 
-/// An invocation of `script` on a queue: every script gets all of the queue's keys and the
-/// key base as its first argument (see `lua/lib.lua`); callers add the rest.
+/// An invocation of `script` on a queue: the queue's one declared key and the key base as
+/// the first argument (see [`prelude`]); callers add the rest.
 pub fn invocation(script: &'static Script, keys: &QueueKeys) -> ScriptInvocation<'static> {
     let mut inv = script.prepare_invoke();
-    for key in keys.all() {
-        inv.key(key);
-    }
+    inv.key(keys.declared());
     inv.arg(keys.base());
     inv
 }
@@ -38,12 +102,10 @@ pub fn invocation(script: &'static Script, keys: &QueueKeys) -> ScriptInvocation
 /// our own (`loop_conn.rs`); a server that answers NOSCRIPT gets the script's source.
 pub fn evalsha(script: &Script, keys: &QueueKeys) -> Cmd {
     let mut cmd = redis::cmd("EVALSHA");
-    let all = keys.all();
-    cmd.arg(script.get_hash()).arg(all.len());
-    for key in all {
-        cmd.arg(key);
-    }
-    cmd.arg(keys.base());
+    cmd.arg(script.get_hash())
+        .arg(1)
+        .arg(keys.declared())
+        .arg(keys.base());
     cmd
 }
 
@@ -66,7 +128,8 @@ impl ScriptArgs for Cmd {
 }
 
 /// The source of `add_jobs`, sent with SCRIPT LOAD when a server lost its script cache.
-pub const ADD_JOBS_SOURCE: &str = lua_source!("add_jobs.lua");
+pub static ADD_JOBS_SOURCE: LazyLock<String> =
+    LazyLock::new(|| script_source(include_str!("lua/add_jobs.lua")));
 lua_script!(ADD_JOBS, "add_jobs.lua");
 lua_script!(GET_JOB, "get_job.lua");
 lua_script!(GET_JOBS, "get_jobs.lua");
@@ -91,6 +154,41 @@ lua_script!(UNSCHEDULE, "unschedule.lua");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_script_gets_the_helpers_it_uses_and_theirs_only() {
+        let source = script_source("return jobKey(ARGV[2])");
+        assert!(source.starts_with("local BASE = ARGV[1]\n"));
+        assert!(source.contains("local function jobKey("));
+        assert!(!source.contains("local K ="), "no key of K is used");
+        assert!(!source.contains("local function applyRetention("));
+        // enqueueJobs uses addEvent, which uses flushEvents: both come along.
+        let add = script_source("enqueueJobs(ARGV, 5, 1, 0, '0', 0)");
+        for helper in [
+            "enqueueJobs",
+            "addEvent",
+            "flushEvents",
+            "clipUtf8",
+            "chunks",
+        ] {
+            assert!(
+                add.contains(&format!("local function {helper}(")),
+                "{helper}"
+            );
+        }
+        assert!(!add.contains("local function keep("));
+    }
+
+    #[test]
+    fn k_names_every_queue_key_from_the_base() {
+        let prelude = prelude();
+        for (name, suffix) in QUEUE_KEYS.iter().skip(1) {
+            assert!(
+                prelude.contains(&format!("  {name} = BASE .. '{suffix}',\n")),
+                "{name}"
+            );
+        }
+    }
     use crate::keys::{QueueKeys, LAYOUT_VERSION};
     use crate::test_redis::TestRedis;
 

@@ -280,6 +280,19 @@ async def test_delayed_job_runs_at_its_due_time(queue: JobQueue) -> None:
     assert info.processed_at - info.created_at >= 300
 
 
+async def test_delayed_jobs_due_together_all_run_and_a_later_one_waits(queue: JobQueue) -> None:
+    queue.process("later", lambda job: None)
+    due = await queue.add_jobs([("later", i, {"delay": 200}) for i in range(5)])
+    waiting = await queue.add_job("later", None, delay=600_000)
+    await queue.start_worker()
+    for job_id in due:
+        assert (await queue.wait_for(job_id, 10_000)).status is JobStatus.COMPLETED
+    stats = await queue.get_stats()
+    assert (stats.delayed, stats.waiting, stats.completed) == (1, 0, 5)
+    info = await queue.get_job_status(waiting)
+    assert info is not None and info.status is JobStatus.DELAYED
+
+
 async def test_idle_worker_wakes_when_a_job_arrives(queue: JobQueue) -> None:
     queue.process("ping", lambda job: "pong")
     await queue.start_worker()

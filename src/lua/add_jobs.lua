@@ -7,12 +7,12 @@
 -- idempotency key seen within its ttl, returns the existing id with created = 0.
 local idemTtl, count = ARGV[3], tonumber(ARGV[4])
 
-local refused = checkLayout(ARGV[2])
+local refused, paused = checkLayout(ARGV[2])
 if refused then return refused end
 
 local now, nowText = serverNow()
 local waitingStatus = 'waiting'
-if redis.call('HEXISTS', K.meta, 'paused') == 1 then waitingStatus = 'paused' end
+if paused then waitingStatus = 'paused' end
 local ids, created = enqueueJobs(ARGV, 5, count, now, nowText, idemTtl)
 local createdAny = false
 for i = 1, count do

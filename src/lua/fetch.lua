@@ -10,13 +10,18 @@ local limitMax, limitWindow = tonumber(ARGV[5]), tonumber(ARGV[6])
 
 local now, nowText = serverNow()
 
--- Due delayed jobs (new ones, and retries after their backoff) become waiting.
-local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, 1000)
-for _, id in ipairs(due) do
-  local priority = tonumber(redis.call('HGET', jobKey(id), 'priority') or '0')
-  pushWaiting(id, priority, false)
-  redis.call('HSET', jobKey(id), 'state', 'waiting')
-  redis.call('ZREM', K.delayed, id)
+-- Due delayed jobs (new ones, and retries after their backoff) become waiting. The first
+-- delayed job tells whether any is due, so a queue without due jobs pays one call here.
+local nextDue = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
+if #nextDue > 0 and tonumber(nextDue[2]) <= now then
+  local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, 1000)
+  for _, id in ipairs(due) do
+    local priority = tonumber(redis.call('HGET', jobKey(id), 'priority') or '0')
+    pushWaiting(id, priority, false)
+    redis.call('HSET', jobKey(id), 'state', 'waiting')
+  end
+  for a, b in chunks(#due, 1) do redis.call('ZREM', K.delayed, unpack(due, a, b)) end
+  nextDue = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
 end
 
 local take = maxJobs
@@ -88,8 +93,10 @@ if taken > 0 and limitMax > 0 then
   end
 end
 
--- Leave the marker for the next idle worker while jobs remain; drop it otherwise.
-if redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) > 0 then
+-- Leave the marker for the next idle worker while jobs remain; drop it otherwise. Taking
+-- fewer jobs than asked for means none remain: no need to count them.
+local exhausted = take > 0 and #ids < take
+if not exhausted and redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) > 0 then
   if take > 0 then
     wakeWorkers()
   end
@@ -97,7 +104,6 @@ else
   redis.call('DEL', K.marker)
 end
 
-local nextDue = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
 if #nextDue > 0 then
   out[2] = tonumber(nextDue[2])
 end

@@ -1,16 +1,7 @@
--- Helpers shared by the scripts: prepended to each script at compile time (scripts.rs).
-
--- Every script gets the same keys, in this order (QueueKeys::all in keys.rs), and the key
--- base ("prefix:{queue}:") as ARGV[1]; a job's keys are built from the base. All of them
--- share the queue's hash tag, so every script stays atomic on a Redis Cluster.
-local K = {
-  meta = KEYS[1], id = KEYS[2], wait = KEYS[3], prioritized = KEYS[4], delayed = KEYS[5],
-  active = KEYS[6], completed = KEYS[7], failed = KEYS[8], dlq = KEYS[9], marker = KEYS[10],
-  prioCounter = KEYS[11], limiter = KEYS[12], workers = KEYS[13], schedules = KEYS[14],
-  schedulesNext = KEYS[15], schedulesLast = KEYS[16], schedulesWake = KEYS[17],
-  events = KEYS[18],
-}
-local BASE = ARGV[1]
+-- Helpers shared by the scripts. Each script gets those it uses, behind a prelude that
+-- defines BASE, the key base ("prefix:{queue}:", ARGV[1]), and K, the table of the queue's
+-- keys (scripts.rs builds both from keys.rs). A job's keys are built from the base too. All
+-- keys share the queue's hash tag, so every script stays atomic on a Redis Cluster.
 
 local function jobKey(id)
   return BASE .. 'job:' .. id
@@ -154,16 +145,18 @@ local function applyRetention(now)
 end
 
 -- Refuse to write keys laid out by another version of jobqueue; record ours on first use.
--- Returns an error reply to pass on, or nil.
+-- Returns an error reply to pass on (or nil), and whether the queue is paused (read in the
+-- same call: one call less for the scripts that need both).
 local function checkLayout(version)
-  local stored = redis.call('HGET', K.meta, 'version')
+  local meta = redis.call('HMGET', K.meta, 'version', 'paused')
+  local stored = meta[1]
   if not stored then
     redis.call('HSET', K.meta, 'version', version)
   elseif stored ~= version then
     return redis.error_reply('JQ_LAYOUT queue keys use layout version ' .. stored ..
-      ', this jobqueue writes version ' .. version)
+      ', this jobqueue writes version ' .. version), false
   end
-  return nil
+  return nil, meta[2] ~= false
 end
 
 -- Fleet events: a script collects the events it causes and writes them as entries of the

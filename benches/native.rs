@@ -98,8 +98,8 @@ fn fetch_and_ack(con: &mut redis::Connection, keys: &QueueKeys, batch: usize) {
     fetch.arg(batch).arg(30_000).arg("bench").arg(0).arg(0);
     let reply: Vec<redis::Value> = fetch.invoke(con).expect("fetch");
     let mut ack = invocation(&ACK, keys);
-    // Flat: 8 values per job after a header of 3 (fetch.lua).
-    let jobs = reply[3..].chunks_exact(8);
+    // Flat: 8 values per job after a header of 4 (fetch.lua).
+    let jobs = reply[4..].chunks_exact(8);
     ack.arg(jobs.len());
     for job in jobs {
         let row: Vec<String> = job

@@ -494,9 +494,9 @@ async fn take_jobs(shared: &Arc<Shared>) {
             }
         }
         match fetch(shared, want).await {
-            Ok((taken, wait_ms)) => {
-                if taken == 0 {
-                    wait_for_work(shared, wait_ms, &mut marker_wait).await;
+            Ok(fetched) => {
+                if fetched.taken == 0 || fetched.exhausted {
+                    wait_for_work(shared, fetched.wait_ms, &mut marker_wait).await;
                 }
             }
             Err(err) => {
@@ -514,8 +514,6 @@ async fn pause_unless_stopped(stop: &Notify, pause: Duration) {
     }
 }
 
-/// One fetch script call. Returns how many jobs were taken and, when none, how long to
-/// block at most before looking again.
 /// The next value of a fetch reply, converted.
 fn next_fetched<T: redis::FromRedisValue>(
     reply: &mut std::vec::IntoIter<redis::Value>,
@@ -527,7 +525,18 @@ fn next_fetched<T: redis::FromRedisValue>(
         .map_err(|e| JqError::Redis(format!("bad fetch reply: {e}")))
 }
 
-async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
+/// What one fetch found.
+struct Fetched {
+    taken: usize,
+    /// How long to block at most before looking again, when the worker waits.
+    wait_ms: u64,
+    /// No waiting job was left: the next job comes with a wake-up, so the worker waits for
+    /// one instead of asking again.
+    exhausted: bool,
+}
+
+/// One fetch script call.
+async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
     let keys = &shared.queue.keys;
     let s = &shared.settings;
     let seq = shared.fetch_seq.fetch_add(1, Ordering::Relaxed);
@@ -542,6 +551,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
     let now: i64 = next_fetched(&mut reply)?;
     let next_due: i64 = next_fetched(&mut reply)?;
     let limited_for: i64 = next_fetched(&mut reply)?;
+    let exhausted: i64 = next_fetched(&mut reply)?;
     let mut taken = 0;
     // The jobs of a batch nearly always share one options text: decode it once.
     let mut last_opts: Option<(String, JobOpts)> = None;
@@ -638,7 +648,11 @@ async fn fetch(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
     } else {
         MAX_BLOCK_MS
     };
-    Ok((taken, wait_ms.min(MAX_BLOCK_MS)))
+    Ok(Fetched {
+        taken,
+        wait_ms: wait_ms.min(MAX_BLOCK_MS),
+        exhausted: exhausted == 1,
+    })
 }
 
 /// A BLPOP on the wake-up marker, kept across waits until Redis answers it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -301,6 +302,30 @@ async def test_idle_worker_wakes_when_a_job_arrives(queue: JobQueue) -> None:
     await queue.wait_for(await queue.add_job("ping", None), 10_000)
     # The worker blocks up to 5 s when idle; being woken by the add is much faster.
     assert time.monotonic() - started < 2
+
+
+async def test_a_worker_that_empties_the_queue_waits_for_a_wake_up_without_asking_again(
+    queue: JobQueue, redis_url: str
+) -> None:
+    finished = asyncio.Event()
+    queue.process("one", lambda job: None)
+    queue.on(QueueEvent.JOB_COMPLETED, lambda job: finished.set())
+    await queue.start_worker()
+    await asyncio.sleep(0.3)  # idle: blocked on the marker
+    port = port_of(redis_url)
+    redis_command(port, "CONFIG", "RESETSTAT")
+    jobs = 20
+    for i in range(jobs):
+        finished.clear()
+        await queue.add_job("one", i)
+        await asyncio.wait_for(finished.wait(), 10)
+    stats = redis_command(port, "INFO", "commandstats")
+    assert isinstance(stats, bytes)
+    calls = re.search(rb"cmdstat_evalsha:calls=(\d+)", stats)
+    assert calls is not None
+    # Per job: the add, one fetch (it takes the last job, so the worker blocks on the
+    # marker next instead of fetching again) and the ack; a few more for lock renewals.
+    assert int(calls.group(1)) <= 3 * jobs + 5
 
 
 async def test_pause_and_resume(queue: JobQueue) -> None:

@@ -3,8 +3,10 @@
 -- ARGV: 2 max jobs, 3 lock duration ms, 4 token prefix (unique per call),
 --       5 limiter max (0 = no limit), 6 limiter window ms
 -- Returns: {now, next delayed due time (-1: none), ms until the limiter reopens (0: open),
---           then 8 values per job: id, token, name, data, opts, attempts_made, created_at,
---           progress} (flat: a table per job cost Redis more to build and to send)
+--           1 if no waiting job is left (the worker then waits for a wake-up instead of
+--           asking again) else 0, then 8 values per job: id, token, name, data, opts,
+--           attempts_made, created_at, progress} (flat: a table per job cost Redis more to
+--           build and to send)
 local maxJobs, lockDuration, tokenPrefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limitMax, limitWindow = tonumber(ARGV[5]), tonumber(ARGV[6])
 
@@ -55,7 +57,7 @@ if take > 0 then
   end
 end
 
-local out = {now, -1, limitedFor}
+local out = {now, -1, limitedFor, 0}
 local deadline = tostring(now + lockDuration)
 local taken = 0
 local active = {}
@@ -96,6 +98,7 @@ end
 -- Leave the marker for the next idle worker while jobs remain; drop it otherwise. Taking
 -- fewer jobs than asked for means none remain: no need to count them.
 local exhausted = take > 0 and #ids < take
+if exhausted then out[4] = 1 end
 if not exhausted and redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) > 0 then
   if take > 0 then
     wakeWorkers()

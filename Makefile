@@ -36,6 +36,8 @@ bench: redis build bench-peers
 	$(PY) benches/drain.py
 	$(PY) benches/latency.py
 	$(PY) benches/throughput.py
+	@if command -v valgrind >/dev/null; then $(PY) benches/redis_cost.py; \
+	else echo "benches/redis_cost.py skipped: it needs valgrind (apt-get install valgrind)"; fi
 	cargo bench --bench native
 
 # The peer libraries of benches/throughput.py. The `bench` extra of pyproject.toml goes into

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,57 +27,32 @@ from pathlib import Path
 from typing import Any
 
 from jobqueue import JobQueue, QueueEvent, WorkerConfig
-from jobqueue.testing import redis_command
+from jobqueue.testing import RedisServer
 
 PAYLOAD = {"s": "x" * 100}
 SINGLE_ADDS = 200
 
 
 class CountedRedis:
-    """redis-server under callgrind; `count(name, phase)` returns the instructions the
-    server ran during `phase`."""
+    """redis-server under callgrind (through `RedisServer`'s wrapper); `count(name,
+    phase)` returns the instructions the server ran during `phase`."""
 
     def __init__(self, valgrind: str, out_dir: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
         self.out_dir = out_dir
-        self.process = subprocess.Popen(
-            [
+        self.server = RedisServer(
+            wrapper=[
                 valgrind,
                 "--tool=callgrind",
                 "--instr-atstart=no",
                 f"--callgrind-out-file={out_dir}/cg.%p",
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                redis_command(self.port, "PING")
-                break
-            except OSError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError("redis-server under valgrind did not start") from None
-                time.sleep(0.2)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+            ]
+        ).start()
+        assert self.server.pid is not None
+        self.pid = self.server.pid
 
     def _control(self, *args: str) -> None:
         subprocess.run(
-            ["callgrind_control", *args, str(self.process.pid)],
+            ["callgrind_control", *args, str(self.pid)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=True,
@@ -93,7 +67,7 @@ class CountedRedis:
         marker = f"desc: Trigger: dump {name}\n"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            for dump in self.out_dir.glob(f"cg.{self.process.pid}.*"):
+            for dump in self.out_dir.glob(f"cg.{self.pid}.*"):
                 text = dump.read_text()
                 if marker in text:
                     totals = next(line for line in text.splitlines() if line.startswith("totals:"))
@@ -101,13 +75,9 @@ class CountedRedis:
             await asyncio.sleep(0.2)
         raise RuntimeError(f"callgrind wrote no dump for {name}")
 
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
-
 
 async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
-    queue = JobQueue("bench-cost", redis=server.url, worker=WorkerConfig(concurrency=50))
+    queue = JobQueue("bench-cost", redis=server.server.url, worker=WorkerConfig(concurrency=50))
     drained, finished_one = asyncio.Event(), asyncio.Event()
     done = 0
 
@@ -165,7 +135,7 @@ def main() -> None:
         try:
             result = asyncio.run(measure(server, args.jobs))
         finally:
-            server.stop()
+            server.server.stop()
     labels = {
         "single_add_per_call": "single add_job, per call",
         "bulk_add_per_job": "add_jobs (batch 1000), per job",

@@ -49,6 +49,17 @@ def test_server_starts_answers_and_stops() -> None:
     server.stop()  # idempotent
 
 
+def test_a_wrapper_runs_the_server(tmp_path: Path) -> None:
+    # A wrapper that leaves a mark, then becomes the server (`exec`).
+    mark = tmp_path / "wrapped"
+    wrapper = ["sh", "-c", 'touch "$0" && exec "$@"', str(mark)]
+    with RedisServer(wrapper=wrapper) as server:
+        assert redis_command(server.port, "PING") == "PONG"
+        assert server.pid is not None
+    assert mark.exists()
+    assert server.pid is None
+
+
 def test_context_manager_and_a_given_port() -> None:
     port = free_port()
     with RedisServer(port=port) as server:

@@ -117,6 +117,7 @@ class RedisServer:
     its lifetime, so ``restart()`` (and ``start()`` after ``stop()``) comes back on it.
     With ``data_dir`` the server keeps its files there instead, and they survive
     ``stop()``: a server started again on that directory reloads its RDB/AOF data.
+    ``wrapper`` is a command the server runs under (e.g. valgrind and its options).
     """
 
     def __init__(
@@ -127,10 +128,12 @@ class RedisServer:
         executable: str | None = None,
         password: str | None = None,
         data_dir: Path | None = None,
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.port = port or 0
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
+        self.wrapper = list(wrapper)
         self.password = password
         self._executable = executable
         self._process: subprocess.Popen[bytes] | None = None
@@ -149,6 +152,11 @@ class RedisServer:
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}{HOST}:{self.port}/0"
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (the wrapper's, with a wrapper), while started."""
+        return None if self._process is None else self._process.pid
 
     @property
     def running(self) -> bool:
@@ -188,6 +196,7 @@ class RedisServer:
         else:
             self._dir = Path(tempfile.mkdtemp(prefix="jobqueue-redis-"))
         args = [
+            *self.wrapper,
             executable,
             "--port", str(self.port),
             "--bind", HOST,

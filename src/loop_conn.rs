@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use redis::{ConnectionAddr, FromRedisValue, Value};
@@ -158,12 +159,14 @@ fn apply(py: Python<'_>, settle: Settle) -> PyResult<()> {
         Settle::Error(f, e) => (f, Err(e)),
     };
     let future = future.bind(py);
-    if future.call_method0("done")?.is_truthy()? {
+    // Interned names: this runs for every reply, and a plain &str is a new Python string
+    // per call.
+    if future.call_method0(intern!(py, "done"))?.is_truthy()? {
         return Ok(());
     }
     match outcome {
-        Ok(value) => future.call_method1("set_result", (value,))?,
-        Err(err) => future.call_method1("set_exception", (err.into_value(py),))?,
+        Ok(value) => future.call_method1(intern!(py, "set_result"), (value,))?,
+        Err(err) => future.call_method1(intern!(py, "set_exception"), (err.into_value(py),))?,
     };
     Ok(())
 }

@@ -130,7 +130,8 @@ impl ScriptArgs for Cmd {
 /// The source of `add_jobs`, sent with SCRIPT LOAD when a server lost its script cache.
 pub static ADD_JOBS_SOURCE: LazyLock<String> =
     LazyLock::new(|| script_source(include_str!("lua/add_jobs.lua")));
-lua_script!(ADD_JOBS, "add_jobs.lua");
+/// Built from the one source above, so the script and what SCRIPT LOAD sends cannot differ.
+pub static ADD_JOBS: LazyLock<Script> = LazyLock::new(|| Script::new(&ADD_JOBS_SOURCE));
 lua_script!(GET_JOB, "get_job.lua");
 lua_script!(GET_JOBS, "get_jobs.lua");
 lua_script!(GET_STATS, "get_stats.lua");

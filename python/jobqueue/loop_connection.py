@@ -21,15 +21,13 @@ from ._native import current_pid
 from .errors import ConnectionError, JobQueueError
 
 if TYPE_CHECKING:  # types of the stubs only
-    from ._native import LoopChannel, NativeQueue, NewJob
+    from ._native import AddedJob, LoopChannel, NativeQueue, NewJob
 logger = logging.getLogger("jobqueue")
 
 #: After a failed connect, the native connection serves alone for this long.
 _RETRY_AFTER_S = 1.0
 #: Longest wait for this connection to open; the native connection has its own timeout.
 _MAX_CONNECT_S = 2.0
-
-AddedJob = tuple[str, bool, int, str]
 
 
 class LoopConnection(asyncio.Protocol):

@@ -39,7 +39,7 @@ async def test_add_job_returns_increasing_ids_and_stores_the_job(
 
 async def test_a_plain_job_hash_leaves_default_fields_out(queue: JobQueue, redis_url: str) -> None:
     plain = await queue.add_job("t", {"k": 1})
-    ranked = await queue.add_job("t", {"k": 2}, priority=3)
+    ranked = await queue.add_job("t", {"k": 2}, priority=3, idempotency_key="once")
     port = port_of(redis_url)
     base = f"jq:{{{queue.name}}}:job:"
     fields = redis_command(port, "HGETALL", base + plain)
@@ -47,7 +47,7 @@ async def test_a_plain_job_hash_leaves_default_fields_out(queue: JobQueue, redis
     assert set(fields[::2]) == {b"name", b"data", b"opts", b"state", b"max_attempts", b"created_at"}
     full = redis_command(port, "HGETALL", base + ranked)
     assert isinstance(full, list)
-    assert {b"priority", b"delay", b"queued_at"} <= set(full[::2])
+    assert {b"priority", b"delay", b"queued_at", b"idempotency_key"} <= set(full[::2])
     info = await queue.get_job_status(plain)
     assert info is not None
     assert (info.attempts, info.priority, info.delay) == (0, 0, 0)

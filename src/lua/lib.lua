@@ -302,24 +302,29 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras)
         waiting[#waiting + 1] = jobId
       end
       local key = jobKey(jobId)
+      local idem = args[a + 7]
       -- Fields at their default are left out (readers take priority and delay as 0,
       -- attempts_made as 0 and queued_at as created_at): every field costs Redis time to
-      -- write here and to scan when the job is fetched.
-      if delay > 0 or priority > 0 then
-        redis.call('HSET', key, 'name', name, 'data', args[a + 2], 'opts', args[a + 3],
-          'state', state, 'priority', args[a + 4], 'delay', args[a + 5],
-          'max_attempts', args[a + 6], 'created_at', nowText, 'queued_at', queuedAt)
-      else
+      -- write here and to scan when the job is fetched. A plain job takes the first call;
+      -- any other gathers its further fields into the same HSET, one write per new job.
+      if delay == 0 and priority == 0 and idem == '' and not extras then
         redis.call('HSET', key, 'name', name, 'data', args[a + 2], 'opts', args[a + 3],
           'state', state, 'max_attempts', args[a + 6], 'created_at', nowText)
-      end
-      local idem = args[a + 7]
-      if idem ~= '' then
-        redis.call('HSET', key, 'idempotency_key', idem)
-        redis.call('SET', BASE .. 'idem:' .. idem, jobId, 'PX', idemTtl)
-      end
-      if extras and extras[i] then
-        redis.call('HSET', key, unpack(extras[i]))
+      else
+        local more = {}
+        if extras and extras[i] then more = {unpack(extras[i])} end
+        if delay > 0 or priority > 0 then
+          local n = #more
+          more[n + 1], more[n + 2], more[n + 3], more[n + 4], more[n + 5], more[n + 6] =
+            'priority', args[a + 4], 'delay', args[a + 5], 'queued_at', queuedAt
+        end
+        if idem ~= '' then
+          local n = #more
+          more[n + 1], more[n + 2] = 'idempotency_key', idem
+          redis.call('SET', BASE .. 'idem:' .. idem, jobId, 'PX', idemTtl)
+        end
+        redis.call('HSET', key, 'name', name, 'data', args[a + 2], 'opts', args[a + 3],
+          'state', state, 'max_attempts', args[a + 6], 'created_at', nowText, unpack(more))
       end
       addEvent('job-added', jobId, name, '0')
     end

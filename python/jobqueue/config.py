@@ -38,10 +38,7 @@ class Backoff:
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.type not in BACKOFF_TYPES:
-            raise InvalidOptionError(
-                "backoff.type", f"must be one of {', '.join(BACKOFF_TYPES)}, got {self.type!r}"
-            )
+        v.one_of(self.type, BACKOFF_TYPES, "backoff.type")
         _set(self, "delay", v.duration_ms(self.delay, "backoff.delay"))
         if self.max_delay is not None:
             max_delay = v.duration_ms(self.max_delay, "backoff.max_delay")
@@ -222,11 +219,7 @@ class RetryConfig:
 
     def __post_init__(self) -> None:
         v.integer(self.max_attempts, "retry.max_attempts", minimum=1, maximum=v.MAX_ATTEMPTS)
-        if self.backoff_type not in BACKOFF_TYPES:
-            raise InvalidOptionError(
-                "retry.backoff_type",
-                f"must be one of {', '.join(BACKOFF_TYPES)}, got {self.backoff_type!r}",
-            )
+        v.one_of(self.backoff_type, BACKOFF_TYPES, "retry.backoff_type")
         _set(self, "backoff_delay", v.duration_ms(self.backoff_delay, "retry.backoff_delay"))
         if self.max_backoff_delay is not None:
             _set(

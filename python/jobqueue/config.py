@@ -15,6 +15,9 @@ from .errors import InvalidOptionError
 
 BackoffType = Literal["exponential", "fixed"]
 BACKOFF_TYPES: tuple[str, ...] = ("exponential", "fixed")
+#: What a queue does on a Redis whose settings can lose jobs (see ``jobqueue.redis_safety``).
+UnsafeRedisAction = Literal["warn", "refuse", "ignore"]
+UNSAFE_REDIS_ACTIONS: tuple[str, ...] = ("warn", "refuse", "ignore")
 
 #: Highest priority number (the least urgent). Priorities share a double-precision score
 #: with a FIFO counter in Redis, which keeps them exact up to 2**21 - 1.
@@ -257,7 +260,12 @@ class DLQConfig:
 
 @dataclass(frozen=True)
 class QueueSettings:
-    """Locks, stalled-job detection and limits."""
+    """Locks, stalled-job detection and limits, and what to do on an unsafe Redis.
+
+    ``on_unsafe_redis``: on a Redis whose ``maxmemory-policy`` evicts keys (and so can
+    drop jobs), ``"warn"`` (default) logs a warning and reports it to ``QUEUE_ERROR``
+    handlers once per connection, ``"refuse"`` raises ``UnsafeRedisError`` from every call
+    and writes nothing, ``"ignore"`` does not check at all."""
 
     max_stalled_count: int = 1
     max_stalled_interval: v.Duration = 5000
@@ -265,6 +273,7 @@ class QueueSettings:
     lock_renew_time: v.Duration | None = None
     max_payload_bytes: int = 10 * 1024 * 1024
     idempotency_ttl: v.Duration = timedelta(hours=24)
+    on_unsafe_redis: UnsafeRedisAction = "warn"
 
     def __post_init__(self) -> None:
         v.integer(
@@ -293,6 +302,7 @@ class QueueSettings:
             "idempotency_ttl",
             v.duration_ms(self.idempotency_ttl, "settings.idempotency_ttl", minimum=1),
         )
+        v.one_of(self.on_unsafe_redis, UNSAFE_REDIS_ACTIONS, "settings.on_unsafe_redis")
 
 
 @dataclass(frozen=True)

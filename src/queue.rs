@@ -13,6 +13,7 @@ use crate::connection::{ConnectionOptions, RedisConn, TlsMaterial};
 use crate::errors::JqError;
 use crate::json::to_json_named;
 use crate::keys::{QueueKeys, LAYOUT_VERSION};
+use crate::redis_settings::SettingsCheck;
 use crate::runtime::into_awaitable;
 use crate::scripts::{self, ScriptArgs};
 
@@ -141,7 +142,7 @@ impl NativeQueue {
         name, prefix, url, *, tls=false, tls_root_cert=None, tls_client_cert=None,
         tls_client_key=None, connect_timeout_ms=10_000, command_timeout_ms=None,
         ready_check=true, retry_strategy=None, max_payload_bytes=10 * 1024 * 1024,
-        idempotency_ttl_ms=86_400_000
+        idempotency_ttl_ms=86_400_000, on_connect=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -159,6 +160,7 @@ impl NativeQueue {
         retry_strategy: Option<Py<PyAny>>,
         max_payload_bytes: usize,
         idempotency_ttl_ms: u64,
+        on_connect: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let tls = tls.then_some(TlsMaterial {
             root_cert: tls_root_cert,
@@ -172,6 +174,7 @@ impl NativeQueue {
             command_timeout: command_timeout_ms.map(Duration::from_millis),
             ready_check,
             retry_strategy,
+            settings_check: on_connect.map(SettingsCheck::new),
         })?;
         Ok(Self {
             core: Arc::new(QueueCore {
@@ -520,6 +523,15 @@ impl NativeQueue {
         into_awaitable(py, async move {
             let (seconds, micros): (i64, i64) = core.conn.query(&redis::cmd("TIME")).await?;
             Ok(seconds * 1000 + micros / 1000)
+        })
+    }
+
+    /// Resolves once the main connection is open (and passed its settings check).
+    fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            core.conn.get().await?;
+            Ok(())
         })
     }
 

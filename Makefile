@@ -36,6 +36,7 @@ bench: redis build bench-peers
 	$(PY) benches/drain.py
 	$(PY) benches/latency.py
 	$(PY) benches/throughput.py
+	$(PY) benches/memory.py --peers
 	@if command -v valgrind >/dev/null; then $(PY) benches/redis_cost.py; \
 	else echo "benches/redis_cost.py skipped: it needs valgrind (apt-get install valgrind)"; fi
 	cargo bench --bench native

@@ -9,13 +9,16 @@ job for: single awaited ``add_job``, bulk ``add_jobs`` (batches of 1,000), the d
 (fetch + ack + retention, one worker at concurrency 50), and light load (each job added,
 fetched and acknowledged alone: the per-call costs in full). Writes
 ``benches/results/redis_cost.json``. Use it to compare script changes: the same command
-gives the same count within about 1%.
+gives the same count within about 1%. ``--dumps DIR`` keeps callgrind's dumps there (the
+drain's is the one whose ``desc: Trigger`` line says ``dump drain``), for
+``callgrind_annotate --inclusive=yes``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -126,12 +129,22 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=5_000)
+    parser.add_argument(
+        "--dumps",
+        type=Path,
+        help="keep callgrind's dumps (one per phase) in this directory, for callgrind_annotate",
+    )
     args = parser.parse_args()
     valgrind = shutil.which("valgrind")
     if valgrind is None or shutil.which("callgrind_control") is None:
         sys.exit("redis_cost.py needs valgrind (apt-get install valgrind)")
-    with tempfile.TemporaryDirectory() as out_dir:
-        server = CountedRedis(valgrind, Path(out_dir))
+    with contextlib.ExitStack() as stack:
+        if args.dumps is None:
+            out_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        else:
+            out_dir = args.dumps.resolve()
+            out_dir.mkdir(parents=True, exist_ok=True)
+        server = CountedRedis(valgrind, out_dir)
         try:
             result = asyncio.run(measure(server, args.jobs))
         finally:

@@ -16,7 +16,7 @@ pub const CODE_ACTIVE: &str = "JQ_ACTIVE";
 pub const CODE_STATE: &str = "JQ_STATE";
 pub const CODE_LAYOUT: &str = "JQ_LAYOUT";
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum JqError {
     /// Redis cannot be reached, or the connection broke mid-request.
     #[error("{0}")]

@@ -345,7 +345,10 @@ class JobQueue:
             else None
         )
         try:
-            results = await self._producer.add_jobs(rows)
+            if single:  # concurrent single adds coalesce (coalesce.py)
+                results = [await self._producer.add_job(rows[0])]
+            else:
+                results = await self._producer.add_jobs(rows)
         except BaseException as exc:
             if span is not None:
                 span.record_exception(exc)

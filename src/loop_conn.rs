@@ -33,6 +33,8 @@ use crate::scripts;
 /// limits (`client-query-buffer-limit`), which a batch of separate adds must not reach.
 const MAX_BATCH_JOBS: usize = 1000;
 const MAX_BATCH_BYTES: usize = 1 << 20;
+/// The least number of queued adds that an idle connection takes early (see `State::eager`).
+const MIN_EAGER: usize = 8;
 
 /// Where to connect: ("tcp", host, port) or ("unix", path, 0), and the connect and
 /// command timeouts in ms (None: no command timeout).
@@ -71,6 +73,11 @@ struct State {
     pending: VecDeque<Pending>,
     queued: Vec<Queued>,
     queued_bytes: usize,
+    /// While a flush is due and nothing is in flight, this many queued adds go at once, so
+    /// that Redis runs them while the rest of a wave of callers is checked and queued:
+    /// half the callers of the last coalesced batch answered, whom its reply woke (with
+    /// one batch in flight at a time, Redis and this process would take turns).
+    eager: Option<usize>,
 }
 
 /// How a reply settles its future, applied once the channel's lock is released.
@@ -114,7 +121,7 @@ impl LoopChannel {
 
     /// Turn one reply into how its request's futures settle (pushed to `out`); a NOSCRIPT
     /// answer queues the script and the request again (written by the caller after the
-    /// replies it reads). True when the reply answered coalesced adds of several callers.
+    /// replies it reads). Returns the number of coalesced callers the reply answered.
     fn settle(
         &self,
         py: Python<'_>,
@@ -123,7 +130,7 @@ impl LoopChannel {
         out: &mut Vec<Settle>,
         requeue: &mut Vec<Pending>,
         resend: &mut Vec<u8>,
-    ) -> bool {
+    ) -> usize {
         let future = pending.future;
         match (pending.kind, value) {
             (Kind::ScriptLoad, _) => {}
@@ -179,9 +186,9 @@ impl LoopChannel {
                         },
                         Err(err) => Settle::Error(f, err.into()),
                     }));
-                    return false;
+                    return 0;
                 };
-                let several = callers.len() > 1;
+                let answered = callers.len();
                 match outcome {
                     Ok(added) => out.extend(callers.into_iter().zip(added).map(|(f, job)| {
                         match job.into_pyobject(py) {
@@ -198,10 +205,10 @@ impl LoopChannel {
                     ),
                 }
                 out.extend(future.map(|f| Settle::Value(f, py.None())));
-                return several;
+                return answered;
             }
         }
-        false
+        0
     }
 }
 
@@ -285,17 +292,21 @@ impl LoopChannel {
     /// (the connection closed first: the caller sends it elsewhere), or to the error of
     /// its batch. Bad input raises here and queues nothing. Returns True when the caller
     /// should flush now: the connection is idle and `hold` (a flush is already due) is
-    /// false, or the queued batch is full.
+    /// false, or it is idle and enough adds are queued (`State::eager`), or the queued
+    /// batch is full.
     fn submit(&self, job: NewJob<'_>, future: Py<PyAny>, hold: bool) -> PyResult<bool> {
         let job = self.core.prepare_job(job, None)?;
         let mut state = self.state();
-        let idle = !hold && state.pending.is_empty() && state.queued.is_empty();
+        let idle = state.pending.is_empty();
+        let lone = idle && !hold && state.queued.is_empty();
         state.queued_bytes += job.size();
         state.queued.push(Queued {
             job,
             caller: future,
         });
-        Ok(idle || state.queued.len() >= MAX_BATCH_JOBS || state.queued_bytes >= MAX_BATCH_BYTES)
+        let queued = state.queued.len();
+        let early = idle && state.eager.is_some_and(|eager| queued >= eager);
+        Ok(lone || early || queued >= MAX_BATCH_JOBS || state.queued_bytes >= MAX_BATCH_BYTES)
     }
 
     /// Pack every queued single add whose caller still waits into one add_jobs request;
@@ -354,7 +365,7 @@ impl LoopChannel {
     ) -> PyResult<(Option<Bound<'py, PyBytes>>, bool)> {
         let mut settled = Vec::new();
         let mut resend = Vec::new();
-        let mut several = false;
+        let mut answered = 0;
         let broken = {
             let mut state = self.state();
             state.buffer.extend_from_slice(data);
@@ -374,10 +385,15 @@ impl LoopChannel {
                 let Some(pending) = state.pending.pop_front() else {
                     break Some(JqError::Connection("a reply arrived for no request".into()));
                 };
-                several |= self.settle(py, pending, value, &mut settled, &mut requeue, &mut resend);
+                let settled_here =
+                    self.settle(py, pending, value, &mut settled, &mut requeue, &mut resend);
+                answered = answered.max(settled_here);
             };
             state.buffer.drain(..at);
             state.pending.extend(requeue);
+            if answered > 1 {
+                state.eager = Some((answered / 2).max(MIN_EAGER));
+            }
             broken
         };
         // Replies read before a broken one still settle their futures.
@@ -389,7 +405,7 @@ impl LoopChannel {
         }
         Ok((
             (!resend.is_empty()).then(|| PyBytes::new(py, &resend)),
-            several,
+            answered > 1,
         ))
     }
 

@@ -11,7 +11,9 @@ reply settles each caller with its own job or the batch's error.
 
 When a reply answers several callers, they wake in the next iteration and typically add
 again; a flush is then scheduled right behind their wake-ups, so their adds join one
-batch instead of the first one going out alone.
+batch instead of the first one going out alone. Half of such a wave goes as soon as the
+connection is idle (the native channel decides, ``State::eager`` in ``loop_conn.rs``): Redis
+runs that batch while the producer checks the other half, instead of the two taking turns.
 
 ``ThreadCoalescer`` does the same for the blocking facade (``sync.py``), whose callers are
 threads: handing each add to the event loop's thread and back costs several thread

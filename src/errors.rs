@@ -20,7 +20,7 @@ pub const CODE_LAYOUT: &str = "JQ_LAYOUT";
 /// The code of Redis's refusal of a write while used memory is over `maxmemory`.
 pub const CODE_OOM: &str = "OOM";
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum JqError {
     /// Redis cannot be reached, or the connection broke mid-request.
     #[error("{0}")]

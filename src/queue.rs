@@ -89,49 +89,101 @@ pub(crate) fn added_jobs(reply: AddJobsReply, delayed: &[bool]) -> Vec<AddedJob>
         .collect()
 }
 
+/// One job of an add_jobs call with its data serialized and checked: what the script takes.
+pub(crate) struct PreparedJob {
+    job_id: Option<String>,
+    name: String,
+    data: Vec<u8>,
+    opts: String,
+    priority: u32,
+    delay: u64,
+    attempts: u32,
+    idem: Option<String>,
+}
+
+impl PreparedJob {
+    pub(crate) fn delayed(&self) -> bool {
+        self.delay > 0
+    }
+
+    /// Bytes it adds to a request, to bound a coalesced batch (`loop_conn.rs`).
+    pub(crate) fn size(&self) -> usize {
+        self.data.len() + self.opts.len() + self.name.len()
+    }
+}
+
 impl QueueCore {
-    /// The arguments of an add_jobs call after the keys and base: the jobs, their data
-    /// serialized and size-checked here (so bad input fails before any I/O). Returns which
-    /// jobs are delayed.
-    pub(crate) fn add_jobs_args(
+    /// Serialize and size-check one job's data, so bad input fails before any I/O.
+    /// `index` is its place in a batch (None for a single add), for error messages.
+    pub(crate) fn prepare_job(
+        &self,
+        job: NewJob<'_>,
+        index: Option<usize>,
+    ) -> PyResult<PreparedJob> {
+        let (job_id, name, data, opts, priority, delay, attempts, idem) = job;
+        let root = || match index {
+            Some(index) => format!("jobs[{index}] data of job {name:?}"),
+            None => format!("data of job {name:?}"),
+        };
+        let data = to_json_named(&data, root)?;
+        if data.len() > self.max_payload_bytes {
+            return Err(JqError::PayloadTooLarge(format!(
+                "{} is {} bytes, over max_payload_bytes={}",
+                root(),
+                data.len(),
+                self.max_payload_bytes
+            ))
+            .into());
+        }
+        Ok(PreparedJob {
+            job_id,
+            name,
+            data,
+            opts,
+            priority,
+            delay,
+            attempts,
+            idem,
+        })
+    }
+
+    /// The arguments of an add_jobs call after the keys and base. Returns which jobs are
+    /// delayed.
+    pub(crate) fn push_add_jobs_args<'a>(
         &self,
         call: &mut impl ScriptArgs,
-        jobs: &[NewJob<'_>],
-    ) -> PyResult<Vec<bool>> {
+        jobs: impl ExactSizeIterator<Item = &'a PreparedJob>,
+    ) -> Vec<bool> {
         call.push(LAYOUT_VERSION)
             .push(self.idempotency_ttl_ms)
             .push(jobs.len());
+        jobs.map(|job| {
+            call.push(job.job_id.as_deref().unwrap_or(""))
+                .push(&job.name)
+                .push(&job.data)
+                .push(&job.opts)
+                .push(job.priority)
+                .push(job.delay)
+                .push(job.attempts)
+                .push(job.idem.as_deref().unwrap_or(""));
+            job.delayed()
+        })
+        .collect()
+    }
+
+    /// [`Self::prepare_job`] for each job, then [`Self::push_add_jobs_args`].
+    pub(crate) fn add_jobs_args(
+        &self,
+        call: &mut impl ScriptArgs,
+        jobs: Vec<NewJob<'_>>,
+    ) -> PyResult<Vec<bool>> {
         let batch = jobs.len() > 1;
-        for (index, (job_id, name, data, opts, priority, delay, attempts, idem)) in
-            jobs.iter().enumerate()
-        {
-            let root = || {
-                if batch {
-                    format!("jobs[{index}] data of job {name:?}")
-                } else {
-                    format!("data of job {name:?}")
-                }
-            };
-            let data = to_json_named(data, root)?;
-            if data.len() > self.max_payload_bytes {
-                return Err(JqError::PayloadTooLarge(format!(
-                    "{} is {} bytes, over max_payload_bytes={}",
-                    root(),
-                    data.len(),
-                    self.max_payload_bytes
-                ))
-                .into());
-            }
-            call.push(job_id.as_deref().unwrap_or(""))
-                .push(name)
-                .push(data)
-                .push(opts)
-                .push(*priority)
-                .push(*delay)
-                .push(*attempts)
-                .push(idem.as_deref().unwrap_or(""));
-        }
-        Ok(jobs.iter().map(|job| job.5 > 0).collect())
+        let prepared = jobs
+            .into_iter()
+            .enumerate()
+            .map(|(index, job)| self.prepare_job(job, batch.then_some(index)))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(self.push_add_jobs_args(call, prepared.iter()))
     }
 }
 
@@ -203,7 +255,7 @@ impl NativeQueue {
         jobs: Vec<NewJob<'py>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut invocation = scripts::invocation(&scripts::ADD_JOBS, &self.core.keys);
-        let delayed = self.core.add_jobs_args(&mut invocation, &jobs)?;
+        let delayed = self.core.add_jobs_args(&mut invocation, jobs)?;
         let core = self.core.clone();
         into_awaitable(py, async move {
             let reply: AddJobsReply = core.conn.invoke(&invocation).await?;

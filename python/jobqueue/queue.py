@@ -364,7 +364,10 @@ class JobQueue:
             else None
         )
         try:
-            results = await self._producer.add_jobs(rows)
+            if single:  # concurrent single adds coalesce (coalesce.py)
+                results = [await self._producer.add_job(rows[0])]
+            else:
+                results = await self._producer.add_jobs(rows)
         except RedisOutOfMemoryError:
             # Reworded with the server's memory figures; the script wrote nothing.
             refused = await jobs_not_added(self._native, len(rows))

@@ -2,9 +2,9 @@
 
     .venv/bin/python benches/throughput.py [--jobs 20000] [--repeats 3] [--systems jobqueue,arq]
 
-Peers come from the ``bench`` extra (``make bench-peers`` installs it, and gives arq and
-ardiq venvs of their own under ``.venv/bench-peers/<system>/``, since arq needs
-redis-py < 6 and ardiq Python >= 3.12). A system whose library is not installed is skipped
+Peers come from the ``bench`` extra (``make bench-peers`` installs it, and gives arq,
+bullmq and ardiq venvs of their own under ``.venv/bench-peers/<system>/``, since arq needs
+redis-py < 6, bullmq pins an old croniter and ardiq needs Python >= 3.12). A system whose library is not installed is skipped
 with a note. Every step runs in a process of its own (``benches/peers/runner.py``, with the
 system's python): enqueue clients, fill, producer and one worker process per step.
 

@@ -118,6 +118,8 @@ class RedisServer:
     With ``data_dir`` the server keeps its files there instead, and they survive
     ``stop()``: a server started again on that directory reloads its RDB/AOF data.
     ``wrapper`` is a command the server runs under (e.g. valgrind and its options).
+    ``config`` is written to a config file the server starts from (a sentinel needs one
+    it can rewrite).
     """
 
     def __init__(
@@ -129,11 +131,13 @@ class RedisServer:
         password: str | None = None,
         data_dir: Path | None = None,
         wrapper: Sequence[str] = (),
+        config: str | None = None,
     ) -> None:
         self.port = port or 0
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
         self.wrapper = list(wrapper)
+        self.config = config
         self.password = password
         self._executable = executable
         self._process: subprocess.Popen[bytes] | None = None
@@ -195,9 +199,14 @@ class RedisServer:
             self._dir = self.data_dir.resolve()
         else:
             self._dir = Path(tempfile.mkdtemp(prefix="jobqueue-redis-"))
+        config = []
+        if self.config is not None:
+            (self._dir / "redis.conf").write_text(self.config)
+            config = [str(self._dir / "redis.conf")]
         args = [
             *self.wrapper,
             executable,
+            *config,
             "--port", str(self.port),
             "--bind", HOST,
             "--save", "",

@@ -139,6 +139,24 @@ mod tests {
     }
 
     #[test]
+    fn failover_replies_are_connection_errors() {
+        for reply in [
+            &b"-READONLY You can't write against a read only replica.\r\n"[..],
+            b"-UNBLOCKED force unblock from blocking operation\r\n",
+            b"-NOREPLICAS Not enough good replicas to write.\r\n",
+            b"-LOADING Redis is loading the dataset in memory\r\n",
+        ] {
+            let redis::Value::ServerError(refusal) = redis::parse_redis_value(reply).unwrap()
+            else {
+                panic!("not an error reply");
+            };
+            let err = RedisError::from(refusal);
+            assert!(is_connection_error(&err), "{err:?}");
+            assert!(matches!(JqError::from(err), JqError::Connection(_)));
+        }
+    }
+
+    #[test]
     fn other_client_errors_are_redis_errors() {
         let err = RedisError::from((ErrorKind::UnexpectedReturnType, "bad type"));
         assert!(matches!(JqError::from(err), JqError::Redis(_)));

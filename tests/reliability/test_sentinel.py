@@ -38,6 +38,8 @@ PACE_S = 0.04
 #: Jobs held by a worker at the kill finish within this.
 IN_FLIGHT_S = 0.3
 NAME = "failover"
+#: Bound of each wait, longer for a soak run.
+TIMEOUT_S = max(60.0, JOBS / 500)
 
 WORKER = """
 import asyncio, time
@@ -123,7 +125,7 @@ async def run_failover(tmp_path: Path, durability: Durability | None) -> dict[st
             async def halfway() -> bool:
                 return sum(len(p.added) for p in producers) >= JOBS // 2
 
-            await eventually(halfway, timeout=60, interval=0.005)
+            await eventually(halfway, timeout=TIMEOUT_S, interval=0.005)
             killed = deployment.kill_primary()
             killed_at = time.monotonic()
             new = await asyncio.to_thread(deployment.wait_for_failover, killed.port)
@@ -131,7 +133,7 @@ async def run_failover(tmp_path: Path, durability: Durability | None) -> dict[st
             # The crashed server comes back (empty) and the sentinels make it a replica
             # of the new primary: durable adds wait for it meanwhile.
             await asyncio.to_thread(killed.start)
-            await asyncio.wait_for(asyncio.gather(*adding), timeout=60)
+            await asyncio.wait_for(asyncio.gather(*adding), timeout=TIMEOUT_S)
 
             acknowledged = {i for p in producers for i in p.added}
             # A job is lost when its add was acknowledged but the new primary never had it.
@@ -141,7 +143,7 @@ async def run_failover(tmp_path: Path, durability: Durability | None) -> dict[st
             async def all_ran() -> bool:
                 return acknowledged - lost <= {i for i, _ in read_runs(tmp_path)}
 
-            await eventually(all_ran, timeout=60, interval=0.05)
+            await eventually(all_ran, timeout=TIMEOUT_S, interval=0.05)
             runs = read_runs(tmp_path)
             counts = Counter(i for i, _ in runs)
             # Jobs a worker held at the kill finish within ms; the next run is on the new

@@ -23,7 +23,7 @@ from jobqueue import (
     QueueSettings,
     RedisConfig,
 )
-from jobqueue.testing import redis_command
+from jobqueue.testing import free_port, redis_command
 from jobqueue.testing_sentinel import SentinelSet
 
 from .helpers import eventually
@@ -130,6 +130,17 @@ def test_the_url_names_sentinels_service_and_db() -> None:
     assert "pw" not in repr(
         RedisConfig(sentinels=["a:1"], service_name="s", sentinel_password="pw")
     )
+
+
+async def test_no_sentinel_answering_is_a_connection_error() -> None:
+    port = free_port()
+    config = RedisConfig(sentinels=[("127.0.0.1", port)], service_name="s", connect_timeout=300)
+    queue = JobQueue("nobody", redis=config)
+    try:
+        with pytest.raises(ConnectionError, match=f"no sentinel named a primary.*{port}"):
+            await queue.add_job("j", None)
+    finally:
+        await queue.close()
 
 
 async def test_durable_writes_wait_for_the_replica(deployment: SentinelSet) -> None:

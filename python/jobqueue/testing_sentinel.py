@@ -12,6 +12,7 @@ few seconds. Readiness is polled, never slept for.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from .testing import HOST, RedisServer, redis_command
@@ -64,8 +65,13 @@ class SentinelSet:
         service: str = SERVICE,
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 3000,
+        replication_link: Callable[[int], int] | None = None,
     ) -> None:
+        """``replication_link(primary_port)`` returns the port replicas connect to instead
+        of the primary's (a proxy that delays the stream, say). The sentinels put such a
+        replica back on the primary after ``failover_timeout_ms``: make that long."""
         self.service = service
+        self._link = replication_link
         self._down_after_ms = down_after_ms
         self._failover_timeout_ms = failover_timeout_ms
         # Diskless sync without delay: a (re)joining replica is in sync in milliseconds.
@@ -86,8 +92,9 @@ class SentinelSet:
     def start(self) -> SentinelSet:
         primary, *replicas = self.servers
         primary.start()
+        upstream = primary.port if self._link is None else self._link(primary.port)
         for replica in replicas:
-            replica.extra_args += ["--replicaof", HOST, str(primary.port)]
+            replica.extra_args += ["--replicaof", HOST, str(upstream)]
             replica.start()
         for replica in replicas:
             _wait(

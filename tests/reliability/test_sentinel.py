@@ -3,6 +3,10 @@ three sentinels): two producers adding in batches and two worker processes follo
 failover by themselves. Measured and printed: how long work stopped, how many jobs ran
 twice, how many acknowledged adds were lost, without and with durability (WAIT).
 
+The replica reads the primary through a link that holds the stream for ``LAG_S``, as a
+network would; what is still on the link when the primary dies never reaches the
+replica. (On bare loopback the replica has every write before a kill can land.)
+
 Every job has its own id (``p<producer>-<n>``): a batch cut off by the kill is added
 again whole, and the ids already there are not added twice. (Ids the server numbers
 itself could be handed out again after a failover that lost the last writes.)
@@ -16,6 +20,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,7 +29,7 @@ import pytest
 
 from jobqueue import Durability, JobQueue, QueueSettings
 from jobqueue.errors import ConnectionError, NotReplicatedError
-from jobqueue.testing import redis_command
+from jobqueue.testing import HOST, redis_command
 from jobqueue.testing_sentinel import SentinelSet
 
 from ..helpers import eventually
@@ -35,6 +40,8 @@ BATCH = 100
 #: Pause between a producer's batches: adding lasts a few seconds, so the kill lands
 #: while batches are in flight.
 PACE_S = 0.04
+#: How long the replication stream takes to reach the replica.
+LAG_S = 0.05
 #: Jobs held by a worker at the kill finish within this.
 IN_FLIGHT_S = 0.3
 NAME = "failover"
@@ -82,6 +89,65 @@ def read_runs(tmp_path: Path) -> list[tuple[str, float]]:
     return runs
 
 
+class LaggingLink:
+    """A TCP proxy, on a thread of its own, that passes on what the primary sends after
+    ``lag_s`` (the replica's acks go straight back). When the primary's side closes, what
+    the link still holds is dropped: it never reached the replica."""
+
+    def __init__(self, lag_s: float) -> None:
+        self.lag_s = lag_s
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+
+    def start(self, primary_port: int) -> int:
+        """Listen on a free port (returned) and proxy each connection to ``primary_port``."""
+        self._thread.start()
+        listening = asyncio.run_coroutine_threadsafe(self._listen(primary_port), self._loop)
+        return listening.result(timeout=10)
+
+    async def _listen(self, primary_port: int) -> int:
+        async def serve(from_replica: asyncio.StreamReader, to_replica: asyncio.StreamWriter):
+            try:
+                from_primary, to_primary = await asyncio.open_connection(HOST, primary_port)
+            except OSError:
+                to_replica.close()
+                return
+            cut = False
+
+            def deliver(data: bytes) -> None:
+                if not cut:
+                    to_replica.write(data)
+
+            async def acks() -> None:
+                while data := await from_replica.read(65536):
+                    to_primary.write(data)
+
+            acking = asyncio.ensure_future(acks())
+            try:
+                while data := await from_primary.read(65536):
+                    self._loop.call_later(self.lag_s, deliver, data)
+            except OSError:
+                pass
+            cut = True
+            to_replica.transport.abort()
+            to_primary.transport.abort()
+            acking.cancel()
+
+        self._server = await asyncio.start_server(serve, HOST, 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+
+
 class Producer:
     """Adds its jobs in batches; a batch that fails is added again whole. ``added`` holds
     the ids of the batches whose add returned (the acknowledged adds)."""
@@ -114,65 +180,79 @@ class Producer:
 
 
 async def run_failover(tmp_path: Path, durability: Durability | None) -> dict[str, float]:
-    with SentinelSet() as deployment:
-        settings = QueueSettings(durability=durability)
-        queue = JobQueue(NAME, redis=deployment.url, settings=settings)
-        workers = [start_worker(tmp_path, deployment.url, n) for n in range(2)]
-        try:
-            producers = [Producer(queue, n) for n in range(PRODUCERS)]
-            adding = [asyncio.ensure_future(p.run(JOBS // PRODUCERS)) for p in producers]
+    link = LaggingLink(LAG_S)
+    # A long failover-timeout: the sentinels would otherwise point the replica back at the
+    # primary itself, around the link, after that long.
+    deployment = SentinelSet(replication_link=link.start, failover_timeout_ms=60_000)
+    try:
+        await asyncio.to_thread(deployment.start)
+        return await _run_failover(tmp_path, deployment, durability)
+    finally:
+        await asyncio.to_thread(deployment.stop)
+        link.stop()
 
-            async def halfway() -> bool:
-                return sum(len(p.added) for p in producers) >= JOBS // 2
 
-            await eventually(halfway, timeout=TIMEOUT_S, interval=0.005)
-            killed = deployment.kill_primary()
-            killed_at = time.monotonic()
-            new = await asyncio.to_thread(deployment.wait_for_failover, killed.port)
-            failover_s = time.monotonic() - killed_at
-            # The crashed server comes back (empty) and the sentinels make it a replica
-            # of the new primary: durable adds wait for it meanwhile.
-            await asyncio.to_thread(killed.start)
-            await asyncio.wait_for(asyncio.gather(*adding), timeout=TIMEOUT_S)
+async def _run_failover(
+    tmp_path: Path, deployment: SentinelSet, durability: Durability | None
+) -> dict[str, float]:
+    settings = QueueSettings(durability=durability)
+    queue = JobQueue(NAME, redis=deployment.url, settings=settings)
+    workers = [start_worker(tmp_path, deployment.url, n) for n in range(2)]
+    try:
+        producers = [Producer(queue, n) for n in range(PRODUCERS)]
+        adding = [asyncio.ensure_future(p.run(JOBS // PRODUCERS)) for p in producers]
 
-            acknowledged = {i for p in producers for i in p.added}
-            # A job is lost when its add was acknowledged but the new primary never had it.
-            # Each of those that ran did so before the kill; it is not waited for.
-            lost = {i for i in acknowledged if not _exists(new, i)}
+        async def halfway() -> bool:
+            return sum(len(p.added) for p in producers) >= JOBS // 2
 
-            async def all_ran() -> bool:
-                return acknowledged - lost <= {i for i, _ in read_runs(tmp_path)}
+        await eventually(halfway, timeout=TIMEOUT_S, interval=0.005)
+        killed = deployment.kill_primary()
+        killed_at = time.monotonic()
+        new = await asyncio.to_thread(deployment.wait_for_failover, killed.port)
+        failover_s = time.monotonic() - killed_at
+        # The crashed server comes back (empty) and the sentinels make it a replica
+        # of the new primary: durable adds wait for it meanwhile.
+        await asyncio.to_thread(killed.start)
+        await asyncio.wait_for(asyncio.gather(*adding), timeout=TIMEOUT_S)
 
-            await eventually(all_ran, timeout=TIMEOUT_S, interval=0.05)
-            runs = read_runs(tmp_path)
-            counts = Counter(i for i, _ in runs)
-            # Jobs a worker held at the kill finish within ms; the next run is on the new
-            # primary.
-            resumed = min(at for _, at in runs if at > killed_at + IN_FLIGHT_S) - killed_at
-            figures = {
-                "failover_s": failover_s,
-                "work_resumed_s": resumed,
-                "ran_twice": float(sum(1 for n in counts.values() if n > 1)),
-                "acknowledged": float(len(acknowledged)),
-                "lost": float(len(lost)),
-                "lost_that_ran": float(len(lost & set(counts))),
-                "add_retries": float(sum(sum(p.failures.values()) for p in producers)),
-            }
-            print(f"\nfailover, durability={durability}: " + ", ".join(
-                f"{k}={v:g}" if k != "failover_s" and k != "work_resumed_s" else f"{k}={v:.2f}"
-                for k, v in figures.items()
-            ))  # fmt: skip
-            return figures
-        finally:
-            for worker in workers:
-                worker.send_signal(signal.SIGTERM)
-            for worker in workers:
-                try:
-                    worker.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
-            await queue.close(timeout=5000)
+        acknowledged = {i for p in producers for i in p.added}
+        # A job is lost when its add was acknowledged but the new primary never had it.
+        # Each of those that ran did so before the kill; it is not waited for.
+        lost = {i for i in acknowledged if not _exists(new, i)}
+
+        async def all_ran() -> bool:
+            return acknowledged - lost <= {i for i, _ in read_runs(tmp_path)}
+
+        await eventually(all_ran, timeout=TIMEOUT_S, interval=0.05)
+        runs = read_runs(tmp_path)
+        counts = Counter(i for i, _ in runs)
+        # Jobs a worker held at the kill finish within ms; the next run is on the new
+        # primary.
+        resumed = min(at for _, at in runs if at > killed_at + IN_FLIGHT_S) - killed_at
+        figures = {
+            "failover_s": failover_s,
+            "work_resumed_s": resumed,
+            "ran_twice": float(sum(1 for n in counts.values() if n > 1)),
+            "acknowledged": float(len(acknowledged)),
+            "lost": float(len(lost)),
+            "lost_that_ran": float(len(lost & set(counts))),
+            "add_retries": float(sum(sum(p.failures.values()) for p in producers)),
+        }
+        print(f"\nfailover, durability={durability}: " + ", ".join(
+            f"{k}={v:g}" if k != "failover_s" and k != "work_resumed_s" else f"{k}={v:.2f}"
+            for k, v in figures.items()
+        ))  # fmt: skip
+        return figures
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            try:
+                worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        await queue.close(timeout=5000)
 
 
 def _exists(port: int, job_id: str) -> bool:

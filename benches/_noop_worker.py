@@ -47,3 +47,12 @@ async def start_noop_worker(
     process.start()
     await asyncio.get_running_loop().run_in_executor(None, ready.wait)
     return process, stop
+
+
+async def wait_drained(queue: JobQueue) -> None:
+    """Return once the queue has no waiting and no active job."""
+    while True:
+        stats = await queue.get_stats()
+        if stats.waiting == 0 and stats.active == 0:
+            return
+        await asyncio.sleep(0.005)

@@ -15,7 +15,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _noop_worker import start_noop_worker
+from _noop_worker import start_noop_worker, wait_drained
 
 from jobqueue import Durability, JobQueue, QueueSettings
 from jobqueue.testing import HOST, RedisServer, redis_command
@@ -44,11 +44,7 @@ async def one_run(url: str, jobs: int, settings: QueueSettings) -> dict[str, flo
         process, stop = await start_noop_worker(url, QUEUE, 50, settings)
         started = time.perf_counter()
         await queue.resume()
-        while True:
-            stats = await queue.get_stats()
-            if stats.waiting == 0 and stats.active == 0:
-                break
-            await asyncio.sleep(0.005)
+        await wait_drained(queue)
         drain = jobs / (time.perf_counter() - started)
         stop.set()
         process.join()

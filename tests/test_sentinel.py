@@ -143,6 +143,23 @@ async def test_no_sentinel_answering_is_a_connection_error() -> None:
         await queue.close()
 
 
+async def test_passwords_of_the_servers_and_of_the_sentinels() -> None:
+    with SentinelSet(password="data-pw", sentinel_password="sentinel-pw") as protected:
+        config = RedisConfig(
+            url=protected.url, sentinel_password="sentinel-pw"
+        )  # the URL's login is the servers'
+        async with JobQueue("auth", redis=config) as queue:
+            done: list[str] = []
+            queue.process("j", lambda job: done.append(job.id))
+            await queue.start_worker()
+            job = await queue.add_job("j", None)
+            await eventually(lambda: _value(done == [job]))
+        wrong = RedisConfig(url=protected.url, sentinel_password="nope", connect_timeout=300)
+        async with JobQueue("auth", redis=wrong) as queue:
+            with pytest.raises(ConnectionError, match="no sentinel named a primary"):
+                await queue.add_job("j", None)
+
+
 async def test_durable_writes_wait_for_the_replica(deployment: SentinelSet) -> None:
     deployment.wait_replicas_in_sync()
     settings = QueueSettings(durability=Durability(replicas=1, timeout=2000))

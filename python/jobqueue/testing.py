@@ -88,14 +88,20 @@ class _Reader:
         raise ValueError(f"unexpected RESP reply {line!r}")
 
 
-def redis_command(port: int, *args: str | bytes, host: str = HOST) -> object:
+def redis_command(
+    port: int, *args: str | bytes, host: str = HOST, password: str | None = None
+) -> object:
     """Send one command on a fresh connection and return the decoded reply: str for
     status replies, int, bytes for bulk strings, None for nil, lists for arrays, or a
     ``RuntimeError`` instance for an error reply (returned, not raised, so callers can
-    assert on it)."""
+    assert on it). With ``password``, AUTH goes first."""
     with socket.create_connection((host, port), timeout=5) as sock:
+        reader = _Reader(sock)
+        if password is not None:
+            sock.sendall(_encode(["AUTH", password]))
+            reader.reply()
         sock.sendall(_encode(args))
-        return _Reader(sock).reply()
+        return reader.reply()
 
 
 def redis_keys(port: int, pattern: str = "*", host: str = HOST) -> set[str]:

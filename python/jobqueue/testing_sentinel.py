@@ -23,8 +23,8 @@ SERVICE = "mymaster"
 READY_TIMEOUT_S = 30.0
 
 
-def _info_field(port: int, section: str, name: str) -> str | None:
-    reply = redis_command(port, "INFO", section)
+def _info_field(port: int, section: str, name: str, password: str | None) -> str | None:
+    reply = redis_command(port, "INFO", section, password=password)
     if not isinstance(reply, bytes):
         return None
     for line in reply.decode().splitlines():
@@ -34,8 +34,8 @@ def _info_field(port: int, section: str, name: str) -> str | None:
     return None
 
 
-def _role(port: int) -> str | None:
-    reply = redis_command(port, "ROLE")
+def _role(port: int, password: str | None) -> str | None:
+    reply = redis_command(port, "ROLE", password=password)
     return reply[0].decode() if isinstance(reply, list) and isinstance(reply[0], bytes) else None
 
 
@@ -66,18 +66,27 @@ class SentinelSet:
         down_after_ms: int = 1000,
         failover_timeout_ms: int = 3000,
         replication_link: Callable[[int], int] | None = None,
+        password: str | None = None,
+        sentinel_password: str | None = None,
     ) -> None:
         """``replication_link(primary_port)`` returns the port replicas connect to instead
         of the primary's (a proxy that delays the stream, say). The sentinels put such a
-        replica back on the primary after ``failover_timeout_ms``: make that long."""
+        replica back on the primary after ``failover_timeout_ms``: make that long.
+        ``password`` protects the Redis servers, ``sentinel_password`` the sentinels."""
         self.service = service
         self._link = replication_link
         self._down_after_ms = down_after_ms
         self._failover_timeout_ms = failover_timeout_ms
         # Diskless sync without delay: a (re)joining replica is in sync in milliseconds.
         data_args = ["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"]
-        self.servers = [RedisServer(extra_args=data_args) for _ in range(1 + replicas)]
-        self.sentinels = [RedisServer() for _ in range(sentinels)]
+        if password is not None:
+            data_args += ["--masterauth", password]
+        self.password = password
+        self.sentinel_password = sentinel_password
+        self.servers = [
+            RedisServer(extra_args=data_args, password=password) for _ in range(1 + replicas)
+        ]
+        self.sentinels = [RedisServer(password=sentinel_password) for _ in range(sentinels)]
 
     @property
     def sentinel_addrs(self) -> list[tuple[str, int]]:
@@ -87,7 +96,8 @@ class SentinelSet:
     def url(self) -> str:
         """``redis+sentinel://host:port,.../service``."""
         hosts = ",".join(f"{h}:{p}" for h, p in self.sentinel_addrs)
-        return f"redis+sentinel://{hosts}/{self.service}"
+        auth = "" if self.password is None else f":{self.password}@"
+        return f"redis+sentinel://{auth}{hosts}/{self.service}"
 
     def start(self) -> SentinelSet:
         primary, *replicas = self.servers
@@ -99,7 +109,9 @@ class SentinelSet:
         for replica in replicas:
             _wait(
                 f"replica {replica.port} in sync",
-                lambda r=replica: _info_field(r.port, "replication", "master_link_status") == "up",
+                lambda r=replica: (
+                    _info_field(r.port, "replication", "master_link_status", self.password) == "up"
+                ),
             )
         for sentinel in self.sentinels:
             sentinel.config = self._sentinel_config(primary.port)
@@ -125,10 +137,11 @@ class SentinelSet:
             f"sentinel down-after-milliseconds {s} {self._down_after_ms}\n"
             f"sentinel failover-timeout {s} {self._failover_timeout_ms}\n"
             f"sentinel parallel-syncs {s} 1\n"
+            + ("" if self.password is None else f"sentinel auth-pass {s} {self.password}\n")
         )
 
     def _count(self, port: int, what: str) -> int:
-        reply = redis_command(port, "SENTINEL", what, self.service)
+        reply = redis_command(port, "SENTINEL", what, self.service, password=self.sentinel_password)
         return len(reply) if isinstance(reply, list) else -1
 
     def primary_port(self) -> int | None:
@@ -168,8 +181,8 @@ class SentinelSet:
             port = ports.pop()
             if port is None or port == old_port:
                 return False
-            return _role(port) == "master" and (
-                not self._running_on(old_port) or _role(old_port) == "slave"
+            return _role(port, self.password) == "master" and (
+                not self._running_on(old_port) or _role(old_port, self.password) == "slave"
             )
 
         _wait("the failover", done, timeout)
@@ -186,7 +199,7 @@ class SentinelSet:
             port = self.primary_port()
             if port is None:
                 return False
-            reply = redis_command(port, "INFO", "replication")
+            reply = redis_command(port, "INFO", "replication", password=self.password)
             lines = reply.decode().splitlines() if isinstance(reply, bytes) else []
             online = [x for x in lines if x.startswith("slave") and "state=online" in x]
             return len(online) == expected
@@ -197,7 +210,13 @@ class SentinelSet:
         return any(s.port == port and s.running for s in self.servers)
 
     def _named_by(self, sentinel_port: int) -> int | None:
-        reply = redis_command(sentinel_port, "SENTINEL", "get-master-addr-by-name", self.service)
+        reply = redis_command(
+            sentinel_port,
+            "SENTINEL",
+            "get-master-addr-by-name",
+            self.service,
+            password=self.sentinel_password,
+        )
         if isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], bytes):
             return int(reply[1])
         return None

@@ -16,7 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
-from _noop_worker import start_noop_worker
+from _noop_worker import start_noop_worker, wait_drained
 
 from jobqueue import JobQueue
 from jobqueue.testing import RedisServer
@@ -35,11 +35,7 @@ async def one_run(url: str, jobs: int, concurrency: int) -> float:
         process, stop = await start_noop_worker(url, QUEUE, concurrency)
         started = time.perf_counter()
         await queue.resume()
-        while True:
-            stats = await queue.get_stats()
-            if stats.waiting == 0 and stats.active == 0:
-                break
-            await asyncio.sleep(0.005)
+        await wait_drained(queue)
         elapsed = time.perf_counter() - started
         stop.set()
         process.join()

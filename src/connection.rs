@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, ScriptInvocation};
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, FromRedisValue, ScriptInvocation};
 
 use crate::errors::{is_connection_error, JqError};
 use crate::redis_settings::SettingsCheck;
+use crate::sentinel::{check_primary, Sentinels};
 
 /// TLS material in PEM form, passed down from `RedisConfig(tls=...)`.
 #[derive(Clone, Default)]
@@ -33,6 +34,9 @@ pub struct ConnectionOptions {
     pub retry_strategy: Option<Py<PyAny>>,
     /// Run on each new connection before it serves (a queue's main connection only).
     pub settings_check: Option<SettingsCheck>,
+    /// Set: the URL gives the login and database only; the server is the primary these
+    /// sentinels name, asked again on every new connection (so after a failover too).
+    pub sentinels: Option<Sentinels>,
 }
 
 pub struct RedisConn {
@@ -42,6 +46,8 @@ pub struct RedisConn {
     current: Mutex<Option<(u32, MultiplexedConnection)>>,
     /// Serialises reconnects so that concurrent callers share one attempt.
     connecting: tokio::sync::Mutex<()>,
+    /// The server the live connection reaches (with Sentinel: the primary it found).
+    server: Mutex<Option<ConnectionAddr>>,
 }
 
 fn install_crypto_provider() {
@@ -82,6 +88,7 @@ impl RedisConn {
             options,
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
+            server: Mutex::new(None),
         })
     }
 
@@ -97,6 +104,7 @@ impl RedisConn {
             ready_check: o.ready_check,
             retry_strategy: o.retry_strategy.as_ref().map(|s| s.clone_ref(py)),
             settings_check: None,
+            sentinels: o.sentinels.clone(),
         })
     }
 
@@ -109,9 +117,21 @@ impl RedisConn {
             )
     }
 
-    /// The server address and login the URL names.
+    /// The login and database the URL names (and its server, unless Sentinel picks it).
     pub fn info(&self) -> &redis::ConnectionInfo {
         self.client.get_connection_info()
+    }
+
+    /// The server to reach: the URL's, or with Sentinel the primary found by the last
+    /// connect (None while no connection is up: the caller waits for one).
+    pub fn server(&self) -> Option<ConnectionAddr> {
+        if self.options.sentinels.is_none() {
+            return Some(self.info().addr().clone());
+        }
+        self.server
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// (connect timeout, command timeout or None), in ms.
@@ -151,16 +171,18 @@ impl RedisConn {
         Ok(conn)
     }
 
-    /// Drop the cached connection after an error that makes it unusable.
+    /// Drop the cached connection after an error that makes it unusable (a failover
+    /// reply such as READONLY included: the next call asks the sentinels again).
     fn note_error(&self, err: &redis::RedisError) {
         if is_connection_error(err) {
-            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            self.close();
         }
     }
 
     /// Close the connection; a later call would open a new one.
     pub fn close(&self) {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.server.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     pub async fn invoke<T: FromRedisValue>(
@@ -169,6 +191,34 @@ impl RedisConn {
     ) -> Result<T, JqError> {
         let mut conn = self.get().await?;
         invocation.invoke_async(&mut conn).await.map_err(|e| {
+            self.note_error(&e);
+            JqError::from(e)
+        })
+    }
+
+    /// A script and `WAIT replicas timeout` in one pipeline (one round trip, on the same
+    /// connection so that WAIT covers the script's writes): the reply and the number of
+    /// replicas that confirmed. A script Redis does not have yet is loaded first.
+    pub async fn invoke_then_wait<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> Result<(T, i64), JqError> {
+        let mut conn = self.get().await?;
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(invocation)
+            .cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout_ms);
+        let mut outcome = pipe.query_async(&mut conn).await;
+        if matches!(&outcome, Err(e) if e.code() == Some("NOSCRIPT")) {
+            outcome = match invocation.load_async(&mut conn).await {
+                Ok(_) => pipe.query_async(&mut conn).await,
+                Err(e) => Err(e),
+            };
+        }
+        outcome.map_err(|e| {
             self.note_error(&e);
             JqError::from(e)
         })
@@ -213,9 +263,12 @@ impl RedisConn {
     }
 
     fn unreachable(&self, reason: &str, stop: &str) -> JqError {
+        let target = match &self.options.sentinels {
+            Some(sentinels) => sentinels.describe(),
+            None => redact(&self.options.url),
+        };
         JqError::Connection(format!(
-            "cannot connect to Redis at {}: {reason} ({stop})",
-            redact(&self.options.url)
+            "cannot connect to Redis at {target}: {reason} ({stop})"
         ))
     }
 
@@ -223,14 +276,30 @@ impl RedisConn {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(self.options.command_timeout);
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (mut conn, server) = match &self.options.sentinels {
+            None => {
+                let conn = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config);
+                (
+                    conn.await.map_err(|e| e.to_string())?,
+                    self.info().addr().clone(),
+                )
+            }
+            Some(sentinels) => {
+                let primary = sentinels.primary(timeout).await?;
+                let info = self.info().clone().set_addr(primary.clone());
+                let client = Client::open(info).map_err(|e| e.to_string())?;
+                let conn = client.get_multiplexed_async_connection_with_config(&config);
+                let mut conn = conn.await.map_err(|e| format!("{primary}: {e}"))?;
+                check_primary(&mut conn).await?;
+                (conn, primary)
+            }
+        };
         if self.options.ready_check {
             wait_until_loaded(&mut conn).await?;
         }
+        *self.server.lock().unwrap_or_else(|e| e.into_inner()) = Some(server);
         Ok(conn)
     }
 

@@ -11,6 +11,7 @@ pyo3::import_exception!(jobqueue.errors, LayoutVersionError);
 pyo3::import_exception!(jobqueue.errors, RedisError);
 pyo3::import_exception!(jobqueue.errors, RedisOutOfMemoryError);
 pyo3::import_exception!(jobqueue.errors, UnsafeRedisError);
+pyo3::import_exception!(jobqueue.errors, NotReplicatedError);
 
 /// Error codes our Lua scripts raise with `redis.error_reply("<CODE> message")`.
 pub const CODE_NOT_FOUND: &str = "JQ_NOT_FOUND";
@@ -45,6 +46,9 @@ pub enum JqError {
     /// The server's settings can lose jobs and the queue was told to refuse such a server.
     #[error("{0}")]
     UnsafeRedis(String),
+    /// A write that fewer replicas than `QueueSettings(durability=...)` asks confirmed.
+    #[error("{0}")]
+    NotReplicated(String),
     /// Any other error reply from Redis.
     #[error("{0}")]
     Redis(String),
@@ -70,6 +74,17 @@ impl From<redis::RedisError> for JqError {
     }
 }
 
+/// Replies of a server that is no longer (or not yet) a usable primary, as during a
+/// failover: the request was refused before it wrote anything. The connection is dropped
+/// so that the next request finds the primary again (with Sentinel, asks the sentinels).
+const FAILOVER_CODES: [&str; 5] = [
+    "READONLY",
+    "UNBLOCKED",
+    "NOREPLICAS",
+    "LOADING",
+    "MASTERDOWN",
+];
+
 /// Errors after which the connection cannot be trusted and must be re-established.
 pub fn is_connection_error(err: &redis::RedisError) -> bool {
     err.is_io_error()
@@ -77,6 +92,9 @@ pub fn is_connection_error(err: &redis::RedisError) -> bool {
         || err.is_connection_refusal()
         || err.is_timeout()
         || err.is_unrecoverable_error()
+        || err
+            .code()
+            .is_some_and(|code| FAILOVER_CODES.contains(&code))
 }
 
 impl From<JqError> for PyErr {
@@ -90,6 +108,7 @@ impl From<JqError> for PyErr {
             JqError::LayoutVersion(m) => LayoutVersionError::new_err(m),
             JqError::OutOfMemory(m) => RedisOutOfMemoryError::new_err(m),
             JqError::UnsafeRedis(m) => UnsafeRedisError::new_err(m),
+            JqError::NotReplicated(m) => NotReplicatedError::new_err(m),
             JqError::Redis(m) => RedisError::new_err(m),
         }
     }
@@ -117,6 +136,24 @@ mod tests {
         };
         let err = JqError::from(RedisError::from(refusal));
         assert!(matches!(err, JqError::OutOfMemory(_)), "{err:?}");
+    }
+
+    #[test]
+    fn failover_replies_are_connection_errors() {
+        for reply in [
+            &b"-READONLY You can't write against a read only replica.\r\n"[..],
+            b"-UNBLOCKED force unblock from blocking operation\r\n",
+            b"-NOREPLICAS Not enough good replicas to write.\r\n",
+            b"-LOADING Redis is loading the dataset in memory\r\n",
+        ] {
+            let redis::Value::ServerError(refusal) = redis::parse_redis_value(reply).unwrap()
+            else {
+                panic!("not an error reply");
+            };
+            let err = RedisError::from(refusal);
+            assert!(is_connection_error(&err), "{err:?}");
+            assert!(matches!(JqError::from(err), JqError::Connection(_)));
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod queue;
 pub mod redis_settings;
 pub mod runtime;
 pub mod scripts;
+pub mod sentinel;
 #[doc(hidden)]
 pub mod test_redis;
 mod wake;

@@ -24,7 +24,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use redis::{ConnectionAddr, FromRedisValue, Value};
 
-use crate::errors::JqError;
+use crate::errors::{is_connection_error, JqError};
 use crate::queue::{added_jobs, AddJobsReply, NewJob, PreparedJob, QueueCore};
 use crate::scripts;
 
@@ -93,26 +93,32 @@ pub struct LoopChannel {
 }
 
 impl LoopChannel {
-    /// A channel for `core`'s server, or None when its connection needs TLS.
-    pub(crate) fn for_queue(core: &Arc<QueueCore>) -> Option<(Endpoint, LoopChannel)> {
+    /// A channel for `core`'s server, or None when its connection needs TLS or its adds
+    /// WAIT for replicas (both stay on the native connection). With Sentinel, the server
+    /// is the primary the native connection found; while it has none this raises
+    /// `ConnectionError` and the caller keeps to the native connection for now.
+    pub(crate) fn for_queue(core: &Arc<QueueCore>) -> PyResult<Option<(Endpoint, LoopChannel)>> {
         let conn = &core.conn;
-        if conn.uses_tls() {
-            return None;
+        if conn.uses_tls() || core.durability.is_some() {
+            return Ok(None);
         }
         let (connect_ms, command_ms) = conn.timeouts_ms();
-        let endpoint = match conn.info().addr() {
-            ConnectionAddr::Tcp(host, port) => ("tcp".into(), host.clone(), *port),
+        let Some(server) = conn.server() else {
+            return Err(JqError::Connection("the primary is not known yet".into()).into());
+        };
+        let endpoint = match server {
+            ConnectionAddr::Tcp(host, port) => ("tcp".into(), host, port),
             ConnectionAddr::Unix(path) => ("unix".into(), path.to_string_lossy().into(), 0),
-            _ => return None,
+            _ => return Ok(None),
         };
         let channel = LoopChannel {
             core: core.clone(),
             state: Mutex::new(State::default()),
         };
-        Some((
+        Ok(Some((
             (endpoint.0, endpoint.1, endpoint.2, connect_ms, command_ms),
             channel,
-        ))
+        )))
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -385,9 +391,21 @@ impl LoopChannel {
                 let Some(pending) = state.pending.pop_front() else {
                     break Some(JqError::Connection("a reply arrived for no request".into()));
                 };
+                // A failover reply (READONLY...): this server is no longer the primary.
+                // The connection breaks so that the next one goes where the native
+                // connection, which asks the sentinels, finds the primary.
+                let failover = match &value {
+                    Value::ServerError(e) => is_connection_error(&e.clone().into()),
+                    _ => false,
+                };
                 let settled_here =
                     self.settle(py, pending, value, &mut settled, &mut requeue, &mut resend);
                 answered = answered.max(settled_here);
+                if failover {
+                    break Some(JqError::Connection(
+                        "Redis connection failed: the server is no longer the primary".into(),
+                    ));
+                }
             };
             state.buffer.drain(..at);
             state.pending.extend(requeue);

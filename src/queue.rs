@@ -16,6 +16,17 @@ use crate::keys::{QueueKeys, LAYOUT_VERSION};
 use crate::redis_settings::SettingsCheck;
 use crate::runtime::into_awaitable;
 use crate::scripts::{self, ScriptArgs};
+use crate::sentinel::Sentinels;
+
+/// `(sentinel (host, port) list, service name, sentinel username, sentinel password)`.
+type SentinelArg = (Vec<(String, u16)>, String, Option<String>, Option<String>);
+
+/// `QueueSettings(durability=...)`: replicas to confirm each add and ack, within ms.
+#[derive(Clone, Copy)]
+pub(crate) struct Durability {
+    pub replicas: u32,
+    pub timeout_ms: u64,
+}
 
 /// Jobs removed per script call by `drain` and `clear`: small enough that Redis never
 /// blocks for long, large enough that a big queue needs few round trips.
@@ -43,6 +54,7 @@ pub(crate) struct QueueCore {
     events: RedisConn,
     max_payload_bytes: usize,
     idempotency_ttl_ms: u64,
+    pub(crate) durability: Option<Durability>,
 }
 
 #[pyclass(frozen, module = "jobqueue._native")]
@@ -147,6 +159,40 @@ impl QueueCore {
         })
     }
 
+    /// Run a script that writes jobs (an add or an ack). With durability, `WAIT` follows it
+    /// in the same round trip; the second value is then the number of replicas that
+    /// confirmed, when fewer than asked (the script's writes stay on the primary).
+    pub(crate) async fn write<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<(T, Option<i64>), JqError> {
+        let Some(d) = self.durability else {
+            return Ok((self.conn.invoke(invocation).await?, None));
+        };
+        let (reply, confirmed) = self
+            .conn
+            .invoke_then_wait(invocation, d.replicas, d.timeout_ms)
+            .await?;
+        Ok((
+            reply,
+            (confirmed < i64::from(d.replicas)).then_some(confirmed),
+        ))
+    }
+
+    /// The error of a write that fewer replicas than asked confirmed in time.
+    pub(crate) fn not_replicated(&self, confirmed: i64, what: &str) -> JqError {
+        let d = self.durability.unwrap_or(Durability {
+            replicas: 0,
+            timeout_ms: 0,
+        });
+        JqError::NotReplicated(format!(
+            "{what} written on the primary but confirmed by {confirmed} of the {} replica(s) \
+             asked within {} ms: they were not rolled back, and a failover before they reach \
+             a replica loses them",
+            d.replicas, d.timeout_ms
+        ))
+    }
+
     /// The arguments of an add_jobs call after the keys and base. Returns which jobs are
     /// delayed.
     pub(crate) fn push_add_jobs_args<'a>(
@@ -194,7 +240,7 @@ impl NativeQueue {
         name, prefix, url, *, tls=false, tls_root_cert=None, tls_client_cert=None,
         tls_client_key=None, connect_timeout_ms=10_000, command_timeout_ms=None,
         ready_check=true, retry_strategy=None, max_payload_bytes=10 * 1024 * 1024,
-        idempotency_ttl_ms=86_400_000, on_connect=None
+        idempotency_ttl_ms=86_400_000, on_connect=None, sentinel=None, durability=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -213,6 +259,8 @@ impl NativeQueue {
         max_payload_bytes: usize,
         idempotency_ttl_ms: u64,
         on_connect: Option<Py<PyAny>>,
+        sentinel: Option<SentinelArg>,
+        durability: Option<(u32, u64)>,
     ) -> PyResult<Self> {
         let tls = tls.then_some(TlsMaterial {
             root_cert: tls_root_cert,
@@ -227,6 +275,12 @@ impl NativeQueue {
             ready_check,
             retry_strategy,
             settings_check: on_connect.map(SettingsCheck::new),
+            sentinels: sentinel.map(|(nodes, service, username, password)| Sentinels {
+                nodes,
+                service,
+                username,
+                password,
+            }),
         })?;
         Ok(Self {
             core: Arc::new(QueueCore {
@@ -236,6 +290,10 @@ impl NativeQueue {
                 conn,
                 max_payload_bytes,
                 idempotency_ttl_ms,
+                durability: durability.map(|(replicas, timeout_ms)| Durability {
+                    replicas,
+                    timeout_ms,
+                }),
             }),
         })
     }
@@ -255,18 +313,26 @@ impl NativeQueue {
         jobs: Vec<NewJob<'py>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut invocation = scripts::invocation(&scripts::ADD_JOBS, &self.core.keys);
+        let jobs_len = jobs.len();
         let delayed = self.core.add_jobs_args(&mut invocation, jobs)?;
         let core = self.core.clone();
         into_awaitable(py, async move {
-            let reply: AddJobsReply = core.conn.invoke(&invocation).await?;
+            let (reply, short): (AddJobsReply, _) = core.write(&invocation).await?;
+            if let Some(confirmed) = short {
+                return Err(core
+                    .not_replicated(confirmed, &format!("{} job(s)", jobs_len))
+                    .into());
+            }
             Ok(added_jobs(reply, &delayed))
         })
     }
 
     /// A connection for `add_jobs` whose socket the running asyncio loop drives (see
-    /// `loop_conn.rs`): `(endpoint, channel)`, or None when the connection needs TLS,
-    /// which stays on the native connection.
-    fn loop_channel(&self) -> Option<(crate::loop_conn::Endpoint, crate::loop_conn::LoopChannel)> {
+    /// `loop_conn.rs`): `(endpoint, channel)`, or None when adds stay on the native
+    /// connection (TLS, durability).
+    fn loop_channel(
+        &self,
+    ) -> PyResult<Option<(crate::loop_conn::Endpoint, crate::loop_conn::LoopChannel)>> {
         crate::loop_conn::LoopChannel::for_queue(&self.core)
     }
 

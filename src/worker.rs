@@ -842,7 +842,15 @@ async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
             .arg(name)
             .arg(attempts);
     }
-    let applied: Vec<i64> = shared.queue.conn.invoke(&inv).await?;
+    let (applied, short): (Vec<i64>, _) = shared.queue.write(&inv).await?;
+    if let Some(confirmed) = short {
+        // Applied on the primary: writing it again would find the locks gone. Reported.
+        let what = format!("results of {} job(s)", entries.len());
+        shared.report(
+            "writing job results",
+            &shared.queue.not_replicated(confirmed, &what),
+        );
+    }
     let mut active = shared.active_jobs();
     for ((id, _, name, attempts, max_attempts, d, report), ok) in entries.into_iter().zip(applied) {
         active.remove(id);

@@ -10,6 +10,7 @@ import pytest
 from jobqueue import (
     Backoff,
     DLQConfig,
+    Durability,
     JobOptions,
     JobQueue,
     QueueSettings,
@@ -39,7 +40,19 @@ from jobqueue.errors import InvalidOptionError
         (lambda: RedisConfig(enable_ready_check=1), "redis.enable_ready_check"),  # type: ignore[arg-type]
         (lambda: RedisConfig(cluster_nodes=["a:1"]), "redis.cluster_nodes"),
         (lambda: RedisConfig(url="redis+cluster://a:1"), "redis.cluster_nodes"),
-        (lambda: RedisConfig(sentinels=["a:1"]), "redis.sentinels"),
+        (lambda: RedisConfig(sentinels=["a:1"]), "redis.service_name"),
+        (lambda: RedisConfig(service_name="s"), "redis.sentinels"),
+        (lambda: RedisConfig(sentinels=[], service_name="s"), "redis.sentinels"),
+        (lambda: RedisConfig(sentinels=["a:x"], service_name="s"), "redis.sentinels"),
+        (lambda: RedisConfig(sentinels=[("a", 0)], service_name="s"), "redis.sentinels"),
+        (lambda: RedisConfig(sentinels=["a"], service_name="s", tls=True), "redis.tls"),
+        (lambda: RedisConfig(sentinels=["a"], service_name="s", host="h"), "redis.host"),
+        (lambda: RedisConfig(url="redis+sentinel://a:1"), "redis.url"),
+        (lambda: RedisConfig(url="redis+sentinel:///svc"), "redis.url"),
+        (lambda: RedisConfig(url="redis+sentinel://a:1/svc/x"), "redis.url"),
+        (lambda: QueueSettings(durability=1), "settings.durability"),  # type: ignore[arg-type]
+        (lambda: Durability(replicas=0), "settings.durability.replicas"),
+        (lambda: Durability(timeout=0), "settings.durability.timeout"),
         (
             lambda: QueueSettings(lock_duration=1000, lock_renew_time=1000),
             "settings.lock_renew_time",

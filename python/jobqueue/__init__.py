@@ -11,6 +11,7 @@ from ._native import shutdown_runtime as _shutdown_runtime
 from .config import (
     Backoff,
     DLQConfig,
+    Durability,
     JobOptions,
     QueueSettings,
     RateLimit,
@@ -18,7 +19,7 @@ from .config import (
     RetryConfig,
     WorkerConfig,
 )
-from .errors import RedisOutOfMemoryError, UnsafeRedisError
+from .errors import NotReplicatedError, RedisOutOfMemoryError, UnsafeRedisError
 from .events import QueueEvent
 from .fleet import JobEvent, QueueEvents
 from .job import Job
@@ -37,6 +38,7 @@ from .redis_config import RedisConfig, TlsOptions
 __all__ = [
     "Backoff",
     "DLQConfig",
+    "Durability",
     "HealthReport",
     "Job",
     "JobEvent",
@@ -44,6 +46,7 @@ __all__ = [
     "JobOptions",
     "JobQueue",
     "JobStatus",
+    "NotReplicatedError",
     "QueueEvent",
     "QueueEvents",
     "QueueSettings",

@@ -259,6 +259,26 @@ class DLQConfig:
 
 
 @dataclass(frozen=True)
+class Durability:
+    """Adds and acks return only once ``replicas`` replicas confirmed them (Redis ``WAIT``,
+    sent with each write in the same round trip), waiting at most ``timeout`` ms. Short
+    of that, an add raises :class:`~jobqueue.errors.NotReplicatedError` (the jobs stay
+    written on the primary) and a worker reports the ack to ``QUEUE_ERROR`` handlers."""
+
+    replicas: int = 1
+    timeout: v.Duration = 100
+
+    def __post_init__(self) -> None:
+        v.integer(self.replicas, "settings.durability.replicas", minimum=1, maximum=1000)
+        # WAIT's timeout 0 means "forever": a positive bound keeps every call bounded.
+        _set(
+            self,
+            "timeout",
+            v.duration_ms(self.timeout, "settings.durability.timeout", minimum=1),
+        )
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     """Locks, stalled-job detection and limits, and what to do on an unsafe Redis.
 
@@ -274,6 +294,8 @@ class QueueSettings:
     max_payload_bytes: int = 10 * 1024 * 1024
     idempotency_ttl: v.Duration = timedelta(hours=24)
     on_unsafe_redis: UnsafeRedisAction = "warn"
+    #: None (default): writes return once the primary has them, nothing more is sent.
+    durability: Durability | None = None
 
     def __post_init__(self) -> None:
         v.integer(
@@ -303,6 +325,11 @@ class QueueSettings:
             v.duration_ms(self.idempotency_ttl, "settings.idempotency_ttl", minimum=1),
         )
         v.one_of(self.on_unsafe_redis, UNSAFE_REDIS_ACTIONS, "settings.on_unsafe_redis")
+        if self.durability is not None and not isinstance(self.durability, Durability):
+            raise InvalidOptionError(
+                "settings.durability",
+                f"must be a Durability or None, got {v.type_name(self.durability)}",
+            )
 
 
 @dataclass(frozen=True)

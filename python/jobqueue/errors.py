@@ -16,6 +16,7 @@ __all__ = [
     "JobNotFoundError",
     "JobQueueError",
     "LayoutVersionError",
+    "NotReplicatedError",
     "PayloadTooLargeError",
     "QueueClosedError",
     "RedisError",
@@ -40,6 +41,12 @@ class RedisError(JobQueueError):
 class RedisOutOfMemoryError(RedisError):
     """Redis is over ``maxmemory`` and evicts nothing, so it refused a write; the request
     wrote nothing."""
+
+
+class NotReplicatedError(JobQueueError):
+    """With ``QueueSettings(durability=...)``: a write (the jobs of an add) reached the
+    primary but fewer replicas than asked confirmed it in time. It was not rolled back:
+    the jobs exist and run, unless a failover happens before a replica has them."""
 
 
 class UnsafeRedisError(JobQueueError):

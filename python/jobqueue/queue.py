@@ -16,6 +16,7 @@ from .config import (
     DEFAULT_RETENTION,
     NO_JOB_OPTIONS,
     DLQConfig,
+    Durability,
     JobOptions,
     QueueConfig,
     QueueSettings,
@@ -55,6 +56,13 @@ _FORBIDDEN_IN_NAMES = "{}"
 _RESOLVED_CACHE_SIZE = 256
 #: Job names known to be valid, so that a batch validates each distinct name once.
 _VALID_NAMES_CACHE_SIZE = 1024
+
+
+def _durability(durability: Durability | None) -> tuple[int, int] | None:
+    """The native form of ``QueueSettings.durability``: (replicas, timeout ms)."""
+    if durability is None:
+        return None
+    return durability.replicas, v.stored_ms(durability.timeout)
 
 
 def _queue_name(name: object) -> str:
@@ -162,6 +170,7 @@ class JobQueue:
                 max_payload_bytes=settings_.max_payload_bytes,
                 idempotency_ttl_ms=v.stored_ms(settings_.idempotency_ttl),
                 on_connect=None if safety is None else safety.on_connect,
+                durability=_durability(settings_.durability),
             )
         except JobQueueError as exc:
             raise InvalidOptionError("redis", str(exc)) from None

@@ -16,7 +16,9 @@ from .errors import InvalidOptionError
 
 DEFAULT_URL = "redis://localhost:6379/0"
 URL_ENV_VARS = ("JOBQUEUE_REDIS_URL", "REDIS_URL")
-SCHEMES = ("redis", "rediss", "unix", "redis+unix")
+SCHEMES = ("redis", "rediss", "unix", "redis+unix", "redis+sentinel")
+SENTINEL_SCHEME = "redis+sentinel"
+DEFAULT_SENTINEL_PORT = 26379
 
 RetryStrategy = Callable[[int], "int | float | None"]
 
@@ -95,8 +97,12 @@ class RedisConfig:
     connect_timeout: v.Duration = 10_000
     command_timeout: v.Duration | None = None
     cluster_nodes: Sequence[str] | None = None
-    sentinels: Sequence[str] | None = None
+    #: Sentinel: ``[("host", 26379), ...]`` (or ``"host:port"`` strings) and the service.
+    #: ``username``/``password`` log in to the Redis servers, ``sentinel_*`` to sentinels.
+    sentinels: Sequence[tuple[str, int] | str] | None = None
     service_name: str | None = None
+    sentinel_username: str | None = None
+    sentinel_password: str | None = None
 
     def __repr__(self) -> str:
         # Secrets never show in reprs, logs or tracebacks: the password field and the
@@ -104,7 +110,7 @@ class RedisConfig:
         shown = []
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if name == "password" and value is not None:
+            if name in ("password", "sentinel_password") and value is not None:
                 value = "***"
             elif name == "url" and value is not None:
                 value = redact_url(value)
@@ -118,7 +124,7 @@ class RedisConfig:
             v.text(self.host, "redis.host", max_length=255)
         if self.port is not None:
             v.integer(self.port, "redis.port", minimum=1, maximum=65535)
-        for name in ("username", "password"):
+        for name in ("username", "password", "sentinel_username", "sentinel_password"):
             value = getattr(self, name)
             if value is not None:
                 if not isinstance(value, str):
@@ -144,8 +150,29 @@ class RedisConfig:
         # refuse them clearly rather than connect to a single node by surprise.
         if self.cluster_nodes is not None or (self.url or "").startswith("redis+cluster"):
             raise InvalidOptionError("redis.cluster_nodes", "Redis Cluster is not supported yet")
-        if self.sentinels is not None or self.service_name is not None:
-            raise InvalidOptionError("redis.sentinels", "Redis Sentinel is not supported yet")
+        self._check_sentinel()
+
+    def _check_sentinel(self) -> None:
+        from_url = urlsplit(self.url or "").scheme == SENTINEL_SCHEME
+        if self.sentinels is not None:
+            object.__setattr__(self, "sentinels", _sentinel_nodes(self.sentinels))
+        elif from_url:
+            object.__setattr__(self, "sentinels", _sentinel_url(self.url or "")[0])
+        if self.service_name is None and from_url:
+            object.__setattr__(self, "service_name", _sentinel_url(self.url or "")[1])
+        if self.sentinels is None:
+            if self.service_name is not None:
+                raise InvalidOptionError("redis.sentinels", "service_name needs sentinels")
+            return
+        if self.service_name is None:
+            raise InvalidOptionError("redis.service_name", "is needed with sentinels")
+        v.text(self.service_name, "redis.service_name", max_length=255)
+        if self.tls is not None:
+            raise InvalidOptionError("redis.tls", "TLS with Sentinel is not supported yet")
+        if self.host is not None or self.port is not None:
+            raise InvalidOptionError(
+                "redis.host", "is chosen by the sentinels: give sentinels, not host or port"
+            )
 
     @classmethod
     def coerce(cls, value: object) -> RedisConfig:
@@ -177,6 +204,14 @@ class RedisConfig:
             "ready_check": self.enable_ready_check,
             "retry_strategy": self.retry_strategy,
         }
+        if self.sentinels is not None:
+            nodes = [node for node in self.sentinels if isinstance(node, tuple)]
+            kwargs["sentinel"] = (
+                nodes,
+                self.service_name,
+                self.sentinel_username,
+                self.sentinel_password,
+            )
         if tls is not None:
             kwargs["tls"] = True
             if isinstance(tls, _ContextTls):
@@ -189,15 +224,25 @@ class RedisConfig:
         return kwargs
 
     def _url(self, tls: TlsOptions | None) -> str:
-        parts = urlsplit(self.url or DEFAULT_URL)
+        url = self.url or DEFAULT_URL
+        parts = urlsplit(url)
         if parts.scheme in ("unix", "redis+unix"):
-            return self.url or DEFAULT_URL
+            return url
         scheme = "rediss" if tls is not None or parts.scheme == "rediss" else "redis"
-        host = self.host or parts.hostname or "localhost"
-        port = self.port or parts.port or 6379
-        username = self.username if self.username is not None else unquote(parts.username or "")
-        password = self.password if self.password is not None else unquote(parts.password or "")
-        db = self.db if self.db is not None else _db_of(parts.path)
+        userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+        url_user, _, url_password = userinfo.partition(":")
+        username = self.username if self.username is not None else unquote(url_user)
+        password = self.password if self.password is not None else unquote(url_password)
+        if self.sentinels is not None:
+            # The native core takes the server from the sentinels; this URL carries the
+            # login and database (its host is a placeholder: the first sentinel).
+            host, port = next(n for n in self.sentinels if isinstance(n, tuple))
+            path = parts.path if parts.scheme == SENTINEL_SCHEME else ""
+            db = self.db if self.db is not None else _sentinel_db(path)
+        else:
+            host = self.host or parts.hostname or "localhost"
+            port = self.port or parts.port or 6379
+            db = self.db if self.db is not None else _db_of(parts.path)
         auth = ""
         if username or password:
             auth = quote(username, safe="")
@@ -228,6 +273,9 @@ def _check_url(url: object) -> None:
     if not isinstance(url, str) or not url:
         raise InvalidOptionError("redis.url", f"must be a non-empty str, got {url!r}")
     scheme = urlsplit(url).scheme
+    if scheme == SENTINEL_SCHEME:
+        _sentinel_url(url)
+        return
     if scheme not in SCHEMES and not scheme.startswith("redis+cluster"):
         raise InvalidOptionError(
             "redis.url",
@@ -252,3 +300,45 @@ def _db_of(path: str) -> int:
     if not db.isdigit():
         raise InvalidOptionError("redis.url", f"database must be a number, got {db!r}")
     return int(db)
+
+
+def _sentinel_url(url: str) -> tuple[list[tuple[str, int]], str]:
+    """The sentinels and service of ``redis+sentinel://[user:pass@]h:p[,h2:p2]/service[/db]``."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    if not hosts:
+        raise InvalidOptionError("redis.url", "names no sentinel (redis+sentinel://host:port/…)")
+    nodes = _sentinel_nodes(hosts.split(","), "redis.url")
+    service, _, _ = parts.path.strip("/").partition("/")
+    if not service:
+        raise InvalidOptionError(
+            "redis.url", "names no service (redis+sentinel://host:port/service_name)"
+        )
+    _sentinel_db(parts.path)
+    return nodes, unquote(service)
+
+
+def _sentinel_db(path: str) -> int:
+    return _db_of(path.strip("/").partition("/")[2])
+
+
+def _sentinel_nodes(nodes: object, field: str = "redis.sentinels") -> list[tuple[str, int]]:
+    """``[(host, port), ...]`` from pairs or ``"host[:port]"`` strings."""
+    if isinstance(nodes, str) or not isinstance(nodes, Sequence) or not nodes:
+        raise InvalidOptionError(field, "must be a non-empty list of (host, port) or 'host:port'")
+    found = []
+    for node in nodes:
+        if isinstance(node, str):
+            host, colon, port_text = node.strip().rpartition(":")
+            if not colon:
+                host, port_text = port_text, str(DEFAULT_SENTINEL_PORT)
+            if not port_text.isdigit():
+                raise InvalidOptionError(field, f"has a bad port in {node!r}")
+            node = (host.strip("[]"), int(port_text))
+        if not (isinstance(node, tuple) and len(node) == 2):
+            raise InvalidOptionError(field, f"must hold (host, port) pairs, got {node!r}")
+        host, port = node
+        v.text(host, field, max_length=255)
+        v.integer(port, field, minimum=1, maximum=65535)
+        found.append((host, port))
+    return found

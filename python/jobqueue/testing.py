@@ -88,14 +88,20 @@ class _Reader:
         raise ValueError(f"unexpected RESP reply {line!r}")
 
 
-def redis_command(port: int, *args: str | bytes, host: str = HOST) -> object:
+def redis_command(
+    port: int, *args: str | bytes, host: str = HOST, password: str | None = None
+) -> object:
     """Send one command on a fresh connection and return the decoded reply: str for
     status replies, int, bytes for bulk strings, None for nil, lists for arrays, or a
     ``RuntimeError`` instance for an error reply (returned, not raised, so callers can
-    assert on it)."""
+    assert on it). With ``password``, AUTH goes first."""
     with socket.create_connection((host, port), timeout=5) as sock:
+        reader = _Reader(sock)
+        if password is not None:
+            sock.sendall(_encode(["AUTH", password]))
+            reader.reply()
         sock.sendall(_encode(args))
-        return _Reader(sock).reply()
+        return reader.reply()
 
 
 def redis_keys(port: int, pattern: str = "*", host: str = HOST) -> set[str]:
@@ -118,6 +124,8 @@ class RedisServer:
     With ``data_dir`` the server keeps its files there instead, and they survive
     ``stop()``: a server started again on that directory reloads its RDB/AOF data.
     ``wrapper`` is a command the server runs under (e.g. valgrind and its options).
+    ``config`` is written to a config file the server starts from (a sentinel needs one
+    it can rewrite).
     """
 
     def __init__(
@@ -129,11 +137,13 @@ class RedisServer:
         password: str | None = None,
         data_dir: Path | None = None,
         wrapper: Sequence[str] = (),
+        config: str | None = None,
     ) -> None:
         self.port = port or 0
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
         self.wrapper = list(wrapper)
+        self.config = config
         self.password = password
         self._executable = executable
         self._process: subprocess.Popen[bytes] | None = None
@@ -195,9 +205,14 @@ class RedisServer:
             self._dir = self.data_dir.resolve()
         else:
             self._dir = Path(tempfile.mkdtemp(prefix="jobqueue-redis-"))
+        config = []
+        if self.config is not None:
+            (self._dir / "redis.conf").write_text(self.config)
+            config = [str(self._dir / "redis.conf")]
         args = [
             *self.wrapper,
             executable,
+            *config,
             "--port", str(self.port),
             "--bind", HOST,
             "--save", "",

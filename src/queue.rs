@@ -21,7 +21,7 @@ use crate::scripts::{self, ScriptArgs};
 const CLEANUP_BATCH: usize = 1000;
 
 /// One job as Python hands it over: (job_id or None, name, data, opts JSON, priority,
-/// delay ms, max attempts, idempotency key or None).
+/// delay ms, max attempts, idempotency key or None, group or None).
 pub(crate) type NewJob<'py> = (
     Option<String>,
     String,
@@ -30,6 +30,7 @@ pub(crate) type NewJob<'py> = (
     u32,
     u64,
     u32,
+    Option<String>,
     Option<String>,
 );
 
@@ -101,7 +102,7 @@ impl QueueCore {
             .push(self.idempotency_ttl_ms)
             .push(jobs.len());
         let batch = jobs.len() > 1;
-        for (index, (job_id, name, data, opts, priority, delay, attempts, idem)) in
+        for (index, (job_id, name, data, opts, priority, delay, attempts, idem, _)) in
             jobs.iter().enumerate()
         {
             let root = || {
@@ -129,6 +130,18 @@ impl QueueCore {
                 .push(*delay)
                 .push(*attempts)
                 .push(idem.as_deref().unwrap_or(""));
+        }
+        // The groups go after the jobs, only for the jobs that have one (add_jobs.lua).
+        let grouped: Vec<(usize, &str)> = jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, job)| job.8.as_deref().map(|group| (index + 1, group)))
+            .collect();
+        if !grouped.is_empty() {
+            call.push(grouped.len());
+            for (index, group) in grouped {
+                call.push(index).push(group);
+            }
         }
         Ok(jobs.iter().map(|job| job.5 > 0).collect())
     }
@@ -232,18 +245,23 @@ impl NativeQueue {
         })
     }
 
-    /// Resolves to `(paused, [(id, fields, logs), ...])`.
+    /// Resolves to `(paused, [(id, fields, logs), ...])`; with a group, of its jobs only.
+    #[pyo3(signature = (status, limit, group=None))]
     fn get_jobs<'py>(
         &self,
         py: Python<'py>,
         status: String,
         limit: usize,
+        group: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
             let mut invocation = scripts::invocation(&scripts::GET_JOBS, keys);
-            invocation.arg(&status).arg(limit);
+            invocation
+                .arg(&status)
+                .arg(limit)
+                .arg(group.as_deref().unwrap_or(""));
             let mut reply: Vec<Value> = core.conn.invoke(&invocation).await?;
             if reply.is_empty() {
                 return Err(JqError::Redis("empty reply from get_jobs".into()).into());

@@ -151,6 +151,10 @@ lua_script!(CLAIM_SCHEDULE, "claim_schedule.lua");
 lua_script!(NEXT_SCHEDULE, "next_schedule.lua");
 lua_script!(LIST_SCHEDULES, "list_schedules.lua");
 lua_script!(UNSCHEDULE, "unschedule.lua");
+lua_script!(SET_CONCURRENCY, "set_concurrency.lua");
+lua_script!(SET_GROUP_LIMIT, "set_group_limit.lua");
+lua_script!(SET_GROUP_PAUSED, "set_group_paused.lua");
+lua_script!(GET_GROUP_STATS, "get_group_stats.lua");
 
 #[cfg(test)]
 mod tests {

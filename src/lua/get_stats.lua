@@ -1,4 +1,5 @@
--- Counts of every status and the queue's lag.
+-- Counts of every status and the queue's lag; waiting jobs of groups count as waiting (those
+-- of a paused group too: they wait for their group).
 -- Returns: {waiting, active, completed, failed, delayed, dlq, paused (1/0), latency ms}
 -- Priority levels inspected for the oldest prioritized job; beyond this the lag is a
 -- lower bound (a queue rarely uses more distinct priorities).
@@ -31,10 +32,19 @@ for _ = 1, MAX_LEVELS do
   from = '(' .. string.format('%.0f', (level + 1) * PRIORITY_SHIFT - 1)
 end
 
+-- A group's list and zset heads are its oldest jobs (within a level: a lower bound beyond).
+local inGroups = 0
+for _, group in ipairs(redis.call('SMEMBERS', K.groupsKnown)) do
+  local key = groupKey(group)
+  consider(redis.call('LINDEX', key .. ':wait', 0))
+  consider(redis.call('ZRANGE', key .. ':prio', 0, 0)[1])
+  inGroups = inGroups + redis.call('LLEN', key .. ':wait') + redis.call('ZCARD', key .. ':prio')
+end
+
 local latency = 0
 if oldest then latency = math.max(0, now - oldest) end
 return {
-  redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized),
+  redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) + inGroups,
   redis.call('ZCARD', K.active),
   redis.call('ZCARD', K.completed),
   redis.call('ZCARD', K.failed),

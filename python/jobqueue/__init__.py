@@ -21,13 +21,14 @@ from .config import (
 from .events import QueueEvent
 from .fleet import JobEvent, QueueEvents
 from .job import Job
-from .models import HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
+from .models import GroupStats, HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
 from .queue import JobQueue
 from .redis_config import RedisConfig, TlsOptions
 
 __all__ = [
     "Backoff",
     "DLQConfig",
+    "GroupStats",
     "HealthReport",
     "Job",
     "JobEvent",

@@ -151,3 +151,118 @@ pub(crate) fn push_ack_tail<'a>(
         call.push(index).push(group);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{QueueKeys, LAYOUT_VERSION};
+    use crate::test_redis::TestRedis;
+    use redis::Value;
+
+    /// Add one job per group name (in order), through add_jobs with its groups tail.
+    fn add(con: &mut redis::Connection, keys: &QueueKeys, groups: &[&str]) {
+        let mut inv = scripts::invocation(&scripts::ADD_JOBS, keys);
+        inv.arg(LAYOUT_VERSION).arg(60_000).arg(groups.len());
+        for _ in groups {
+            inv.arg("")
+                .arg("x")
+                .arg("{}")
+                .arg("{}")
+                .arg(0)
+                .arg(0)
+                .arg(1)
+                .arg("");
+        }
+        inv.arg(groups.len());
+        for (i, group) in groups.iter().enumerate() {
+            inv.arg(i + 1).arg(*group);
+        }
+        let _: Value = inv.invoke(con).unwrap();
+    }
+
+    /// One fetch of up to `want` jobs: [(id, token, group or "")] in reply order.
+    fn fetch(
+        con: &mut redis::Connection,
+        keys: &QueueKeys,
+        want: usize,
+    ) -> Vec<(String, String, String)> {
+        let mut inv = scripts::invocation(&scripts::FETCH, keys);
+        inv.arg(want).arg(30_000).arg("w").arg(0).arg(0);
+        let reply: Vec<Value> = inv.invoke(con).unwrap();
+        let text = |v: &Value| String::from_redis_value(v.clone()).unwrap();
+        let grouped: usize = text(&reply[5]).parse().unwrap();
+        let mut jobs = Vec::new();
+        let mut at = 6;
+        while at < reply.len() {
+            let width = if jobs.len() < grouped { 9 } else { 8 };
+            let group = if width == 9 {
+                text(&reply[at + 8])
+            } else {
+                String::new()
+            };
+            jobs.push((text(&reply[at]), text(&reply[at + 1]), group));
+            at += width;
+        }
+        jobs
+    }
+
+    use redis::FromRedisValue;
+
+    #[test]
+    fn fetch_takes_an_even_share_from_each_group_in_turn() {
+        let redis = TestRedis::start();
+        let mut con = redis.client().get_connection().unwrap();
+        let keys = QueueKeys::new("jq", "turns");
+        let mut groups = vec!["a"; 10];
+        groups.extend(["b", "c"]);
+        add(&mut con, &keys, &groups);
+        let taken: Vec<String> = fetch(&mut con, &keys, 6)
+            .into_iter()
+            .map(|(_, _, group)| group)
+            .collect();
+        // a's share of 6 over 3 groups is 2, then b and c, then a again for the rest.
+        assert_eq!(taken, ["a", "a", "b", "c", "a", "a"]);
+        let ring: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{}groups", keys.base()))
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(ring, ["a"]);
+    }
+
+    #[test]
+    fn a_group_at_its_concurrency_waits_until_an_ack_frees_its_slot() {
+        let redis = TestRedis::start();
+        let mut con = redis.client().get_connection().unwrap();
+        let keys = QueueKeys::new("jq", "parked");
+        let mut inv = scripts::invocation(&scripts::SET_GROUP_LIMIT, &keys);
+        inv.arg("a").arg("1").arg("").arg("").arg("{}");
+        let _: i64 = inv.invoke(&mut con).unwrap();
+        add(&mut con, &keys, &["a", "a", "a"]);
+        let first = fetch(&mut con, &keys, 5);
+        assert_eq!(first.len(), 1);
+        assert!(
+            fetch(&mut con, &keys, 5).is_empty(),
+            "parked at its concurrency"
+        );
+        let (id, token, group) = &first[0];
+        let mut ack = scripts::invocation(&scripts::ACK, &keys);
+        ack.arg(1)
+            .arg(id)
+            .arg(token)
+            .arg("completed")
+            .arg("null")
+            .arg("");
+        ack.arg(0).arg(-1).arg(-1).arg("x").arg(1);
+        push_ack_tail(&mut ack, false, [(1, group.as_str())].into_iter());
+        let _: Value = ack.invoke(&mut con).unwrap();
+        assert_eq!(fetch(&mut con, &keys, 5).len(), 1);
+        let active: Option<i64> = redis::cmd("HGET")
+            .arg(format!("{}g:a", keys.base()))
+            .arg("active")
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(active, Some(1));
+    }
+}

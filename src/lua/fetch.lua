@@ -30,10 +30,9 @@ if #nextDue > 0 and tonumber(nextDue[2]) <= now then
   nextDue = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
 end
 
--- The queue's flags in one read: paused, the global concurrency, whether any job ever had
--- a group, and the default limits of a group.
-local meta = redis.call('HMGET', K.meta, 'paused', 'concurrency', 'grouped',
-  'group_concurrency', 'group_rate_max', 'group_rate_window')
+-- The queue's flags in one read: paused, the global concurrency, and whether any job ever
+-- had a group.
+local meta = redis.call('HMGET', K.meta, 'paused', 'concurrency', 'grouped')
 local take = maxJobs
 if meta[1] then
   take = 0
@@ -100,8 +99,10 @@ local groupedIds, groupOf = {}, {}
 -- until leaveGroup frees a slot), or rate-limited (back when its window reopens).
 -- Returns how many jobs it took.
 local function takeGrouped(want)
-  local defaultLimit = tonumber(meta[4])
-  local defaultRate, defaultWindow = tonumber(meta[5]), tonumber(meta[6])
+  local defaults = redis.call('HMGET', K.meta, 'group_concurrency', 'group_rate_max',
+    'group_rate_window')
+  local defaultLimit = tonumber(defaults[1])
+  local defaultRate, defaultWindow = tonumber(defaults[2]), tonumber(defaults[3])
   local taken, budget = 0, want + 1000  -- visits per call: keeps the script short
   while want > taken and ringSize > 0 and budget > 0 do
     local popped = redis.call('ZPOPMIN', K.groups, math.min(want - taken, ringSize))
@@ -201,44 +202,43 @@ local taken = 0
 local active = {}
 local dropped = {}
 
--- Moves one taken job to active and adds it to the reply; false when its hash is gone.
-local function start(id, group)
+-- Grouped jobs first (the reply's header says how many), then the ungrouped ones.
+local grouped = #groupedIds
+for i = 1, grouped + #ids do
+  local id, group = ids[i - grouped], nil
+  if i <= grouped then id, group = groupedIds[i], groupOf[i] end
   local key = jobKey(id)
   local f = redis.call('HMGET', key, 'name', 'data', 'opts', 'attempts_made', 'created_at',
     'progress')
   -- An id whose job hash is gone (removed by hand) is dropped, not turned into a job.
-  if not (f[1] or f[2] or f[3] or f[4] or f[5] or f[6]) then return false end
-  local token = tokenPrefix .. ':' .. id
-  -- A damaged count starts again at the first attempt instead of failing the script.
-  local made = tonumber(f[4])
-  if not made or made ~= math.floor(made) then made = 0 end
-  made = made + 1
-  local madeText = tostring(made)
-  redis.call('HSET', key, 'state', 'active', 'lock', token, 'processed_at', nowText,
-    'attempts_made', madeText)
-  active[#active + 1] = deadline
-  active[#active + 1] = id
-  -- Missing fields (a hash damaged by hand) go out empty; the worker then fails the job
-  -- with a reason instead of choking on the whole batch.
-  local n = #out
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, token, f[1] or '', f[2] or ''
-  out[n + 5], out[n + 6], out[n + 7], out[n + 8] = f[3] or '', made, tonumber(f[5]) or 0,
-    f[6] or ''
-  if group then out[n + 9] = group end
-  addEvent('job-started', id, eventName(f[1]), madeText)
-  taken = taken + 1
-  return true
-end
-
-for i, id in ipairs(groupedIds) do
-  if start(id, groupOf[i]) then
-    out[6] = out[6] + 1
-  else
-    dropped[groupOf[i]] = (dropped[groupOf[i]] or 0) + 1
+  if f[1] or f[2] or f[3] or f[4] or f[5] or f[6] then
+    local token = tokenPrefix .. ':' .. id
+    -- A damaged count starts again at the first attempt instead of failing the script.
+    local made = tonumber(f[4])
+    if not made or made ~= math.floor(made) then made = 0 end
+    made = made + 1
+    local madeText = tostring(made)
+    redis.call('HSET', key, 'state', 'active', 'lock', token, 'processed_at', nowText,
+      'attempts_made', madeText)
+    active[#active + 1] = deadline
+    active[#active + 1] = id
+    -- Missing fields (a hash damaged by hand) go out empty; the worker then fails the job
+    -- with a reason instead of choking on the whole batch.
+    local n = #out
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, token, f[1] or '', f[2] or ''
+    out[n + 5], out[n + 6], out[n + 7], out[n + 8] = f[3] or '', made, tonumber(f[5]) or 0,
+      f[6] or ''
+    if group then
+      out[n + 9] = group
+      out[6] = out[6] + 1
+    end
+    addEvent('job-started', id, eventName(f[1]), madeText)
+    taken = taken + 1
+  elseif group then
+    dropped[group] = (dropped[group] or 0) + 1  -- its slot was counted: free it
   end
 end
 for group, n in pairs(dropped) do leaveGroup(group, n) end
-for _, id in ipairs(ids) do start(id, nil) end
 for a, b in chunks(#active, 2) do redis.call('ZADD', K.active, unpack(active, a, b)) end
 
 if taken > 0 and limitMax > 0 then

@@ -322,8 +322,9 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
     nextSeq = redis.call('INCRBY', K.prioCounter, prioritized) - prioritized
   end
   local waiting, delayed, byPriority = {}, {}, {}
-  -- Per group: {its waiting ids, its prioritized (score, id) pairs}.
-  local byGroup = {}
+  -- Per group: {its waiting ids, its prioritized (score, id) pairs}; the groups in the
+  -- order first seen, which is their order in the ring.
+  local byGroup, groupOrder = {}, {}
   for i = 1, count do
     if created[i] then
       local a = first + (i - 1) * 8
@@ -344,6 +345,7 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
         if not queues then
           queues = {{}, {}}
           byGroup[group] = queues
+          groupOrder[#groupOrder + 1] = group
         end
         toWait, toPriority = queues[1], queues[2]
       end
@@ -395,9 +397,8 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
   for a, b in chunks(#byPriority, 2) do
     redis.call('ZADD', K.prioritized, unpack(byPriority, a, b))
   end
-  local anyGroup = false
-  for group, queues in pairs(byGroup) do
-    local key = groupKey(group)
+  for _, group in ipairs(groupOrder) do
+    local queues, key = byGroup[group], groupKey(group)
     for a, b in chunks(#queues[1], 1) do
       redis.call('RPUSH', key .. ':wait', unpack(queues[1], a, b))
     end
@@ -406,10 +407,9 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
     end
     if #queues[1] + #queues[2] > 0 then ringAdd(group) end
     redis.call('SADD', K.groupsKnown, group)
-    anyGroup = true
   end
   -- Tells fetch to look at groups at all: a queue that never had one pays nothing for them.
-  if anyGroup then redis.call('HSET', K.meta, 'grouped', '1') end
+  if #groupOrder > 0 then redis.call('HSET', K.meta, 'grouped', '1') end
   -- Duplicates of a job of this batch get its id, known only now.
   for i = 1, count do
     if type(ids[i]) == 'number' then ids[i] = ids[ids[i]] end

@@ -108,18 +108,20 @@ local function takeGrouped(want)
     local popped = redis.call('ZPOPMIN', K.groups, math.min(want - taken, ringSize))
     if #popped == 0 then break end
     local left = ringSize  -- groups not yet visited in this round
+    local back, visited = {}, 0  -- groups visited with more work; how many visited
     for i = 1, #popped, 2 do
       local group = popped[i]
       if want <= taken or budget <= 0 then
         redis.call('ZADD', K.groups, popped[i + 1], group)  -- not visited: keeps its turn
       else
         budget = budget - 1
+        visited = visited + 1
         local share = math.max(1, math.floor((want - taken) / math.max(1, left)))
         left = left - 1
         local key = groupKey(group)
         local g = redis.call('HMGET', key, 'active', 'concurrency', 'rate_max', 'rate_window',
           'paused')
-        local active = tonumber(g[1]) or 0
+        local active = math.max(0, tonumber(g[1]) or 0)
         local limit = tonumber(g[2]) or defaultLimit
         local rateMax = tonumber(g[3]) or defaultRate
         local window = tonumber(g[4]) or defaultWindow or 1000
@@ -165,8 +167,8 @@ local function takeGrouped(want)
             end
           end
           -- Fewer than asked for: the group has no waiting job left.
-          if #got == room and redis.call('LLEN', key .. ':wait') +
-              redis.call('ZCARD', key .. ':prio') > 0 then
+          if #got == room and (redis.call('LLEN', key .. ':wait') > 0 or
+              redis.call('ZCARD', key .. ':prio') > 0) then
             if limit and active + #got >= limit then
               redis.call('SADD', K.groupsParked, group)
             elseif rateMax and used + #got >= rateMax then
@@ -174,13 +176,24 @@ local function takeGrouped(want)
               redis.call('ZADD', K.groupsLimited, reopen, group)
               if not nextReopen or reopen < nextReopen then nextReopen = reopen end
             else
-              ringAdd(group)
+              back[#back + 1] = group
             end
           end
         end
       end
     end
-    ringSize = redis.call('ZCARD', K.groups)
+    -- Back to the end of the ring in the order visited, with one counter call for all.
+    if #back > 0 then
+      local seq = redis.call('INCRBY', K.groupsSeq, #back) - #back
+      local members = {}
+      for j, group in ipairs(back) do
+        members[j * 2 - 1], members[j * 2] = seq + j, group
+      end
+      for a, b in chunks(#members, 2) do
+        redis.call('ZADD', K.groups, 'NX', unpack(members, a, b))
+      end
+    end
+    ringSize = ringSize - visited + #back  -- the script alone writes the ring meanwhile
   end
   return taken
 end

@@ -119,6 +119,7 @@ local function takeGrouped(want)
         local share = math.max(1, math.floor((want - taken) / math.max(1, left)))
         left = left - 1
         local key = groupKey(group)
+        local waitKey, prioKey = key .. ':wait', key .. ':prio'
         local g = redis.call('HMGET', key, 'active', 'concurrency', 'rate_max', 'rate_window',
           'paused')
         local active = math.max(0, tonumber(g[1]) or 0)
@@ -150,9 +151,9 @@ local function takeGrouped(want)
           end
         end
         if room > 0 then
-          local got = redis.call('LPOP', key .. ':wait', room) or {}
+          local got = redis.call('LPOP', waitKey, room) or {}
           if #got < room then
-            local more = redis.call('ZPOPMIN', key .. ':prio', room - #got)
+            local more = redis.call('ZPOPMIN', prioKey, room - #got)
             for j = 1, #more, 2 do got[#got + 1] = more[j] end
           end
           for _, id in ipairs(got) do
@@ -167,8 +168,8 @@ local function takeGrouped(want)
             end
           end
           -- Fewer than asked for: the group has no waiting job left.
-          if #got == room and (redis.call('LLEN', key .. ':wait') > 0 or
-              redis.call('ZCARD', key .. ':prio') > 0) then
+          if #got == room and (redis.call('LLEN', waitKey) > 0 or
+              redis.call('ZCARD', prioKey) > 0) then
             if limit and active + #got >= limit then
               redis.call('SADD', K.groupsParked, group)
             elseif rateMax and used + #got >= rateMax then

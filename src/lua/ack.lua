@@ -17,12 +17,17 @@ local woke = false
 -- always share one, and turning text into a number (strtod) is a large part of an ack.
 local countText, ageText, keepCount, keepAge
 local tail = 3 + count * 10
-local wakeOnFree, groupOf = ARGV[tail] == '1', {}
-for g = 0, (tonumber(ARGV[tail + 1]) or 0) - 1 do
-  groupOf[tonumber(ARGV[tail + 2 + g * 2])] = ARGV[tail + 3 + g * 2]
+local wakeOnFree = ARGV[tail] == '1'
+-- Entry index -> group, and per group how many of its jobs leave active here (their slots
+-- are freed once per group); tables only when some entry has a group.
+local groupOf, leaving
+local grouped = tonumber(ARGV[tail + 1]) or 0
+if grouped > 0 then
+  groupOf, leaving = {}, {}
+  for g = 0, grouped - 1 do
+    groupOf[tonumber(ARGV[tail + 2 + g * 2])] = ARGV[tail + 3 + g * 2]
+  end
 end
--- Per group, how many of its jobs leave active here: their slots are freed once per group.
-local leaving = {}
 
 for i = 0, count - 1 do
   local a = 3 + i * 10
@@ -39,7 +44,7 @@ for i = 0, count - 1 do
   else
     out[#out + 1] = 1
     finished[#finished + 1] = id
-    local group = groupOf[i + 1]
+    local group = groupOf and groupOf[i + 1]
     if group then leaving[group] = (leaving[group] or 0) + 1 end
     -- The lock is emptied rather than deleted: no token equals '', and it saves a call.
     if outcome == 'completed' then
@@ -76,7 +81,9 @@ for i = 0, count - 1 do
   end
 end
 for a, b in chunks(#finished, 1) do redis.call('ZREM', K.active, unpack(finished, a, b)) end
-for group, n in pairs(leaving) do leaveGroup(group, n) end
+if leaving then
+  for group, n in pairs(leaving) do leaveGroup(group, n) end
+end
 applyRetention(now)
 if wakeOnFree and #finished > 0 then woke = true end
 if woke then

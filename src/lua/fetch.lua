@@ -89,8 +89,9 @@ local function takeUngrouped(n)
   end
 end
 
--- Grouped jobs taken: their ids and, at the same index, their groups.
-local groupedIds, groupOf = {}, {}
+-- Grouped jobs taken: their ids and, at the same index, their groups (tables made only
+-- when groups are visited: every table costs an ungrouped fetch allocations).
+local groupedIds, groupOf
 
 -- Visit the groups of the ring in turn, taking from each up to an even share of `want`
 -- (so one group with many jobs is one visit, not one per job), bounded by the group's
@@ -99,6 +100,7 @@ local groupedIds, groupOf = {}, {}
 -- until leaveGroup frees a slot), or rate-limited (back when its window reopens).
 -- Returns how many jobs it took.
 local function takeGrouped(want)
+  groupedIds, groupOf = {}, {}
   local defaults = redis.call('HMGET', K.meta, 'group_concurrency', 'group_rate_max',
     'group_rate_window')
   local defaultLimit = tonumber(defaults[1])
@@ -214,10 +216,10 @@ if globalLimit then out[5] = 1 end
 local deadline = tostring(now + lockDuration)
 local taken = 0
 local active = {}
-local dropped = {}
+local dropped
 
 -- Grouped jobs first (the reply's header says how many), then the ungrouped ones.
-local grouped = #groupedIds
+local grouped = groupedIds and #groupedIds or 0
 for i = 1, grouped + #ids do
   local id, group = ids[i - grouped], nil
   if i <= grouped then id, group = groupedIds[i], groupOf[i] end
@@ -249,10 +251,13 @@ for i = 1, grouped + #ids do
     addEvent('job-started', id, eventName(f[1]), madeText)
     taken = taken + 1
   elseif group then
+    dropped = dropped or {}
     dropped[group] = (dropped[group] or 0) + 1  -- its slot was counted: free it
   end
 end
-for group, n in pairs(dropped) do leaveGroup(group, n) end
+if dropped then
+  for group, n in pairs(dropped) do leaveGroup(group, n) end
+end
 for a, b in chunks(#active, 2) do redis.call('ZADD', K.active, unpack(active, a, b)) end
 
 if taken > 0 and limitMax > 0 then
@@ -263,7 +268,7 @@ end
 
 -- Leave the marker for the next idle worker while jobs remain; drop it otherwise. Taking
 -- fewer jobs than asked for means none that may run now remain: no need to count them.
-local found = #ids + #groupedIds
+local found = #ids + grouped
 local exhausted = take > 0 and found < take
 if exhausted then out[4] = 1 end
 if not exhausted and (redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) > 0

@@ -328,8 +328,9 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
   end
   local waiting, delayed, byPriority = {}, {}, {}
   -- Per group: {its waiting ids, its prioritized (score, id) pairs}; the groups in the
-  -- order first seen, which is their order in the ring.
-  local byGroup, groupOrder = {}, {}
+  -- order first seen, which is their order in the ring. Made only for a batch with groups.
+  local byGroup, groupOrder
+  if groups then byGroup, groupOrder = {}, {} end
   for i = 1, count do
     if created[i] then
       local a = first + (i - 1) * 8
@@ -402,19 +403,21 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
   for a, b in chunks(#byPriority, 2) do
     redis.call('ZADD', K.prioritized, unpack(byPriority, a, b))
   end
-  for _, group in ipairs(groupOrder) do
-    local queues, key = byGroup[group], groupKey(group)
-    for a, b in chunks(#queues[1], 1) do
-      redis.call('RPUSH', key .. ':wait', unpack(queues[1], a, b))
+  if groupOrder then
+    for _, group in ipairs(groupOrder) do
+      local queues, key = byGroup[group], groupKey(group)
+      for a, b in chunks(#queues[1], 1) do
+        redis.call('RPUSH', key .. ':wait', unpack(queues[1], a, b))
+      end
+      for a, b in chunks(#queues[2], 2) do
+        redis.call('ZADD', key .. ':prio', unpack(queues[2], a, b))
+      end
+      if #queues[1] + #queues[2] > 0 then ringAdd(group) end
+      redis.call('SADD', K.groupsKnown, group)
     end
-    for a, b in chunks(#queues[2], 2) do
-      redis.call('ZADD', key .. ':prio', unpack(queues[2], a, b))
-    end
-    if #queues[1] + #queues[2] > 0 then ringAdd(group) end
-    redis.call('SADD', K.groupsKnown, group)
+    -- Tells fetch to look at groups at all: a queue that never had one pays nothing for them.
+    if #groupOrder > 0 then redis.call('HSET', K.meta, 'grouped', '1') end
   end
-  -- Tells fetch to look at groups at all: a queue that never had one pays nothing for them.
-  if #groupOrder > 0 then redis.call('HSET', K.meta, 'grouped', '1') end
   -- Duplicates of a job of this batch get its id, known only now.
   for i = 1, count do
     if type(ids[i]) == 'number' then ids[i] = ids[ids[i]] end

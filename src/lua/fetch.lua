@@ -185,17 +185,7 @@ local function takeGrouped(want)
         end
       end
     end
-    -- Back to the end of the ring in the order visited, with one counter call for all.
-    if #back > 0 then
-      local seq = redis.call('INCRBY', K.groupsSeq, #back) - #back
-      local members = {}
-      for j, group in ipairs(back) do
-        members[j * 2 - 1], members[j * 2] = seq + j, group
-      end
-      for a, b in chunks(#members, 2) do
-        redis.call('ZADD', K.groups, 'NX', unpack(members, a, b))
-      end
-    end
+    ringAddAll(back)  -- back to the end of the ring, in the order visited
     ringSize = ringSize - visited + #back  -- the script alone writes the ring meanwhile
   end
   return taken

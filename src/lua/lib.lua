@@ -102,6 +102,20 @@ local function chunks(n, step)
   end
 end
 
+-- Put `groups` at the end of the ring in this order (a group in it already keeps its
+-- turn), with one counter call and one ZADD for all.
+local function ringAddAll(groups)
+  if #groups == 0 then return end
+  local seq = redis.call('INCRBY', K.groupsSeq, #groups) - #groups
+  local members = {}
+  for j, group in ipairs(groups) do
+    members[j * 2 - 1], members[j * 2] = seq + j, group
+  end
+  for a, b in chunks(#members, 2) do
+    redis.call('ZADD', K.groups, 'NX', unpack(members, a, b))
+  end
+end
+
 local function deleteJob(id)
   redis.call('DEL', jobKey(id), jobKey(id) .. ':logs')
 end
@@ -404,6 +418,7 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
     redis.call('ZADD', K.prioritized, unpack(byPriority, a, b))
   end
   if groupOrder then
+    local ring = {}
     for _, group in ipairs(groupOrder) do
       local queues, key = byGroup[group], groupKey(group)
       for a, b in chunks(#queues[1], 1) do
@@ -412,8 +427,11 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
       for a, b in chunks(#queues[2], 2) do
         redis.call('ZADD', key .. ':prio', unpack(queues[2], a, b))
       end
-      if #queues[1] + #queues[2] > 0 then ringAdd(group) end
-      redis.call('SADD', K.groupsKnown, group)
+      if #queues[1] + #queues[2] > 0 then ring[#ring + 1] = group end
+    end
+    ringAddAll(ring)
+    for a, b in chunks(#groupOrder, 1) do
+      redis.call('SADD', K.groupsKnown, unpack(groupOrder, a, b))
     end
     -- Tells fetch to look at groups at all: a queue that never had one pays nothing for them.
     if #groupOrder > 0 then redis.call('HSET', K.meta, 'grouped', '1') end

@@ -457,3 +457,23 @@ async def test_group_changes_are_fleet_events_and_a_group_shows_everywhere(
     await queue.add_job("work", None, group="t1")
     assert await queue.clear() == 1
     assert (await queue.get_stats(group="t1")).concurrency == 3  # limits survive clear
+
+
+async def test_a_failed_grouped_job_retried_by_hand_goes_back_into_its_group(
+    make_queue: Callable[..., JobQueue],
+) -> None:
+    queue = make_queue()
+
+    @queue.processor("fails")
+    async def fails(job: Job[None]) -> None:
+        raise RuntimeError("no")
+
+    await queue.start_worker()
+    job_id = await queue.add_job("fails", None, group="g", attempts=1)
+    assert (await queue.wait_for(job_id, 30_000)).status is JobStatus.DLQ
+    await queue.pause_group("g")
+    assert await queue.replay_dlq() == 1
+    stats = await queue.get_stats(group="g")
+    assert (stats.waiting, stats.active) == (1, 0)
+    info = await queue.get_job_status(job_id)
+    assert info is not None and info.status is JobStatus.PAUSED

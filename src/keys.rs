@@ -8,7 +8,7 @@ pub const LAYOUT_VERSION: &str = "1";
 
 /// A queue's keys apart from the per-job ones, as (the name scripts use in their table `K`,
 /// the key's suffix). Both this struct and the scripts' `K` are built from this one list.
-pub const QUEUE_KEYS: [(&str, &str); 23] = [
+pub const QUEUE_KEYS: [(&str, &str); 24] = [
     ("meta", "meta"),
     ("id", "id"),
     ("prioCounter", "pc"),
@@ -33,6 +33,7 @@ pub const QUEUE_KEYS: [(&str, &str); 23] = [
     ("groupsParked", "groups:parked"),
     ("groupsLimited", "groups:limited"),
     ("groupsKnown", "groups:known"),
+    ("groupsWaiting", "groups:waiting"),
 ];
 
 #[derive(Clone, Debug)]

@@ -23,7 +23,7 @@ for _, group in ipairs(redis.call('SMEMBERS', K.groupsKnown)) do
   redis.call('HDEL', key, 'active')
   if redis.call('EXISTS', key) == 0 then redis.call('SREM', K.groupsKnown, group) end
 end
-redis.call('DEL', K.groups, K.groupsParked, K.groupsLimited)
+redis.call('DEL', K.groups, K.groupsParked, K.groupsLimited, K.groupsWaiting)
 -- The base is matched literally: a queue named `orders*` must not match `orders1`'s keys.
 local literalBase = string.gsub(BASE, '([%*%?%[%]\\])', '\\%1')
 local scan = redis.call('SCAN', cursor, 'MATCH', literalBase .. 'idem:*', 'COUNT', batch)

@@ -194,6 +194,7 @@ local function takeGrouped(want)
     ringAddAll(back)  -- back to the end of the ring, in the order visited
     ringSize = ringSize - visited + #back  -- the script alone writes the ring meanwhile
   end
+  if taken > 0 then redis.call('DECRBY', K.groupsWaiting, taken) end
   return taken
 end
 

@@ -49,6 +49,7 @@ local function pushWaiting(id, priority, front, group)
   if group and group ~= '' then
     wait, prioritized = groupKey(group) .. ':wait', groupKey(group) .. ':prio'
     ringAdd(group)
+    redis.call('INCR', K.groupsWaiting)
   end
   if priority > 0 then
     local seq = 0
@@ -136,16 +137,22 @@ local function popAndDelete(key, n, isList)
 end
 
 -- Pop up to `n` waiting jobs of the groups (K.groupsKnown) and delete them; returns how
--- many, and how many grouped waiting jobs are left.
+-- many, and how many grouped waiting jobs are left (K.groupsWaiting counts them).
 local function popAndDeleteGrouped(n)
-  local removed, left = 0, 0
+  local removed = 0
   for _, group in ipairs(redis.call('SMEMBERS', K.groupsKnown)) do
+    if removed >= n then break end
     local key = groupKey(group)
     removed = removed + popAndDelete(key .. ':wait', n - removed, true)
     removed = removed + popAndDelete(key .. ':prio', n - removed, false)
-    left = left + redis.call('LLEN', key .. ':wait') + redis.call('ZCARD', key .. ':prio')
   end
-  return removed, left
+  local left = 0
+  if removed > 0 then
+    left = redis.call('DECRBY', K.groupsWaiting, removed)
+  else
+    left = tonumber(redis.call('GET', K.groupsWaiting)) or 0
+  end
+  return removed, math.max(0, left)
 end
 
 -- Retention of finished jobs, applied once per script call: `keep` stages a job for the
@@ -418,7 +425,7 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
     redis.call('ZADD', K.prioritized, unpack(byPriority, a, b))
   end
   if groupOrder then
-    local ring = {}
+    local ring, queued = {}, 0
     for _, group in ipairs(groupOrder) do
       local queues, key = byGroup[group], groupKey(group)
       for a, b in chunks(#queues[1], 1) do
@@ -428,8 +435,10 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
         redis.call('ZADD', key .. ':prio', unpack(queues[2], a, b))
       end
       if #queues[1] + #queues[2] > 0 then ring[#ring + 1] = group end
+      queued = queued + #queues[1] + #queues[2] / 2
     end
     ringAddAll(ring)
+    if queued > 0 then redis.call('INCRBY', K.groupsWaiting, queued) end
     for a, b in chunks(#groupOrder, 1) do
       redis.call('SADD', K.groupsKnown, unpack(groupOrder, a, b))
     end

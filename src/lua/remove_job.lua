@@ -12,8 +12,9 @@ if state == 'active' then
     ' is active; it can be removed once it finishes')
 end
 if state == 'waiting' and group then
-  redis.call('LREM', groupKey(group) .. ':wait', 1, id)
-  redis.call('ZREM', groupKey(group) .. ':prio', id)
+  local removed = redis.call('LREM', groupKey(group) .. ':wait', 1, id) +
+    redis.call('ZREM', groupKey(group) .. ':prio', id)
+  if removed > 0 then redis.call('DECRBY', K.groupsWaiting, removed) end
 elseif state == 'waiting' then
   redis.call('LREM', K.wait, 1, id)
 end

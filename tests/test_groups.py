@@ -119,6 +119,8 @@ async def test_group_concurrency_holds_across_four_worker_processes(
     for group in groups:
         stats = await producer.get_stats(group=group)
         assert (stats.active, stats.waiting) == (0, 0)
+    totals = await producer.get_stats()
+    assert (totals.waiting, totals.active, totals.completed) == (0, 0, len(jobs))
 
 
 async def test_groups_take_turns_so_a_single_job_waits_one_round_at_most(
@@ -341,6 +343,7 @@ async def test_slots_of_a_worker_killed_with_sigkill_come_back_with_the_stalled_
     assert sorted(done, key=int) == ids
     stats = await producer.get_stats(group="k")
     assert (stats.active, stats.waiting) == (0, 0)
+    assert (await producer.get_stats()).waiting == 0
 
 
 async def test_priorities_order_jobs_within_a_group(make_queue: Callable[..., JobQueue]) -> None:
@@ -405,10 +408,12 @@ async def test_delayed_and_retried_jobs_come_back_into_their_group(
         return (await queue.get_stats(group="g")).waiting == 2
 
     await eventually(delayed_waits_in_group, timeout=30)
+    assert (await queue.get_stats()).waiting == 2  # the retried and the promoted job
     await queue.resume_group("g")
     assert (await queue.wait_for(retried, 30_000)).status is JobStatus.COMPLETED
     assert (await queue.wait_for(delayed, 30_000)).status is JobStatus.COMPLETED
     assert attempts == [1, 2]
+    assert (await queue.get_stats()).waiting == 0
 
 
 async def test_group_changes_are_fleet_events_and_a_group_shows_everywhere(

@@ -36,17 +36,20 @@ bench: redis build bench-peers
 	$(PY) benches/drain.py
 	$(PY) benches/latency.py
 	$(PY) benches/throughput.py
+	$(PY) benches/memory.py --peers
 	@if command -v valgrind >/dev/null; then $(PY) benches/redis_cost.py; \
 	else echo "benches/redis_cost.py skipped: it needs valgrind (apt-get install valgrind)"; fi
 	cargo bench --bench native
 
 # The peer libraries of benches/throughput.py. The `bench` extra of pyproject.toml goes into
-# .venv; arq (redis-py < 6, which the others do not accept) and ardiq (Python >= 3.12) get
-# venvs of their own under .venv/bench-peers/, which throughput.py finds by name. Without a
+# .venv; arq (redis-py < 6, which the others do not accept), bullmq (it pins croniter 2,
+# which breaks the scheduler's tests in .venv) and ardiq (Python >= 3.12) get venvs of
+# their own under .venv/bench-peers/, which throughput.py finds by name. Without a
 # Python >= 3.12 on the machine (PATH or pyenv), ardiq is left out and reported as skipped.
 PEER_VENVS := $(VENV)/bench-peers
 BENCH_STAMP := $(VENV)/.bench-stamp
 ARQ_PIN := arq==0.28.0
+BULLMQ_PIN := bullmq==3.4.4
 ARDIQ_PIN := ardiq==1.2.0
 PY312 = $(shell for p in python3.13 python3.12 $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; done)
@@ -56,9 +59,11 @@ bench-peers: $(BENCH_STAMP)
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(PY) -c "import sys; t = __import__('tomllib' if sys.version_info >= (3, 11) else 'tomli'); print('\n'.join(t.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']))" > $(VENV)/bench-requirements.txt
 	$(PY) -m pip install -q -r $(VENV)/bench-requirements.txt
-	rm -rf $(PEER_VENVS)/arq $(PEER_VENVS)/ardiq
+	rm -rf $(PEER_VENVS)/arq $(PEER_VENVS)/bullmq $(PEER_VENVS)/ardiq
 	python3 -m venv $(PEER_VENVS)/arq
 	$(PEER_VENVS)/arq/bin/python -m pip install -q $(ARQ_PIN)
+	python3 -m venv $(PEER_VENVS)/bullmq
+	$(PEER_VENVS)/bullmq/bin/python -m pip install -q $(BULLMQ_PIN)
 	@py312="$(PY312)"; if [ -n "$$py312" ]; then \
 		echo "$$py312 -m venv $(PEER_VENVS)/ardiq" && $$py312 -m venv $(PEER_VENVS)/ardiq && \
 		$(PEER_VENVS)/ardiq/bin/python -m pip install -q $(ARDIQ_PIN); \

@@ -5,18 +5,22 @@ benchmarks on a shared machine swing by a third.
 
 Runs redis-server under valgrind's callgrind (``apt-get install valgrind``), with counting
 switched on only around each phase, and prints the instructions redis-server executed per
-job for: single awaited ``add_job``, bulk ``add_jobs`` (batches of 1,000), the drain
+job for: single awaited ``add_job``, the same from 100 concurrent tasks (which coalesce
+into batches), bulk ``add_jobs`` (batches of 1,000), the drain
 (fetch + ack + retention, one worker at concurrency 50), and light load (each job added,
 fetched and acknowledged alone: the per-call costs in full), then bulk add and drain of
 jobs spread over 1,000 groups (without limits, and with a concurrency of 1 per group). Writes
 ``benches/results/redis_cost.json``. Use it to compare script changes: the same command
-gives the same count within about 1%.
+gives the same count within about 1%. ``--dumps DIR`` keeps callgrind's dumps there (the
+drain's is the one whose ``desc: Trigger`` line says ``dump drain``), for
+``callgrind_annotate --inclusive=yes``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import shutil
 import subprocess
@@ -32,6 +36,7 @@ from jobqueue.testing import RedisServer
 
 PAYLOAD = {"s": "x" * 100}
 SINGLE_ADDS = 200
+CONCURRENT_TASKS = 100
 GROUPS = 1000
 
 
@@ -100,6 +105,14 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
         for i in range(SINGLE_ADDS):
             await queue.add_job("noop", {"i": i, **PAYLOAD})
 
+    async def concurrent() -> None:
+        async def task(first: int) -> None:
+            for i in range(first, first + jobs // CONCURRENT_TASKS):
+                await queue.add_job("noop", {"i": i, **PAYLOAD})
+
+        per_task = jobs // CONCURRENT_TASKS
+        await asyncio.gather(*(task(t * per_task) for t in range(CONCURRENT_TASKS)))
+
     async def bulk() -> None:
         for start in range(0, jobs, 1000):
             batch = range(start, min(jobs, start + 1000))
@@ -117,6 +130,13 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
             await finished_one.wait()
 
     result = {"single_add_per_call": await server.count("single", single) / SINGLE_ADDS}
+    await queue.clear()
+    # An add opens the loop's connection (the first went on the native one), uncounted.
+    await queue.add_job("noop", PAYLOAD)
+    concurrent_jobs = jobs // CONCURRENT_TASKS * CONCURRENT_TASKS
+    result["concurrent_add_per_job"] = (
+        await server.count("concurrent", concurrent) / concurrent_jobs
+    )
     await queue.clear()
     result["bulk_add_per_job"] = await server.count("bulk", bulk) / jobs
     result["drain_per_job"] = await server.count("drain", drain) / jobs
@@ -151,18 +171,29 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=5_000)
+    parser.add_argument(
+        "--dumps",
+        type=Path,
+        help="keep callgrind's dumps (one per phase) in this directory, for callgrind_annotate",
+    )
     args = parser.parse_args()
     valgrind = shutil.which("valgrind")
     if valgrind is None or shutil.which("callgrind_control") is None:
         sys.exit("redis_cost.py needs valgrind (apt-get install valgrind)")
-    with tempfile.TemporaryDirectory() as out_dir:
-        server = CountedRedis(valgrind, Path(out_dir))
+    with contextlib.ExitStack() as stack:
+        if args.dumps is None:
+            out_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        else:
+            out_dir = args.dumps.resolve()
+            out_dir.mkdir(parents=True, exist_ok=True)
+        server = CountedRedis(valgrind, out_dir)
         try:
             result = asyncio.run(measure(server, args.jobs))
         finally:
             server.server.stop()
     labels = {
         "single_add_per_call": "single add_job, per call",
+        "concurrent_add_per_job": "add_job from 100 tasks, per job",
         "bulk_add_per_job": "add_jobs (batch 1000), per job",
         "drain_per_job": "drain (fetch + ack), per job",
         "one_at_a_time_per_job": "light load (add, fetch, ack alone)",

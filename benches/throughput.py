@@ -2,9 +2,9 @@
 
     .venv/bin/python benches/throughput.py [--jobs 20000] [--repeats 3] [--systems jobqueue,arq]
 
-Peers come from the ``bench`` extra (``make bench-peers`` installs it, and gives arq and
-ardiq venvs of their own under ``.venv/bench-peers/<system>/``, since arq needs
-redis-py < 6 and ardiq Python >= 3.12). A system whose library is not installed is skipped
+Peers come from the ``bench`` extra (``make bench-peers`` installs it, and gives arq,
+bullmq and ardiq venvs of their own under ``.venv/bench-peers/<system>/``, since arq needs
+redis-py < 6, bullmq pins an old croniter and ardiq needs Python >= 3.12). A system whose library is not installed is skipped
 with a note. Every step runs in a process of its own (``benches/peers/runner.py``, with the
 system's python): enqueue clients, fill, producer and one worker process per step.
 
@@ -12,6 +12,10 @@ Per system, after a FLUSHALL before each step:
 
 - enqueue: ``--jobs`` single awaited enqueues one by one; bulk: the same in batches of
   ``--batch`` through the library's bulk API (or its fastest documented way).
+- concurrent single adds: ``--jobs`` single awaited enqueues from ``--tasks`` concurrent
+  asyncio tasks sharing one client (a web service's request handlers); threads: the same
+  from ``--threads`` threads through a blocking client (jobqueue's ``jobqueue.sync``
+  facade; rq's client). Both after a few warm-up adds that open the connections.
 - drain: ``--jobs`` pre-enqueued no-op jobs (payload ``{"i": i, "s": "x" * 100}``) through
   one worker process at ``--concurrency``; from the ``go`` sent to the worker process (it
   has imported and set up everything, not started consuming) until the processor has been
@@ -62,6 +66,15 @@ RUNNER = HERE / "peers" / "runner.py"
 PEER_VENVS = ROOT / ".venv" / "bench-peers"
 RESULTS = HERE / "results" / "throughput.json"
 PREFIX = "@@bench "
+STEPS = (
+    "enqueue_single",
+    "enqueue_bulk",
+    "enqueue_concurrent",
+    "enqueue_threads",
+    "drain",
+    "latency",
+    "cpu",
+)
 SYSTEMS = ("jobqueue", "arq", "saq", "rq", "bullmq", "streaq", "ardiq", "chasquimq")
 
 
@@ -391,6 +404,19 @@ def measure(
             {"url": server.url, "mode": "bulk", "jobs": args.jobs, "batch": args.batch},
             args.timeout,
         )["rate"],
+        # Systems without such a client answer "unsupported": no rate, the cell stays "-".
+        "enqueue_concurrent": lambda: run_once(
+            system,
+            "enqueue",
+            {"url": server.url, "mode": "concurrent", "jobs": args.jobs, "tasks": args.tasks},
+            args.timeout,
+        ).get("rate"),
+        "enqueue_threads": lambda: run_once(
+            system,
+            "enqueue",
+            {"url": server.url, "mode": "threads", "jobs": args.jobs, "tasks": args.threads},
+            args.timeout,
+        ).get("rate"),
         "drain": lambda: worker_pass(system, server, args, "drain", args.jobs),
         "latency": lambda: latency_pass(system, server, args),
         "cpu": lambda: worker_pass(system, server, args, "cpu", args.cpu_jobs, cpu_iterations)[
@@ -428,6 +454,8 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     fields = {
         "enqueue_single": ("enqueue_single",),
         "enqueue_bulk": ("enqueue_bulk",),
+        "enqueue_concurrent": ("enqueue_concurrent",),
+        "enqueue_threads": ("enqueue_threads",),
         "drain": ("drain", "rate"),
         "latency_p50_ms": ("latency", "p50_ms"),
         "latency_p99_ms": ("latency", "p99_ms"),
@@ -443,7 +471,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "round_trips_per_job": ("drain", "round_trips_per_job"),
         "evalsha_per_job": ("drain", "evalsha_per_job"),
     }
-    summary = {name: median_of(runs, *path) for name, path in fields.items()}
+    summary: dict[str, Any] = {name: median_of(runs, *path) for name, path in fields.items()}
+    for name in ("enqueue_single", "enqueue_concurrent", "enqueue_threads"):
+        rates = [r[name] for r in runs if isinstance(r.get(name), (int, float))]
+        summary[f"{name}_range"] = [min(rates), max(rates)] if rates else None
     errors = sorted(
         {k for run in runs for k, v in run.items() if isinstance(v, dict) and "error" in v}
     )
@@ -461,6 +492,8 @@ def table(report: dict[str, Any]) -> str:
         ("system", None, "<10"),
         ("enq/s", "enqueue_single", ",.0f"),
         ("bulk/s", "enqueue_bulk", ",.0f"),
+        ("conc/s", "enqueue_concurrent", ",.0f"),
+        ("thrd/s", "enqueue_threads", ",.0f"),
         ("drain/s", "drain", ",.0f"),
         ("jq/peer", None, ">7"),
         ("p50 ms", "latency_p50_ms", ".1f"),
@@ -512,6 +545,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=20_000, help="enqueue and drain size")
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--tasks", type=int, default=100, help="concurrent adds: asyncio tasks")
+    parser.add_argument("--threads", type=int, default=16, help="concurrent adds: threads")
     parser.add_argument("--rate", type=int, default=1_000, help="latency: jobs/s offered")
     parser.add_argument("--seconds", type=float, default=5.0, help="latency: for how long")
     parser.add_argument("--cpu-jobs", type=int, default=2_000)
@@ -519,8 +554,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument(
         "--steps",
-        default="enqueue_single,enqueue_bulk,drain,latency,cpu",
-        help="a subset of: enqueue_single,enqueue_bulk,drain,latency,cpu",
+        default=",".join(STEPS),
+        help="a subset of: " + ",".join(STEPS),
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="per step, seconds")
     parser.add_argument("--output", type=Path, default=RESULTS)
@@ -604,8 +639,11 @@ def print_report(report: dict[str, Any]) -> None:
     print(table(report))
     print(
         "enq/s: single awaited enqueues; bulk/s: batches of "
-        f"{settings['batch']:,}; drain/s and cpu/s: one worker process; jq/peer: drain ratio"
+        f"{settings['batch']:,}; conc/s: single awaited enqueues from {settings['tasks']} "
+        f"asyncio tasks; thrd/s: blocking single enqueues from {settings['threads']} threads; "
+        "drain/s and cpu/s: one worker process; jq/peer: drain ratio"
     )
+    print_concurrent(report)
     print(
         "wrk/rds/oth CPU: share of one core during drain (oth: all other processes, a noise "
         "gauge); cmd/job: Redis commands per drained job (incl. those inside Lua scripts); "
@@ -645,6 +683,38 @@ def print_report(report: dict[str, Any]) -> None:
             f"jobqueue drain CPU per job: worker {jq['worker_cpu_us_per_job']:.1f} µs, "
             f"redis-server {jq['redis_cpu_us_per_job']:.1f} µs"
         )
+
+
+def print_concurrent(report: dict[str, Any]) -> None:
+    """Ranges over the rounds of the concurrent single adds, and jobqueue's ratios."""
+    summaries = {
+        name: entry["summary"] for name, entry in report["systems"].items() if "summary" in entry
+    }
+    for name, s in summaries.items():
+        parts = [
+            f"{label} {lo:,.0f}-{hi:,.0f}/s"
+            for label, key in (
+                ("sequential", "enqueue_single_range"),
+                ("concurrent", "enqueue_concurrent_range"),
+                ("threads", "enqueue_threads_range"),
+            )
+            if s.get(key)
+            for lo, hi in [s[key]]
+        ]
+        if parts:
+            print(f"  {name} single adds over the rounds: " + ", ".join(parts))
+    jq = summaries.get("jobqueue", {})
+    if not jq.get("enqueue_concurrent"):
+        return
+    peers = {n: s["enqueue_concurrent"] for n, s in summaries.items() if n != "jobqueue"}
+    peers = {n: rate for n, rate in peers.items() if rate}
+    line = f"jobqueue concurrent single adds: {jq['enqueue_concurrent']:,.0f}/s"
+    if jq.get("enqueue_single"):
+        line += f" = {jq['enqueue_concurrent'] / jq['enqueue_single']:.1f}x its sequential rate"
+    if peers:
+        best = max(peers, key=peers.__getitem__)
+        line += f", {jq['enqueue_concurrent'] / peers[best]:.1f}x the best peer ({best})"
+    print(line)
 
 
 def main(argv: list[str] | None = None) -> None:

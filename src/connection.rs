@@ -14,6 +14,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, FromRedisValue, ScriptInvocation};
 
 use crate::errors::{is_connection_error, JqError};
+use crate::redis_settings::SettingsCheck;
 
 /// TLS material in PEM form, passed down from `RedisConfig(tls=...)`.
 #[derive(Clone, Default)]
@@ -30,6 +31,8 @@ pub struct ConnectionOptions {
     pub command_timeout: Option<Duration>,
     pub ready_check: bool,
     pub retry_strategy: Option<Py<PyAny>>,
+    /// Run on each new connection before it serves (a queue's main connection only).
+    pub settings_check: Option<SettingsCheck>,
 }
 
 pub struct RedisConn {
@@ -93,6 +96,7 @@ impl RedisConn {
             command_timeout: None,
             ready_check: o.ready_check,
             retry_strategy: o.retry_strategy.as_ref().map(|s| s.clone_ref(py)),
+            settings_check: None,
         })
     }
 
@@ -128,7 +132,8 @@ impl RedisConn {
         }
     }
 
-    /// A healthy connection, connecting (with retries) when there is none.
+    /// A healthy connection, connecting (with retries) when there is none. A new
+    /// connection passes the settings check first, when there is one.
     pub async fn get(&self) -> Result<MultiplexedConnection, JqError> {
         if let Some(conn) = self.cached() {
             return Ok(conn);
@@ -137,7 +142,10 @@ impl RedisConn {
         if let Some(conn) = self.cached() {
             return Ok(conn);
         }
-        let conn = self.connect_with_retries().await?;
+        let mut conn = self.connect_with_retries().await?;
+        if let Some(check) = &self.options.settings_check {
+            check.on_connect(&mut conn).await?; // a refusal drops the connection unused
+        }
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((crate::runtime::current_pid(), conn.clone()));
         Ok(conn)

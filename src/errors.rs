@@ -9,14 +9,18 @@ pyo3::import_exception!(jobqueue.errors, JobNotFoundError);
 pyo3::import_exception!(jobqueue.errors, InvalidStateError);
 pyo3::import_exception!(jobqueue.errors, LayoutVersionError);
 pyo3::import_exception!(jobqueue.errors, RedisError);
+pyo3::import_exception!(jobqueue.errors, RedisOutOfMemoryError);
+pyo3::import_exception!(jobqueue.errors, UnsafeRedisError);
 
 /// Error codes our Lua scripts raise with `redis.error_reply("<CODE> message")`.
 pub const CODE_NOT_FOUND: &str = "JQ_NOT_FOUND";
 pub const CODE_ACTIVE: &str = "JQ_ACTIVE";
 pub const CODE_STATE: &str = "JQ_STATE";
 pub const CODE_LAYOUT: &str = "JQ_LAYOUT";
+/// The code of Redis's refusal of a write while used memory is over `maxmemory`.
+pub const CODE_OOM: &str = "OOM";
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum JqError {
     /// Redis cannot be reached, or the connection broke mid-request.
     #[error("{0}")]
@@ -35,6 +39,12 @@ pub enum JqError {
     /// The queue's keys were written by an incompatible layout version.
     #[error("{0}")]
     LayoutVersion(String),
+    /// Redis is over `maxmemory` and refused a write (the request wrote nothing).
+    #[error("{0}")]
+    OutOfMemory(String),
+    /// The server's settings can lose jobs and the queue was told to refuse such a server.
+    #[error("{0}")]
+    UnsafeRedis(String),
     /// Any other error reply from Redis.
     #[error("{0}")]
     Redis(String),
@@ -50,6 +60,11 @@ impl From<redis::RedisError> for JqError {
             Some(CODE_NOT_FOUND) => JqError::JobNotFound(detail),
             Some(CODE_ACTIVE) | Some(CODE_STATE) => JqError::InvalidState(detail),
             Some(CODE_LAYOUT) => JqError::LayoutVersion(detail),
+            Some(CODE_OOM) => JqError::OutOfMemory(format!(
+                "Redis is out of memory (used memory is over maxmemory and \
+                 maxmemory-policy evicts nothing): the request was refused and wrote \
+                 nothing ({err})"
+            )),
             _ => JqError::Redis(format!("Redis error: {err}")),
         }
     }
@@ -73,6 +88,8 @@ impl From<JqError> for PyErr {
             JqError::JobNotFound(m) => JobNotFoundError::new_err(m),
             JqError::InvalidState(m) => InvalidStateError::new_err(m),
             JqError::LayoutVersion(m) => LayoutVersionError::new_err(m),
+            JqError::OutOfMemory(m) => RedisOutOfMemoryError::new_err(m),
+            JqError::UnsafeRedis(m) => UnsafeRedisError::new_err(m),
             JqError::Redis(m) => RedisError::new_err(m),
         }
     }
@@ -90,6 +107,16 @@ mod tests {
             "reset by peer",
         ));
         assert!(matches!(JqError::from(err), JqError::Connection(_)));
+    }
+
+    #[test]
+    fn an_oom_refusal_is_out_of_memory() {
+        let reply = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+        let redis::Value::ServerError(refusal) = redis::parse_redis_value(reply).unwrap() else {
+            panic!("not an error reply");
+        };
+        let err = JqError::from(RedisError::from(refusal));
+        assert!(matches!(err, JqError::OutOfMemory(_)), "{err:?}");
     }
 
     #[test]

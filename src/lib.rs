@@ -9,6 +9,7 @@ pub mod json;
 pub mod keys;
 pub mod loop_conn;
 pub mod queue;
+pub mod redis_settings;
 pub mod runtime;
 pub mod scripts;
 #[doc(hidden)]
@@ -48,6 +49,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(shutdown_runtime, m)?)?;
     m.add_function(wrap_pyfunction!(to_json, m)?)?;
     m.add_function(wrap_pyfunction!(current_pid, m)?)?;
+    m.add_function(wrap_pyfunction!(redis_settings::redis_settings, m)?)?;
     m.add("LAYOUT_VERSION", keys::LAYOUT_VERSION)?;
     Ok(())
 }

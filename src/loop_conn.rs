@@ -10,6 +10,11 @@
 //! Requests are pipelined: replies arrive in request order and settle a FIFO of asyncio
 //! futures. The channel carries `add_jobs` only; Python falls back to the native
 //! connection (with its connect retries) whenever this one is not open.
+//!
+//! Single adds coalesce (`jobqueue.coalesce`): one that finds the connection idle is sent
+//! at once; the others are checked and queued here, each with its caller's future, and
+//! go out together as one add_jobs call when Python flushes. Its reply settles each
+//! caller with its own job.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -20,8 +25,16 @@ use pyo3::types::PyBytes;
 use redis::{ConnectionAddr, FromRedisValue, Value};
 
 use crate::errors::JqError;
-use crate::queue::{added_jobs, AddJobsReply, NewJob, QueueCore};
+use crate::queue::{added_jobs, AddJobsReply, NewJob, PreparedJob, QueueCore};
 use crate::scripts;
+
+/// A coalesced batch is sent once it holds this many jobs or bytes of job data, without
+/// waiting for the flush: one call stays short for Redis, and well under its request
+/// limits (`client-query-buffer-limit`), which a batch of separate adds must not reach.
+const MAX_BATCH_JOBS: usize = 1000;
+const MAX_BATCH_BYTES: usize = 1 << 20;
+/// The least number of queued adds that an idle connection takes early (see `State::eager`).
+const MIN_EAGER: usize = 8;
 
 /// Where to connect: ("tcp", host, port) or ("unix", path, 0), and the connect and
 /// command timeouts in ms (None: no command timeout).
@@ -32,11 +45,21 @@ enum Kind {
     Handshake,
     /// SCRIPT LOAD sent after a NOSCRIPT; the resent request that follows reports errors.
     ScriptLoad,
+    /// `callers`: None for one `add_jobs` call (its future gets the list); for coalesced
+    /// single adds, one future per job (each gets its own job, or the error) while the
+    /// request's own future only tells that the reply came (for the command timeout).
     AddJobs {
         request: Vec<u8>,
         delayed: Vec<bool>,
         resent: bool,
+        callers: Option<Vec<Py<PyAny>>>,
     },
+}
+
+/// A single add waiting for the next flush.
+struct Queued {
+    job: PreparedJob,
+    caller: Py<PyAny>,
 }
 
 struct Pending {
@@ -48,6 +71,13 @@ struct Pending {
 struct State {
     buffer: Vec<u8>,
     pending: VecDeque<Pending>,
+    queued: Vec<Queued>,
+    queued_bytes: usize,
+    /// While a flush is due and nothing is in flight, this many queued adds go at once, so
+    /// that Redis runs them while the rest of a wave of callers is checked and queued:
+    /// half the callers of the last coalesced batch answered, whom its reply woke (with
+    /// one batch in flight at a time, Redis and this process would take turns).
+    eager: Option<usize>,
 }
 
 /// How a reply settles its future, applied once the channel's lock is released.
@@ -89,29 +119,32 @@ impl LoopChannel {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Turn one reply into how its request's future settles; a NOSCRIPT answer queues the
-    /// script and the request again (written by the caller after the replies it reads).
+    /// Turn one reply into how its request's futures settle (pushed to `out`); a NOSCRIPT
+    /// answer queues the script and the request again (written by the caller after the
+    /// replies it reads). Returns the number of coalesced callers the reply answered.
     fn settle(
         &self,
         py: Python<'_>,
         pending: Pending,
         value: Value,
+        out: &mut Vec<Settle>,
         requeue: &mut Vec<Pending>,
         resend: &mut Vec<u8>,
-    ) -> Option<Settle> {
+    ) -> usize {
         let future = pending.future;
         match (pending.kind, value) {
-            (Kind::ScriptLoad, _) => None,
+            (Kind::ScriptLoad, _) => {}
             (Kind::Handshake, Value::ServerError(err)) => {
                 let err = JqError::Connection(format!("Redis refused the handshake: {err}"));
-                future.map(|f| Settle::Error(f, err.into()))
+                out.extend(future.map(|f| Settle::Error(f, err.into())));
             }
-            (Kind::Handshake, _) => future.map(|f| Settle::Value(f, py.None())),
+            (Kind::Handshake, _) => out.extend(future.map(|f| Settle::Value(f, py.None()))),
             (
                 Kind::AddJobs {
                     request,
                     delayed,
                     resent: false,
+                    callers,
                 },
                 Value::ServerError(err),
             ) if err.code() == "NOSCRIPT" => {
@@ -129,26 +162,53 @@ impl LoopChannel {
                         request,
                         delayed,
                         resent: true,
+                        callers,
                     },
                 });
-                None
             }
-            (Kind::AddJobs { delayed, .. }, value) => {
-                let future = future?;
+            (
+                Kind::AddJobs {
+                    delayed, callers, ..
+                },
+                value,
+            ) => {
                 let outcome = match value {
                     Value::ServerError(err) => Err(JqError::from(redis::RedisError::from(err))),
                     value => AddJobsReply::from_redis_value(value)
                         .map_err(|e| JqError::Redis(format!("unexpected reply: {e}"))),
+                }
+                .map(|reply| added_jobs(reply, &delayed));
+                let Some(callers) = callers else {
+                    out.extend(future.map(|f| match outcome {
+                        Ok(added) => match added.into_pyobject(py) {
+                            Ok(result) => Settle::Value(f, result.unbind()),
+                            Err(err) => Settle::Error(f, err),
+                        },
+                        Err(err) => Settle::Error(f, err.into()),
+                    }));
+                    return 0;
                 };
-                Some(match outcome {
-                    Ok(reply) => match added_jobs(reply, &delayed).into_pyobject(py) {
-                        Ok(result) => Settle::Value(future, result.unbind()),
-                        Err(err) => Settle::Error(future, err),
-                    },
-                    Err(err) => Settle::Error(future, err.into()),
-                })
+                let answered = callers.len();
+                match outcome {
+                    Ok(added) => out.extend(callers.into_iter().zip(added).map(|(f, job)| {
+                        match job.into_pyobject(py) {
+                            Ok(result) => Settle::Value(f, result.into_any().unbind()),
+                            Err(err) => Settle::Error(f, err),
+                        }
+                    })),
+                    // Each caller gets an exception of its own (a shared one would collect
+                    // every caller's traceback).
+                    Err(err) => out.extend(
+                        callers
+                            .into_iter()
+                            .map(|f| Settle::Error(f, err.clone().into())),
+                    ),
+                }
+                out.extend(future.map(|f| Settle::Value(f, py.None())));
+                return answered;
             }
         }
+        0
     }
 }
 
@@ -212,7 +272,7 @@ impl LoopChannel {
         future: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let mut cmd = scripts::evalsha(&scripts::ADD_JOBS, &self.core.keys);
-        let delayed = self.core.add_jobs_args(&mut cmd, &jobs)?;
+        let delayed = self.core.add_jobs_args(&mut cmd, jobs)?;
         let request = cmd.get_packed_command();
         let bytes = PyBytes::new(py, &request);
         self.state().pending.push_back(Pending {
@@ -221,17 +281,91 @@ impl LoopChannel {
                 request,
                 delayed,
                 resent: false,
+                callers: None,
             },
         });
         Ok(bytes)
     }
 
+    /// Check one single add and queue it with its caller's `future`, which resolves to
+    /// the job's `(id, created, created_at, status)`, to None when the job was never sent
+    /// (the connection closed first: the caller sends it elsewhere), or to the error of
+    /// its batch. Bad input raises here and queues nothing. Returns True when the caller
+    /// should flush now: the connection is idle and `hold` (a flush is already due) is
+    /// false, or it is idle and enough adds are queued (`State::eager`), or the queued
+    /// batch is full.
+    fn submit(&self, job: NewJob<'_>, future: Py<PyAny>, hold: bool) -> PyResult<bool> {
+        let job = self.core.prepare_job(job, None)?;
+        let mut state = self.state();
+        let idle = state.pending.is_empty();
+        let lone = idle && !hold && state.queued.is_empty();
+        state.queued_bytes += job.size();
+        state.queued.push(Queued {
+            job,
+            caller: future,
+        });
+        let queued = state.queued.len();
+        let early = idle && state.eager.is_some_and(|eager| queued >= eager);
+        Ok(lone || early || queued >= MAX_BATCH_JOBS || state.queued_bytes >= MAX_BATCH_BYTES)
+    }
+
+    /// Pack every queued single add whose caller still waits into one add_jobs request;
+    /// `future` (optional) resolves to None when its reply came. Returns the bytes to
+    /// write, or None when no caller is left (all cancelled: nothing is sent for them).
+    fn flush<'py>(
+        &self,
+        py: Python<'py>,
+        future: Option<Py<PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let queued = {
+            let mut state = self.state();
+            state.queued_bytes = 0;
+            std::mem::take(&mut state.queued)
+        };
+        let mut jobs = Vec::with_capacity(queued.len());
+        let mut callers = Vec::with_capacity(queued.len());
+        for Queued { job, caller } in queued {
+            if !caller
+                .bind(py)
+                .call_method0(intern!(py, "done"))?
+                .is_truthy()?
+            {
+                jobs.push(job);
+                callers.push(caller);
+            }
+        }
+        if jobs.is_empty() {
+            return Ok(None);
+        }
+        let mut cmd = scripts::evalsha(&scripts::ADD_JOBS, &self.core.keys);
+        let delayed = self.core.push_add_jobs_args(&mut cmd, jobs.iter());
+        let request = cmd.get_packed_command();
+        let bytes = PyBytes::new(py, &request);
+        self.state().pending.push_back(Pending {
+            future,
+            kind: Kind::AddJobs {
+                request,
+                delayed,
+                resent: false,
+                callers: Some(callers),
+            },
+        });
+        Ok(Some(bytes))
+    }
+
     /// Take bytes read from the socket: settle the futures of every complete reply.
-    /// Returns bytes to write (a request resent after NOSCRIPT), or None. Raises when the
-    /// stream is not RESP or a reply has no request: the connection is then unusable.
-    fn feed<'py>(&self, py: Python<'py>, data: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    /// Returns bytes to write (a request resent after NOSCRIPT) or None, and whether a
+    /// reply answered coalesced adds of several callers (who may well add again at once).
+    /// Raises when the stream is not RESP or a reply has no request: the connection is
+    /// then unusable.
+    fn feed<'py>(
+        &self,
+        py: Python<'py>,
+        data: &[u8],
+    ) -> PyResult<(Option<Bound<'py, PyBytes>>, bool)> {
         let mut settled = Vec::new();
         let mut resend = Vec::new();
+        let mut answered = 0;
         let broken = {
             let mut state = self.state();
             state.buffer.extend_from_slice(data);
@@ -251,10 +385,15 @@ impl LoopChannel {
                 let Some(pending) = state.pending.pop_front() else {
                     break Some(JqError::Connection("a reply arrived for no request".into()));
                 };
-                settled.extend(self.settle(py, pending, value, &mut requeue, &mut resend));
+                let settled_here =
+                    self.settle(py, pending, value, &mut settled, &mut requeue, &mut resend);
+                answered = answered.max(settled_here);
             };
             state.buffer.drain(..at);
             state.pending.extend(requeue);
+            if answered > 1 {
+                state.eager = Some((answered / 2).max(MIN_EAGER));
+            }
             broken
         };
         // Replies read before a broken one still settle their futures.
@@ -264,18 +403,56 @@ impl LoopChannel {
         if let Some(err) = broken {
             return Err(err.into());
         }
-        Ok((!resend.is_empty()).then(|| PyBytes::new(py, &resend)))
+        Ok((
+            (!resend.is_empty()).then(|| PyBytes::new(py, &resend)),
+            answered > 1,
+        ))
     }
 
-    /// The connection is gone: every waiting future gets `error`.
+    /// The connection is gone: every request written gets `error` (each coalesced caller
+    /// a copy of its own), and single adds still queued resolve to None (never sent).
     fn fail_all(&self, py: Python<'_>, error: Bound<'_, PyAny>) -> PyResult<()> {
-        let pending = {
+        let (pending, queued) = {
             let mut state = self.state();
             state.buffer.clear();
-            std::mem::take(&mut state.pending)
+            state.queued_bytes = 0;
+            (
+                std::mem::take(&mut state.pending),
+                std::mem::take(&mut state.queued),
+            )
         };
-        for future in pending.into_iter().filter_map(|p| p.future) {
-            apply(py, Settle::Error(future, PyErr::from_value(error.clone())))?;
+        let copy = || -> PyErr {
+            match error.get_type().call1((error.str().ok(),)) {
+                Ok(fresh) => PyErr::from_value(fresh),
+                Err(_) => PyErr::from_value(error.clone()),
+            }
+        };
+        let mut settles = Vec::new();
+        for pending in pending {
+            match (pending.kind, pending.future) {
+                (
+                    Kind::AddJobs {
+                        callers: Some(callers),
+                        ..
+                    },
+                    future,
+                ) => {
+                    settles.extend(callers.into_iter().map(|f| Settle::Error(f, copy())));
+                    settles.extend(future.map(|f| Settle::Value(f, py.None())));
+                }
+                (_, Some(future)) => {
+                    settles.push(Settle::Error(future, PyErr::from_value(error.clone())))
+                }
+                (_, None) => {}
+            }
+        }
+        settles.extend(
+            queued
+                .into_iter()
+                .map(|q| Settle::Value(q.caller, py.None())),
+        );
+        for settle in settles {
+            apply(py, settle)?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use crate::connection::{ConnectionOptions, RedisConn, TlsMaterial};
 use crate::errors::JqError;
 use crate::json::to_json_named;
 use crate::keys::{QueueKeys, LAYOUT_VERSION};
+use crate::redis_settings::SettingsCheck;
 use crate::runtime::into_awaitable;
 use crate::scripts::{self, ScriptArgs};
 
@@ -89,53 +90,92 @@ pub(crate) fn added_jobs(reply: AddJobsReply, delayed: &[bool]) -> Vec<AddedJob>
         .collect()
 }
 
+/// One job of an add_jobs call with its data serialized and checked: what the script takes.
+pub(crate) struct PreparedJob {
+    job_id: Option<String>,
+    name: String,
+    data: Vec<u8>,
+    opts: String,
+    priority: u32,
+    delay: u64,
+    attempts: u32,
+    idem: Option<String>,
+    group: Option<String>,
+}
+
+impl PreparedJob {
+    pub(crate) fn delayed(&self) -> bool {
+        self.delay > 0
+    }
+
+    /// Bytes it adds to a request, to bound a coalesced batch (`loop_conn.rs`).
+    pub(crate) fn size(&self) -> usize {
+        self.data.len() + self.opts.len() + self.name.len()
+    }
+}
+
 impl QueueCore {
-    /// The arguments of an add_jobs call after the keys and base: the jobs, their data
-    /// serialized and size-checked here (so bad input fails before any I/O). Returns which
-    /// jobs are delayed.
-    pub(crate) fn add_jobs_args(
+    /// Serialize and size-check one job's data, so bad input fails before any I/O.
+    /// `index` is its place in a batch (None for a single add), for error messages.
+    pub(crate) fn prepare_job(
+        &self,
+        job: NewJob<'_>,
+        index: Option<usize>,
+    ) -> PyResult<PreparedJob> {
+        let (job_id, name, data, opts, priority, delay, attempts, idem, group) = job;
+        let root = || match index {
+            Some(index) => format!("jobs[{index}] data of job {name:?}"),
+            None => format!("data of job {name:?}"),
+        };
+        let data = to_json_named(&data, root)?;
+        if data.len() > self.max_payload_bytes {
+            return Err(JqError::PayloadTooLarge(format!(
+                "{} is {} bytes, over max_payload_bytes={}",
+                root(),
+                data.len(),
+                self.max_payload_bytes
+            ))
+            .into());
+        }
+        Ok(PreparedJob {
+            job_id,
+            name,
+            data,
+            opts,
+            priority,
+            delay,
+            attempts,
+            idem,
+            group,
+        })
+    }
+
+    /// The arguments of an add_jobs call after the keys and base. Returns which jobs are
+    /// delayed.
+    pub(crate) fn push_add_jobs_args<'a>(
         &self,
         call: &mut impl ScriptArgs,
-        jobs: &[NewJob<'_>],
-    ) -> PyResult<Vec<bool>> {
+        jobs: impl ExactSizeIterator<Item = &'a PreparedJob>,
+    ) -> Vec<bool> {
+        let jobs: Vec<&PreparedJob> = jobs.collect();
         call.push(LAYOUT_VERSION)
             .push(self.idempotency_ttl_ms)
             .push(jobs.len());
-        let batch = jobs.len() > 1;
-        for (index, (job_id, name, data, opts, priority, delay, attempts, idem, _)) in
-            jobs.iter().enumerate()
-        {
-            let root = || {
-                if batch {
-                    format!("jobs[{index}] data of job {name:?}")
-                } else {
-                    format!("data of job {name:?}")
-                }
-            };
-            let data = to_json_named(data, root)?;
-            if data.len() > self.max_payload_bytes {
-                return Err(JqError::PayloadTooLarge(format!(
-                    "{} is {} bytes, over max_payload_bytes={}",
-                    root(),
-                    data.len(),
-                    self.max_payload_bytes
-                ))
-                .into());
-            }
-            call.push(job_id.as_deref().unwrap_or(""))
-                .push(name)
-                .push(data)
-                .push(opts)
-                .push(*priority)
-                .push(*delay)
-                .push(*attempts)
-                .push(idem.as_deref().unwrap_or(""));
+        for job in &jobs {
+            call.push(job.job_id.as_deref().unwrap_or(""))
+                .push(&job.name)
+                .push(&job.data)
+                .push(&job.opts)
+                .push(job.priority)
+                .push(job.delay)
+                .push(job.attempts)
+                .push(job.idem.as_deref().unwrap_or(""));
         }
         // The groups go after the jobs, only for the jobs that have one (add_jobs.lua).
         let grouped: Vec<(usize, &str)> = jobs
             .iter()
             .enumerate()
-            .filter_map(|(index, job)| job.8.as_deref().map(|group| (index + 1, group)))
+            .filter_map(|(index, job)| job.group.as_deref().map(|group| (index + 1, group)))
             .collect();
         if !grouped.is_empty() {
             call.push(grouped.len());
@@ -143,7 +183,22 @@ impl QueueCore {
                 call.push(index).push(group);
             }
         }
-        Ok(jobs.iter().map(|job| job.5 > 0).collect())
+        jobs.iter().map(|job| job.delayed()).collect()
+    }
+
+    /// [`Self::prepare_job`] for each job, then [`Self::push_add_jobs_args`].
+    pub(crate) fn add_jobs_args(
+        &self,
+        call: &mut impl ScriptArgs,
+        jobs: Vec<NewJob<'_>>,
+    ) -> PyResult<Vec<bool>> {
+        let batch = jobs.len() > 1;
+        let prepared = jobs
+            .into_iter()
+            .enumerate()
+            .map(|(index, job)| self.prepare_job(job, batch.then_some(index)))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(self.push_add_jobs_args(call, prepared.iter()))
     }
 }
 
@@ -154,7 +209,7 @@ impl NativeQueue {
         name, prefix, url, *, tls=false, tls_root_cert=None, tls_client_cert=None,
         tls_client_key=None, connect_timeout_ms=10_000, command_timeout_ms=None,
         ready_check=true, retry_strategy=None, max_payload_bytes=10 * 1024 * 1024,
-        idempotency_ttl_ms=86_400_000
+        idempotency_ttl_ms=86_400_000, on_connect=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -172,6 +227,7 @@ impl NativeQueue {
         retry_strategy: Option<Py<PyAny>>,
         max_payload_bytes: usize,
         idempotency_ttl_ms: u64,
+        on_connect: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         let tls = tls.then_some(TlsMaterial {
             root_cert: tls_root_cert,
@@ -185,6 +241,7 @@ impl NativeQueue {
             command_timeout: command_timeout_ms.map(Duration::from_millis),
             ready_check,
             retry_strategy,
+            settings_check: on_connect.map(SettingsCheck::new),
         })?;
         Ok(Self {
             core: Arc::new(QueueCore {
@@ -213,7 +270,7 @@ impl NativeQueue {
         jobs: Vec<NewJob<'py>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut invocation = scripts::invocation(&scripts::ADD_JOBS, &self.core.keys);
-        let delayed = self.core.add_jobs_args(&mut invocation, &jobs)?;
+        let delayed = self.core.add_jobs_args(&mut invocation, jobs)?;
         let core = self.core.clone();
         into_awaitable(py, async move {
             let reply: AddJobsReply = core.conn.invoke(&invocation).await?;
@@ -538,6 +595,15 @@ impl NativeQueue {
         into_awaitable(py, async move {
             let (seconds, micros): (i64, i64) = core.conn.query(&redis::cmd("TIME")).await?;
             Ok(seconds * 1000 + micros / 1000)
+        })
+    }
+
+    /// Resolves once the main connection is open (and passed its settings check).
+    fn connect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            core.conn.get().await?;
+            Ok(())
         })
     }
 

@@ -157,6 +157,7 @@ lua_script!(FETCH, "fetch.lua");
 lua_script!(ACK, "ack.lua");
 lua_script!(EXTEND_LOCKS, "extend_locks.lua");
 lua_script!(STALLED, "stalled.lua");
+lua_script!(RELEASE, "release.lua");
 lua_script!(UPDATE_JOB, "update_job.lua");
 lua_script!(RETRY_JOBS, "retry_jobs.lua");
 lua_script!(UPSERT_SCHEDULE, "upsert_schedule.lua");

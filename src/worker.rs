@@ -281,6 +281,7 @@ impl NativeWorker {
         tasks.push(rt.spawn(ack_loop(self.shared.clone(), ack_rx)));
         tasks.push(rt.spawn(renew_loop(self.shared.clone())));
         tasks.push(rt.spawn(stalled_loop(self.shared.clone())));
+        tasks.push(rt.spawn(requeue_loop(self.shared.clone())));
         Ok(())
     }
 
@@ -486,7 +487,9 @@ async fn fetch_loop(shared: Arc<Shared>) {
 }
 
 async fn take_jobs(shared: &Arc<Shared>) {
-    let mut marker_wait = None;
+    let mut marker_wait: Option<MarkerWait> = None;
+    // The last wait ended with a wake-up taken from the marker.
+    let mut woken = false;
     loop {
         if !shared.fetching.load(Ordering::SeqCst) {
             return;
@@ -494,15 +497,33 @@ async fn take_jobs(shared: &Arc<Shared>) {
         // Take as many jobs as there is room for; with none, wait for a job to finish.
         let want = shared.handover.room();
         if want == 0 {
-            tokio::select! {
-                _ = shared.handover.wait_freed() => continue,
-                _ = shared.stop_fetching.notified() => return,
+            // A wake-up this worker cannot use goes on to the next idle worker: else a job
+            // returned by a busy worker (`requeue`) could wait for a timeout.
+            if std::mem::take(&mut woken) {
+                pass_wake_up(shared).await;
             }
+            let pending_wake_up = async {
+                match marker_wait.as_mut() {
+                    Some(wait) => wait.await,
+                    None => std::future::pending().await,
+                }
+            };
+            let answered = tokio::select! {
+                _ = shared.handover.wait_freed() => None,
+                answer = pending_wake_up => Some(answer),
+                _ = shared.stop_fetching.notified() => return,
+            };
+            if let Some(answer) = answered {
+                marker_wait = None;
+                woken = matches!(answer, Ok(ref value) if *value != redis::Value::Nil);
+            }
+            continue;
         }
+        woken = false;
         match fetch(shared, want).await {
             Ok(fetched) => {
                 if fetched.taken == 0 || fetched.exhausted {
-                    wait_for_work(shared, fetched.wait_ms, &mut marker_wait).await;
+                    woken = wait_for_work(shared, fetched.wait_ms, &mut marker_wait).await;
                 }
             }
             Err(err) => {
@@ -510,6 +531,15 @@ async fn take_jobs(shared: &Arc<Shared>) {
                 pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
             }
         }
+    }
+}
+
+/// Put a wake-up back on the marker for another worker.
+async fn pass_wake_up(shared: &Shared) {
+    let mut cmd = redis::cmd("RPUSH");
+    cmd.arg(&shared.queue.keys.marker).arg("1");
+    if let Err(err) = shared.queue.conn.query::<i64>(&cmd).await {
+        shared.report("waking another worker", &err);
     }
 }
 
@@ -683,7 +713,12 @@ type MarkerWait = Pin<Box<dyn Future<Output = Result<redis::Value, JqError>> + S
 /// a delayed job's due time; so the due time is kept by a local timer and the BLPOP, with a
 /// long timeout, only reports new work. When the timer fires first the BLPOP stays pending
 /// (dropping it would let its answer swallow a later wake-up) and the next wait reuses it.
-async fn wait_for_work(shared: &Arc<Shared>, wait_ms: u64, pending: &mut Option<MarkerWait>) {
+/// Returns true when the marker answered with a wake-up.
+async fn wait_for_work(
+    shared: &Arc<Shared>,
+    wait_ms: u64,
+    pending: &mut Option<MarkerWait>,
+) -> bool {
     let marker_wait = pending.get_or_insert_with(|| {
         let shared = shared.clone();
         Box::pin(async move {
@@ -696,13 +731,17 @@ async fn wait_for_work(shared: &Arc<Shared>, wait_ms: u64, pending: &mut Option<
     tokio::select! {
         result = marker_wait => {
             *pending = None;
-            if let Err(err) = result {
-                shared.report("waiting for jobs", &err);
-                pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
+            match result {
+                Ok(value) => value != redis::Value::Nil,
+                Err(err) => {
+                    shared.report("waiting for jobs", &err);
+                    pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
+                    false
+                }
             }
         }
-        _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
-        _ = shared.stop_fetching.notified() => {}
+        _ = tokio::time::sleep(Duration::from_millis(wait_ms)) => false,
+        _ = shared.stop_fetching.notified() => false,
     }
 }
 
@@ -903,6 +942,51 @@ async fn leave_registry(shared: &Shared) {
         .arg(&shared.worker_id)
         .arg(-1);
     let _: Result<Vec<String>, _> = shared.queue.conn.invoke(&inv).await;
+}
+
+/// Return kept jobs that waited `KEEP_BOUND` for a slot to the head of the queue, where
+/// any idle worker takes them (see `handover.rs`).
+async fn requeue_loop(shared: Arc<Shared>) {
+    loop {
+        let wait = async {
+            match shared.handover.next_overdue() {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => shared.handover.wait_kept().await,
+            }
+        };
+        tokio::select! {
+            _ = wait => {}
+            _ = shared.stop_timers.notified() => return,
+        }
+        let overdue = shared
+            .handover
+            .take_overdue(|| shared.deliver(Delivery::FetchStopped));
+        if !overdue.is_empty() {
+            if let Err(err) = requeue(&shared, &overdue).await {
+                shared.report("returning prefetched jobs to the queue", &err);
+            }
+        }
+    }
+}
+
+async fn requeue(shared: &Shared, jobs: &[(String, JobTuple)]) -> Result<(), JqError> {
+    let mut inv = scripts::invocation(&scripts::RELEASE, &shared.queue.keys);
+    {
+        let active = shared.active_jobs();
+        for (id, _) in jobs {
+            if let Some(job) = active.get(id) {
+                inv.arg(id).arg(&job.token).arg(job.attempts_made - 1);
+            }
+        }
+    }
+    // Whatever the outcome, this worker no longer holds them: on a failed call their locks
+    // lapse and the stalled sweep returns them instead.
+    let result = shared.queue.conn.invoke::<Vec<i64>>(&inv).await;
+    let mut active = shared.active_jobs();
+    for (id, _) in jobs {
+        active.remove(id);
+    }
+    result.map(|_| ())
 }
 
 /// Recover stalled jobs of the whole queue every `max_stalled_interval`.

@@ -569,7 +569,7 @@ async def test_close_finishes_every_job_already_taken(
             assert info is not None and info.status is JobStatus.COMPLETED
 
 
-async def test_short_jobs_are_prefetched_and_close_still_runs_the_kept_ones(
+async def test_jobs_kept_behind_held_ones_go_back_and_close_runs_what_was_taken(
     make_queue: Callable[..., JobQueue],
 ) -> None:
     queue = make_queue(worker=WorkerConfig(concurrency=2))
@@ -595,19 +595,24 @@ async def test_short_jobs_are_prefetched_and_close_still_runs_the_kept_ones(
         await queue.wait_for(job_id, 10_000)  # the worker learns that jobs are short
     held = await queue.add_jobs([("hold", None) for _ in range(6)])
 
-    async def kept_beyond_concurrency() -> bool:
-        return (await queue.get_stats()).active == 4  # 2 running, 2 prefetched
+    async def only_running_ones_active() -> bool:
+        stats = await queue.get_stats()
+        return (stats.active, stats.waiting) == (2, 4)  # prefetched ones went back
 
-    await eventually(kept_beyond_concurrency)
-    assert (running, most_running) == (2, 2)  # prefetched jobs wait for a free slot
+    async def two_running() -> bool:
+        return running == 2
+
+    await eventually(two_running)
+    await eventually(only_running_ones_active)
+    assert (running, most_running) == (2, 2)
     gate.set()
-    await queue.close()  # the kept jobs run before the worker stops
+    await queue.close()  # what the worker took runs before it stops
     async with JobQueue(queue.name, redis=queue.redis_config) as reader:
         statuses = [(await reader.get_job_status(i)).status for i in held]  # type: ignore[union-attr]
         assert (await reader.get_stats()).active == 0
-    # The 4 taken ones (in order) ran; the rest either ran too or still wait for a worker.
-    assert statuses[:4] == [JobStatus.COMPLETED] * 4
-    assert set(statuses[4:]) <= {JobStatus.COMPLETED, JobStatus.WAITING}
+    # The 2 held ones ran; the rest either ran too or still wait for a worker.
+    assert statuses[:2] == [JobStatus.COMPLETED] * 2
+    assert set(statuses[2:]) <= {JobStatus.COMPLETED, JobStatus.WAITING}
     assert most_running == 2
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jobqueue import JobQueue, WorkerConfig
+from jobqueue import sync as jobqueue_sync
 
 DIST = "jobqueue"
 QUEUE = "bench"
@@ -27,6 +28,22 @@ class Client:
 
     async def close(self) -> None:
         await self.queue.close()
+
+
+class SyncClient:
+    """The blocking facade (``jobqueue.sync``), as a Django or Flask service uses it."""
+
+    def __init__(self, url: str) -> None:
+        self.queue = jobqueue_sync.JobQueue(QUEUE, redis=url)
+
+    def open(self) -> None:
+        pass
+
+    def add(self, payload: dict[str, Any]) -> None:
+        self.queue.add_job("noop", payload)
+
+    def close(self) -> None:
+        self.queue.close()
 
 
 class Worker:

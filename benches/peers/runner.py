@@ -10,13 +10,18 @@ directory. An adapter has:
   ``SYNC = True`` when its methods are plain functions rather than coroutines, and
   ``REDIS_MIN`` ("8.6") when it needs a newer redis-server than some;
 - ``Client(url)`` with ``open()``, ``add(payload)``, ``add_many(payloads)``, ``close()``;
+- optionally ``SyncClient(url)``, the same with plain (blocking) methods, safe to share
+  between threads (the ``threads`` mode of ``enqueue``; a ``SYNC`` adapter's ``Client``
+  serves as one);
 - ``Worker(url, concurrency, handle)`` with ``setup()`` (before the clock starts),
   ``run()`` (consume jobs until ``stop()``; may also return at once if the library
   works in the background) and ``stop()``. Its processor for jobs named ``noop`` calls
   ``handle(payload)`` first thing, with the payload as enqueued.
 
-Roles: ``check``, ``enqueue`` (single or bulk, timed here), ``fill``, ``produce`` (paced,
-for latency) and ``worker``. Results go to stdout as lines ``@@bench {json}``; anything
+Roles: ``check``, ``enqueue`` (timed here; modes ``single``: awaited adds one by one,
+``bulk``: batches, ``concurrent``: awaited single adds from ``tasks`` concurrent asyncio
+tasks, ``threads``: blocking single adds from ``tasks`` threads), ``fill``, ``produce``
+(paced, for latency) and ``worker``. Results go to stdout as lines ``@@bench {json}``; anything
 else a library prints is ignored. The worker role prints ``ready``, waits for a ``go``
 line on stdin, starts the worker, prints ``done`` (with the time.time() of the last
 handler call) once ``expect`` jobs have reached the handler, and stops on a ``stop`` line.
@@ -98,12 +103,69 @@ async def maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
 
 
+#: Adds before the clock starts in the concurrent modes, so that connections are open.
+WARM_UP = 10
+
+
+def enqueue_threads(adapter: Any, args: dict[str, Any]) -> None:
+    """``jobs`` blocking single adds from ``tasks`` threads sharing one client."""
+    client_class = getattr(adapter, "SyncClient", None)
+    if client_class is None and getattr(adapter, "SYNC", False):
+        client_class = adapter.Client
+    if client_class is None:
+        emit(event="result", unsupported="no blocking client")
+        return
+    client = client_class(args["url"])
+    client.open()
+    for i in range(WARM_UP):
+        client.add({"i": -i, "s": "x" * 100})
+    tasks, jobs = args["tasks"], args["jobs"]
+    per_task = jobs // tasks
+    start = threading.Barrier(tasks + 1)
+
+    def produce(first: int) -> None:
+        start.wait()
+        for payload in payloads(first, first + per_task):
+            client.add(payload)
+
+    threads = [threading.Thread(target=produce, args=(t * per_task,)) for t in range(tasks)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    client.close()
+    total = per_task * tasks
+    emit(event="result", jobs=total, seconds=elapsed, rate=total / elapsed)
+
+
 async def enqueue(adapter: Any, args: dict[str, Any]) -> None:
+    if args["mode"] == "threads":
+        enqueue_threads(adapter, args)
+        return
+    if args["mode"] == "concurrent" and getattr(adapter, "SYNC", False):
+        emit(event="result", unsupported="a blocking client: no concurrent awaited adds")
+        return
     client = adapter.Client(args["url"])
     await maybe_await(client.open())
-    jobs, batch = args["jobs"], args["batch"]
+    jobs, batch = args["jobs"], args.get("batch", 1)
+    if args["mode"] == "concurrent":
+        for i in range(WARM_UP):
+            await maybe_await(client.add({"i": -i, "s": "x" * 100}))
     started = time.perf_counter()
-    if args["mode"] == "single":
+    if args["mode"] == "concurrent":
+        tasks = args["tasks"]
+        per_task = jobs // tasks
+
+        async def produce(first: int) -> None:
+            for payload in payloads(first, first + per_task):
+                await client.add(payload)
+
+        await asyncio.gather(*(produce(t * per_task) for t in range(tasks)))
+        jobs = per_task * tasks
+    elif args["mode"] == "single":
         for payload in payloads(0, jobs):
             await maybe_await(client.add(payload))
     else:

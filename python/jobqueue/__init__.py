@@ -18,10 +18,20 @@ from .config import (
     RetryConfig,
     WorkerConfig,
 )
+from .errors import RedisOutOfMemoryError, UnsafeRedisError
 from .events import QueueEvent
 from .fleet import JobEvent, QueueEvents
 from .job import Job
-from .models import GroupStats, HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
+from .models import (
+    GroupStats,
+    HealthReport,
+    JobInfo,
+    JobStatus,
+    QueueStats,
+    RedisFinding,
+    ScheduleInfo,
+    Severity,
+)
 from .queue import JobQueue
 from .redis_config import RedisConfig, TlsOptions
 
@@ -42,10 +52,14 @@ __all__ = [
     "QueueStats",
     "RateLimit",
     "RedisConfig",
+    "RedisFinding",
+    "RedisOutOfMemoryError",
     "Retention",
     "RetryConfig",
     "ScheduleInfo",
+    "Severity",
     "TlsOptions",
+    "UnsafeRedisError",
     "WorkerConfig",
 ]
 

@@ -100,6 +100,13 @@ def stored_ms(value: Duration, field: str = "duration") -> int:
     return value if isinstance(value, int) else duration_ms(value, field)
 
 
+def one_of(value: object, choices: tuple[str, ...], field: str) -> str:
+    """``value`` when it is one of the strings ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise InvalidOptionError(field, f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def member(kind: type[E], value: object, field: str) -> E:
     """The member of enum ``kind`` with this value (or the member itself)."""
     try:

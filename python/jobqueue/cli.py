@@ -4,6 +4,7 @@ jobqueue worker app.tasks:queue --concurrency 50
 jobqueue stats app.tasks:queue          (or a queue name, with --redis URL)
 jobqueue jobs my-queue --status failed --limit 20
 jobqueue dlq | retry | pause | resume | drain ...
+jobqueue doctor my-queue                (Redis settings that can lose jobs, with fixes)
 jobqueue group my-queue tenant-42 [--pause | --resume] [--concurrency 2] [--rate 10/1000]
 jobqueue concurrency my-queue 100        (or "none")
 """
@@ -23,7 +24,7 @@ from typing import Any
 
 from .errors import JobQueueError
 from .events import QueueEvent
-from .models import JobInfo, JobStatus
+from .models import HealthReport, JobInfo, JobStatus
 from .queue import JobQueue
 
 logger = logging.getLogger("jobqueue")
@@ -76,6 +77,11 @@ async def run_worker(queue: JobQueue, concurrency: int | None) -> None:
     logger.info("jobqueue: worker stopped")
 
 
+def _findings_json(report: HealthReport) -> list[dict[str, Any]]:
+    """The report's Redis findings, each with its fix."""
+    return [dataclasses.asdict(f) for f in report.findings]
+
+
 def _job_json(job: JobInfo) -> dict[str, Any]:
     row = dataclasses.asdict(job)
     row["status"] = job.status.value
@@ -88,7 +94,19 @@ async def admin(args: argparse.Namespace) -> Any:
         if command == "stats":
             if args.group is not None:
                 return dataclasses.asdict(await queue.get_stats(group=args.group))
-            return dataclasses.asdict(await queue.get_stats())
+            stats = dataclasses.asdict(await queue.get_stats())
+            return {**stats, "redis_findings": _findings_json(await queue.health_check())}
+        if command == "doctor":
+            report = await queue.health_check()
+            return {
+                "queue": queue.name,
+                "healthy": report.healthy,
+                "redis_version": report.redis_version,
+                "redis_rtt_ms": report.redis_rtt_ms,
+                "workers": report.workers,
+                "error": report.error,
+                "findings": _findings_json(report),
+            }
         if command == "jobs":
             jobs = await queue.get_jobs_by_status(args.status, args.limit, group=args.group)
             return [_job_json(j) for j in jobs]
@@ -153,6 +171,9 @@ def parser() -> argparse.ArgumentParser:
     stats.add_argument("--group")
     for name in ("pause", "resume"):
         sub.add_parser(name).add_argument("target")
+    sub.add_parser(
+        "doctor", help="check the Redis settings that can lose jobs (exit 1 when unhealthy)"
+    ).add_argument("target")
     jobs = sub.add_parser("jobs", help="list jobs of a status")
     jobs.add_argument("target")
     jobs.add_argument("--group")
@@ -192,7 +213,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.command == "worker":
             asyncio.run(run_worker(load_queue(args.target, args.redis), args.concurrency))
         else:
-            print(json.dumps(asyncio.run(admin(args)), indent=2, default=str))
+            result = asyncio.run(admin(args))
+            print(json.dumps(result, indent=2, default=str))
+            if args.command == "doctor" and not result["healthy"]:
+                raise SystemExit(1)
     except JobQueueError as exc:
         raise SystemExit(f"jobqueue: {type(exc).__name__}: {exc}") from None
 

@@ -15,6 +15,9 @@ from .errors import InvalidOptionError
 
 BackoffType = Literal["exponential", "fixed"]
 BACKOFF_TYPES: tuple[str, ...] = ("exponential", "fixed")
+#: What a queue does on a Redis whose settings can lose jobs (see ``jobqueue.redis_safety``).
+UnsafeRedisAction = Literal["warn", "refuse", "ignore"]
+UNSAFE_REDIS_ACTIONS: tuple[str, ...] = ("warn", "refuse", "ignore")
 
 #: Highest priority number (the least urgent). Priorities share a double-precision score
 #: with a FIFO counter in Redis, which keeps them exact up to 2**21 - 1.
@@ -38,10 +41,7 @@ class Backoff:
     jitter: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.type not in BACKOFF_TYPES:
-            raise InvalidOptionError(
-                "backoff.type", f"must be one of {', '.join(BACKOFF_TYPES)}, got {self.type!r}"
-            )
+        v.one_of(self.type, BACKOFF_TYPES, "backoff.type")
         _set(self, "delay", v.duration_ms(self.delay, "backoff.delay"))
         if self.max_delay is not None:
             max_delay = v.duration_ms(self.max_delay, "backoff.max_delay")
@@ -227,11 +227,7 @@ class RetryConfig:
 
     def __post_init__(self) -> None:
         v.integer(self.max_attempts, "retry.max_attempts", minimum=1, maximum=v.MAX_ATTEMPTS)
-        if self.backoff_type not in BACKOFF_TYPES:
-            raise InvalidOptionError(
-                "retry.backoff_type",
-                f"must be one of {', '.join(BACKOFF_TYPES)}, got {self.backoff_type!r}",
-            )
+        v.one_of(self.backoff_type, BACKOFF_TYPES, "retry.backoff_type")
         _set(self, "backoff_delay", v.duration_ms(self.backoff_delay, "retry.backoff_delay"))
         if self.max_backoff_delay is not None:
             _set(
@@ -269,7 +265,12 @@ class DLQConfig:
 
 @dataclass(frozen=True)
 class QueueSettings:
-    """Locks, stalled-job detection and limits."""
+    """Locks, stalled-job detection and limits, and what to do on an unsafe Redis.
+
+    ``on_unsafe_redis``: on a Redis whose ``maxmemory-policy`` evicts keys (and so can
+    drop jobs), ``"warn"`` (default) logs a warning and reports it to ``QUEUE_ERROR``
+    handlers once per connection, ``"refuse"`` raises ``UnsafeRedisError`` from every call
+    and writes nothing, ``"ignore"`` does not check at all."""
 
     max_stalled_count: int = 1
     max_stalled_interval: v.Duration = 5000
@@ -277,6 +278,7 @@ class QueueSettings:
     lock_renew_time: v.Duration | None = None
     max_payload_bytes: int = 10 * 1024 * 1024
     idempotency_ttl: v.Duration = timedelta(hours=24)
+    on_unsafe_redis: UnsafeRedisAction = "warn"
 
     def __post_init__(self) -> None:
         v.integer(
@@ -305,6 +307,7 @@ class QueueSettings:
             "idempotency_ttl",
             v.duration_ms(self.idempotency_ttl, "settings.idempotency_ttl", minimum=1),
         )
+        v.one_of(self.on_unsafe_redis, UNSAFE_REDIS_ACTIONS, "settings.on_unsafe_redis")
 
 
 @dataclass(frozen=True)

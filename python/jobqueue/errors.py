@@ -19,7 +19,9 @@ __all__ = [
     "PayloadTooLargeError",
     "QueueClosedError",
     "RedisError",
+    "RedisOutOfMemoryError",
     "SerializationError",
+    "UnsafeRedisError",
 ]
 
 
@@ -33,6 +35,17 @@ class ConnectionError(JobQueueError, builtins.ConnectionError):
 
 class RedisError(JobQueueError):
     """Redis answered a request with an error."""
+
+
+class RedisOutOfMemoryError(RedisError):
+    """Redis is over ``maxmemory`` and evicts nothing, so it refused a write; the request
+    wrote nothing."""
+
+
+class UnsafeRedisError(JobQueueError):
+    """The Redis server's settings can lose jobs (e.g. an evicting ``maxmemory-policy``).
+    Raised when ``QueueSettings(on_unsafe_redis="refuse")``; otherwise the finding is
+    reported to ``QUEUE_ERROR`` handlers and logged as a warning."""
 
 
 class SerializationError(JobQueueError, TypeError):

@@ -87,12 +87,16 @@ class EventEmitter:
             except Exception as exc:
                 self._handler_failed(event, exc)
 
-    def report_error(self, exc: BaseException, what: str) -> None:
+    def report_error(self, exc: BaseException, what: str, *, warning: bool = False) -> None:
         """An error of background work: to the ``QUEUE_ERROR`` handlers, or to the log
-        (``what`` says what failed)."""
-        if self.has_handlers(QueueEvent.QUEUE_ERROR):
+        (``what`` says what failed). A ``warning`` (a finding a person must act on, such
+        as an unsafe Redis setting) goes to both, and is logged without a traceback."""
+        handled = self.has_handlers(QueueEvent.QUEUE_ERROR)
+        if handled:
             self.emit(QueueEvent.QUEUE_ERROR, None, exc)
-        else:
+        if warning:
+            logger.warning("jobqueue: %s", what)
+        elif not handled:
             logger.error("jobqueue: %s", what, exc_info=exc)
 
     async def wait_idle(self) -> None:

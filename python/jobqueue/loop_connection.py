@@ -6,7 +6,7 @@ connection writes and reads on the event loop's own thread through an asyncio tr
 packing requests and parsing replies stay in Rust (``_native.LoopChannel``), once per chunk
 read. It is an accelerator: ``ProducerConnections`` uses it when it is open on the running
 loop and otherwise uses the native connection, whose connect retries, ready check and TLS
-support it does not duplicate.
+support it does not duplicate. Single adds on it coalesce (``coalesce.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._native import current_pid
+from .coalesce import Coalescer
 from .errors import ConnectionError, JobQueueError
 
 if TYPE_CHECKING:  # types of the stubs only
@@ -39,6 +40,7 @@ class LoopConnection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._pid = current_pid()
         self._transport: asyncio.Transport | None = None
+        self._adds = Coalescer(channel, self._loop, self._send_adds)
 
     @classmethod
     async def open(cls, native: NativeQueue) -> LoopConnection | None:
@@ -78,16 +80,42 @@ class LoopConnection(asyncio.Protocol):
         """Write the request now (bad input raises before anything is written)."""
         return self._request(lambda future: self._channel.add_jobs(jobs, future))
 
+    def add_job(self, job: NewJob) -> asyncio.Future[AddedJob | None]:
+        """Send or queue one job (see ``Coalescer.add``)."""
+        return self._adds.add(job)
+
+    def hold_adds(self) -> None:
+        """Several single adds are about to come at once: let them form one batch."""
+        self._adds.expect_more()
+
     def _request(self, pack: Callable[[asyncio.Future[Any]], bytes]) -> asyncio.Future[Any]:
         transport = self._transport
         if transport is None:
             raise ConnectionError("the event loop's Redis connection is closed")
         future: asyncio.Future[Any] = self._loop.create_future()
         transport.write(pack(future))
+        self._time(future)
+        return future
+
+    def _send_adds(self) -> None:
+        """Write the queued single adds as one request."""
+        transport = self._transport
+        if transport is None:  # closed since they were queued: they go elsewhere
+            self._channel.fail_all(ConnectionError("the connection is closed"))
+            return
+        replied: asyncio.Future[None] | None = None
+        if self._command_timeout is not None:
+            replied = self._loop.create_future()
+        data = self._channel.flush(replied)
+        if data is not None:
+            transport.write(data)
+            if replied is not None:
+                self._time(replied)
+
+    def _time(self, future: asyncio.Future[Any]) -> None:
         if self._command_timeout is not None:
             timer = self._loop.call_later(self._command_timeout, self._timed_out, future)
             future.add_done_callback(lambda _: timer.cancel())
-        return future
 
     def _timed_out(self, future: asyncio.Future[Any]) -> None:
         # As on the native connection, a request without an answer in time makes the
@@ -106,12 +134,14 @@ class LoopConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            resend = self._channel.feed(data)
+            resend, several = self._channel.feed(data)
         except JobQueueError as exc:
             self._broken(exc)
             return
         if resend is not None and self._transport is not None:
             self._transport.write(resend)
+        if several:
+            self._adds.expect_more()
 
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f": {exc}" if exc else ""
@@ -119,11 +149,14 @@ class LoopConnection(asyncio.Protocol):
 
     def _broken(self, error: JobQueueError) -> None:
         transport, self._transport = self._transport, None
+        self._adds.cancel()
         if transport is not None:
             try:
                 transport.abort()
             except RuntimeError:  # its event loop is closed; the socket closes with it
                 pass
+        # Requests written fail; single adds still queued resolve to None and are sent
+        # on the native connection by their callers (ProducerConnections.add_job).
         self._channel.fail_all(error)
 
 
@@ -145,10 +178,29 @@ class ProducerConnections:
         self._retry_at = 0.0
         self._unavailable = False  # TLS: the native connection serves alone
 
+    async def add_job(self, job: NewJob) -> AddedJob:
+        """One job; concurrent calls coalesce on the loop's connection."""
+        conn = await self._connection()
+        if conn is not None:
+            added = await conn.add_job(job)
+            if added is not None:
+                return added
+        return (await self.add_native([job]))[0]
+
+    def expect_adds(self) -> None:
+        """Single adds of several callers follow in this event-loop iteration: they go out
+        as one batch, the first one not alone (see ``coalesce.py``)."""
+        conn = self._conn
+        if conn is not None and conn.usable_here(asyncio.get_running_loop()):
+            conn.hold_adds()
+
     async def add_jobs(self, jobs: list[NewJob]) -> list[AddedJob]:
         conn = await self._connection()
         if conn is not None:
             return await conn.add_jobs(jobs)
+        return await self.add_native(jobs)
+
+    async def add_native(self, jobs: list[NewJob]) -> list[AddedJob]:
         added = await self._native.add_jobs(jobs)
         self._native_ok = True
         return added

@@ -127,6 +127,28 @@ class QueueStats:
     latency_ms: int
 
 
+class Severity(ValueEnum):
+    #: The setting can lose jobs: the queue is not healthy.
+    UNSAFE = "unsafe"
+    #: Worth fixing, but no job is lost by it alone.
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class RedisFinding:
+    """A Redis setting that can cost jobs, what it does and how to fix it (see
+    :mod:`jobqueue.redis_safety`). ``str()`` gives all of it as one sentence."""
+
+    setting: str
+    value: str
+    severity: Severity
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.setting} is {self.value}: {self.problem}. Fix: {self.fix}"
+
+
 @dataclass(frozen=True)
 class GroupStats:
     """One group's state. ``concurrency`` and ``rate`` are the limits in force (its own,
@@ -147,13 +169,17 @@ class GroupStats:
 
 @dataclass(frozen=True)
 class HealthReport:
-    """Truthy when Redis answered."""
+    """Truthy when Redis answered and none of its settings can lose jobs. ``error`` says
+    why not; ``warnings`` are softer findings (no persistence, memory nearly full);
+    ``findings`` are all the Redis findings, structured."""
 
     healthy: bool
     redis_rtt_ms: float | None = None
     redis_version: str | None = None
     workers: int = 0
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    findings: list[RedisFinding] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.healthy

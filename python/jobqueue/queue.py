@@ -23,14 +23,29 @@ from .config import (
     RetryConfig,
     WorkerConfig,
 )
-from .errors import InvalidOptionError, JobNotFoundError, JobQueueError, QueueClosedError
+from .errors import (
+    InvalidOptionError,
+    JobNotFoundError,
+    JobQueueError,
+    QueueClosedError,
+    RedisOutOfMemoryError,
+)
 from .events import EventEmitter, QueueEvent
 from .fleet import FleetListener
 from .groups import GroupAdmin
 from .loop_connection import ProducerConnections
-from .models import GroupStats, HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
+from .models import (
+    GroupStats,
+    HealthReport,
+    JobInfo,
+    JobStatus,
+    QueueStats,
+    ScheduleInfo,
+    Severity,
+)
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
 from .redis_config import RedisConfig
+from .redis_safety import RedisSafety, jobs_not_added, read_findings
 from .scheduler import (
     ScheduleDefinition,
     Scheduler,
@@ -145,6 +160,9 @@ class JobQueue(GroupAdmin):
         self._closed = False
         settings_ = self.config.settings
         connection = self.redis_config.native_kwargs()
+        safety = None
+        if settings_.on_unsafe_redis != "ignore":
+            safety = RedisSafety(settings_.on_unsafe_redis, self._report_warning)
         try:
             self._native = NativeQueue(
                 self.name,
@@ -152,6 +170,7 @@ class JobQueue(GroupAdmin):
                 **connection,
                 max_payload_bytes=settings_.max_payload_bytes,
                 idempotency_ttl_ms=v.stored_ms(settings_.idempotency_ttl),
+                on_connect=None if safety is None else safety.on_connect,
             )
         except JobQueueError as exc:
             raise InvalidOptionError("redis", str(exc)) from None
@@ -228,6 +247,9 @@ class JobQueue(GroupAdmin):
         self._check_open()
         await self.follow_fleet_events()
         if self._worker is None:
+            # Connect here, on this event loop: a refused Redis raises from this call, and
+            # the worker's own reconnects report on this loop.
+            await self._native.connect()
             worker = Worker(self, self._processors)
             await worker.start()
             self._worker = worker
@@ -245,9 +267,14 @@ class JobQueue(GroupAdmin):
     def worker_id(self) -> str | None:
         return None if self._worker is None else self._worker.worker_id
 
-    def _report_error(self, exc: BaseException) -> None:
-        """An error of the queue's background work: ``QUEUE_ERROR``, or the log."""
-        self._events.report_error(exc, f"error in queue {self.name!r}")
+    def _report_error(self, exc: BaseException, *, warning: bool = False) -> None:
+        """An error of the queue's background work: ``QUEUE_ERROR``, or the log (both for
+        a warning)."""
+        what = f"queue {self.name!r}: {exc}" if warning else f"error in queue {self.name!r}"
+        self._events.report_error(exc, what, warning=warning)
+
+    def _report_warning(self, exc: BaseException) -> None:
+        self._report_error(exc, warning=True)
 
     # -- producing --------------------------------------------------------------------------
 
@@ -349,7 +376,16 @@ class JobQueue(GroupAdmin):
             else None
         )
         try:
-            results = await self._producer.add_jobs(rows)
+            if single:  # concurrent single adds coalesce (coalesce.py)
+                results = [await self._producer.add_job(rows[0])]
+            else:
+                results = await self._producer.add_jobs(rows)
+        except RedisOutOfMemoryError:
+            # Reworded with the server's memory figures; the script wrote nothing.
+            refused = await jobs_not_added(self._native, len(rows))
+            if span is not None:
+                span.record_exception(refused)
+            raise refused from None
         except BaseException as exc:
             if span is not None:
                 span.record_exception(exc)
@@ -445,14 +481,24 @@ class JobQueue(GroupAdmin):
         )
 
     async def health_check(self) -> HealthReport:
-        """Never raises for an unhealthy Redis: the report carries the error."""
+        """Never raises for an unhealthy Redis: the report carries the error. A Redis
+        setting that can lose jobs makes the report unhealthy (see
+        :mod:`jobqueue.redis_safety`); softer findings are its ``warnings``."""
         self._check_open()
         try:
             rtt_ms, version, workers = await self._native.health()
+            findings = await read_findings(self._native, self.config.settings.on_unsafe_redis)
         except JobQueueError as exc:
             return HealthReport(healthy=False, error=str(exc))
+        unsafe = [str(f) for f in findings if f.severity is Severity.UNSAFE]
         return HealthReport(
-            healthy=True, redis_rtt_ms=rtt_ms, redis_version=version, workers=workers
+            healthy=not unsafe,
+            redis_rtt_ms=rtt_ms,
+            redis_version=version,
+            workers=workers,
+            error="; ".join(unsafe) or None,
+            warnings=[str(f) for f in findings if f.severity is Severity.WARNING],
+            findings=findings,
         )
 
     # -- managing -------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """A blocking facade over :class:`jobqueue.JobQueue`, for Django, Flask and scripts.
 
 Each ``jobqueue.sync.JobQueue`` runs a private event loop on a background thread and
-waits for its calls; it takes the same arguments as the async class.
+waits for its calls; it takes the same arguments as the async class. ``add_job`` calls
+from many threads go to that loop together and coalesce there (``coalesce.py``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,15 @@ from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from . import queue as async_queue
+from .coalesce import ThreadCoalescer
 from .events import QueueEvent
 from .groups import RateSpec
 from .models import GroupStats, HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
 from .queue import JobSpec
 
 T = TypeVar("T")
+#: One add_job call: (name, data, opts, keyword options).
+_AddCall = tuple[str, Any, Any, dict[str, Any]]
 
 __all__ = ["JobQueue"]
 
@@ -32,6 +36,7 @@ class JobQueue:
             target=self._loop.run_forever, name=f"jobqueue-sync-{name}", daemon=True
         )
         self._thread.start()
+        self._adds: ThreadCoalescer[_AddCall, str] = ThreadCoalescer(self._add_each)
 
     @property
     def name(self) -> str:
@@ -65,7 +70,20 @@ class JobQueue:
         self._queue.off(event, handler, fleet=fleet)
 
     def add_job(self, name: str, data: Any, opts: Any = None, **options: Any) -> str:
-        return self._run(self._queue.add_job(name, data, opts, **options))
+        return self._adds.call((name, data, opts, options))
+
+    def _add_each(self, calls: list[_AddCall]) -> list[str | BaseException]:
+        """The add_job calls of several threads, in one trip to the loop; each gets its own
+        id or error."""
+        queue = self._queue
+
+        async def add_each() -> list[str | BaseException]:
+            if len(calls) > 1:
+                queue._producer.expect_adds()
+            adds = (queue.add_job(name, data, opts, **kw) for name, data, opts, kw in calls)
+            return await asyncio.gather(*adds, return_exceptions=True)
+
+        return self._run(add_each())
 
     def add_jobs(self, jobs: Sequence[JobSpec]) -> list[str]:
         return self._run(self._queue.add_jobs(jobs))

@@ -8,7 +8,8 @@ switched on only around each phase, and prints the instructions redis-server exe
 job for: single awaited ``add_job``, the same from 100 concurrent tasks (which coalesce
 into batches), bulk ``add_jobs`` (batches of 1,000), the drain
 (fetch + ack + retention, one worker at concurrency 50), and light load (each job added,
-fetched and acknowledged alone: the per-call costs in full). Writes
+fetched and acknowledged alone: the per-call costs in full), then bulk add and drain of
+jobs spread over 1,000 groups (without limits, and with a concurrency of 1 per group). Writes
 ``benches/results/redis_cost.json``. Use it to compare script changes: the same command
 gives the same count within about 1%. ``--dumps DIR`` keeps callgrind's dumps there (the
 drain's is the one whose ``desc: Trigger`` line says ``dump drain``), for
@@ -36,6 +37,7 @@ from jobqueue.testing import RedisServer
 PAYLOAD = {"s": "x" * 100}
 SINGLE_ADDS = 200
 CONCURRENT_TASKS = 100
+GROUPS = 1000
 
 
 class CountedRedis:
@@ -90,7 +92,7 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
         nonlocal done
         done += 1
         finished_one.set()
-        if done == jobs:
+        if done % jobs == 0:
             drained.set()
 
     queue.on(QueueEvent.JOB_COMPLETED, completed)
@@ -139,6 +141,29 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
     result["bulk_add_per_job"] = await server.count("bulk", bulk) / jobs
     result["drain_per_job"] = await server.count("drain", drain) / jobs
     result["one_at_a_time_per_job"] = await server.count("alone", one_at_a_time) / SINGLE_ADDS
+
+    async def grouped_bulk() -> None:
+        for start in range(0, jobs, 1000):
+            batch = range(start, min(jobs, start + 1000))
+            await queue.add_jobs(
+                [("noop", {"i": i, **PAYLOAD}, {"group": f"g{i % GROUPS}"}) for i in batch]
+            )
+
+    async def grouped_drain() -> None:
+        await queue.resume()
+        await drained.wait()
+
+    for limit, suffix in ((None, ""), (1, "_limit_1")):
+        await queue.set_default_group_limit(concurrency=limit)
+        await queue.pause()
+        done = 0
+        drained.clear()
+        result[f"grouped_bulk_add{suffix}_per_job"] = (
+            await server.count(f"gbulk{suffix}", grouped_bulk) / jobs
+        )
+        result[f"grouped_drain{suffix}_per_job"] = (
+            await server.count(f"gdrain{suffix}", grouped_drain) / jobs
+        )
     await queue.close()
     return result
 
@@ -172,6 +197,10 @@ def main() -> None:
         "bulk_add_per_job": "add_jobs (batch 1000), per job",
         "drain_per_job": "drain (fetch + ack), per job",
         "one_at_a_time_per_job": "light load (add, fetch, ack alone)",
+        "grouped_bulk_add_per_job": "add_jobs, 1,000 groups, per job",
+        "grouped_drain_per_job": "drain, 1,000 groups, per job",
+        "grouped_bulk_add_limit_1_per_job": "add_jobs, groups of limit 1",
+        "grouped_drain_limit_1_per_job": "drain, groups of limit 1",
     }
     for key, label in labels.items():
         print(f"{label:<32}: {result[key]:>10,.0f} redis-server instructions")

@@ -4,9 +4,10 @@
 
 Peers come from the ``bench`` extra (``make bench-peers`` installs it, and gives arq,
 bullmq and ardiq venvs of their own under ``.venv/bench-peers/<system>/``, since arq needs
-redis-py < 6, bullmq pins an old croniter and ardiq needs Python >= 3.12). A system whose library is not installed is skipped
-with a note. Every step runs in a process of its own (``benches/peers/runner.py``, with the
-system's python): enqueue clients, fill, producer and one worker process per step.
+redis-py < 6, bullmq pins an old croniter and ardiq needs Python >= 3.12). A system whose
+library is not installed is skipped with a note. Every step runs in a process of its own
+(``benches/peers/runner.py``, with the system's python): enqueue clients, fill, producer
+and one worker process per step.
 
 Per system, after a FLUSHALL before each step:
 

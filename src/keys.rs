@@ -8,7 +8,7 @@ pub const LAYOUT_VERSION: &str = "1";
 
 /// A queue's keys apart from the per-job ones, as (the name scripts use in their table `K`,
 /// the key's suffix). Both this struct and the scripts' `K` are built from this one list.
-pub const QUEUE_KEYS: [(&str, &str); 18] = [
+pub const QUEUE_KEYS: [(&str, &str); 24] = [
     ("meta", "meta"),
     ("id", "id"),
     ("prioCounter", "pc"),
@@ -27,6 +27,13 @@ pub const QUEUE_KEYS: [(&str, &str); 18] = [
     ("schedulesLast", "schedules:last"),
     ("schedulesWake", "schedules:wake"),
     ("events", "events"),
+    // Groups (per-group keys are `g:<group>...`, built by the scripts like job keys).
+    ("groups", "groups"),
+    ("groupsSeq", "groups:seq"),
+    ("groupsParked", "groups:parked"),
+    ("groupsLimited", "groups:limited"),
+    ("groupsKnown", "groups:known"),
+    ("groupsWaiting", "groups:waiting"),
 ];
 
 #[derive(Clone, Debug)]

@@ -3,6 +3,7 @@
 pub mod backoff;
 pub mod connection;
 pub mod errors;
+pub mod groups;
 mod handover;
 pub mod json;
 pub mod keys;
@@ -44,6 +45,7 @@ fn to_json(value: &Bound<'_, PyAny>, name: &str) -> PyResult<String> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::NativeQueue>()?;
     m.add_class::<worker::NativeWorker>()?;
+    m.add_class::<groups::NativeGroups>()?;
     m.add_class::<loop_conn::LoopChannel>()?;
     m.add_function(wrap_pyfunction!(shutdown_runtime, m)?)?;
     m.add_function(wrap_pyfunction!(to_json, m)?)?;

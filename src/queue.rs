@@ -33,7 +33,7 @@ pub(crate) struct Durability {
 const CLEANUP_BATCH: usize = 1000;
 
 /// One job as Python hands it over: (job_id or None, name, data, opts JSON, priority,
-/// delay ms, max attempts, idempotency key or None).
+/// delay ms, max attempts, idempotency key or None, group or None).
 pub(crate) type NewJob<'py> = (
     Option<String>,
     String,
@@ -42,6 +42,7 @@ pub(crate) type NewJob<'py> = (
     u32,
     u64,
     u32,
+    Option<String>,
     Option<String>,
 );
 
@@ -111,6 +112,7 @@ pub(crate) struct PreparedJob {
     delay: u64,
     attempts: u32,
     idem: Option<String>,
+    group: Option<String>,
 }
 
 impl PreparedJob {
@@ -132,7 +134,7 @@ impl QueueCore {
         job: NewJob<'_>,
         index: Option<usize>,
     ) -> PyResult<PreparedJob> {
-        let (job_id, name, data, opts, priority, delay, attempts, idem) = job;
+        let (job_id, name, data, opts, priority, delay, attempts, idem, group) = job;
         let root = || match index {
             Some(index) => format!("jobs[{index}] data of job {name:?}"),
             None => format!("data of job {name:?}"),
@@ -156,6 +158,7 @@ impl QueueCore {
             delay,
             attempts,
             idem,
+            group,
         })
     }
 
@@ -200,10 +203,11 @@ impl QueueCore {
         call: &mut impl ScriptArgs,
         jobs: impl ExactSizeIterator<Item = &'a PreparedJob>,
     ) -> Vec<bool> {
+        let jobs: Vec<&PreparedJob> = jobs.collect();
         call.push(LAYOUT_VERSION)
             .push(self.idempotency_ttl_ms)
             .push(jobs.len());
-        jobs.map(|job| {
+        for job in &jobs {
             call.push(job.job_id.as_deref().unwrap_or(""))
                 .push(&job.name)
                 .push(&job.data)
@@ -212,9 +216,20 @@ impl QueueCore {
                 .push(job.delay)
                 .push(job.attempts)
                 .push(job.idem.as_deref().unwrap_or(""));
-            job.delayed()
-        })
-        .collect()
+        }
+        // The groups go after the jobs, only for the jobs that have one (add_jobs.lua).
+        let grouped: Vec<(usize, &str)> = jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, job)| job.group.as_deref().map(|group| (index + 1, group)))
+            .collect();
+        if !grouped.is_empty() {
+            call.push(grouped.len());
+            for (index, group) in grouped {
+                call.push(index).push(group);
+            }
+        }
+        jobs.iter().map(|job| job.delayed()).collect()
     }
 
     /// [`Self::prepare_job`] for each job, then [`Self::push_add_jobs_args`].
@@ -353,18 +368,23 @@ impl NativeQueue {
         })
     }
 
-    /// Resolves to `(paused, [(id, fields, logs), ...])`.
+    /// Resolves to `(paused, [(id, fields, logs), ...])`; with a group, of its jobs only.
+    #[pyo3(signature = (status, limit, group=None))]
     fn get_jobs<'py>(
         &self,
         py: Python<'py>,
         status: String,
         limit: usize,
+        group: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
             let mut invocation = scripts::invocation(&scripts::GET_JOBS, keys);
-            invocation.arg(&status).arg(limit);
+            invocation
+                .arg(&status)
+                .arg(limit)
+                .arg(group.as_deref().unwrap_or(""));
             let mut reply: Vec<Value> = core.conn.invoke(&invocation).await?;
             if reply.is_empty() {
                 return Err(JqError::Redis("empty reply from get_jobs".into()).into());

@@ -16,21 +16,29 @@ use crate::keys::{QueueKeys, QUEUE_KEYS};
 
 const LIB: &str = include_str!("lua/lib.lua");
 
-/// What every script starts with: the key base (ARGV[1]) and the table `K` of the queue's
-/// keys. The meta key is the one declared key (KEYS[1]); the others are built from the
-/// base, so they share its hash tag and stay in its slot on a Redis Cluster, like the job
-/// keys the scripts build.
-fn prelude() -> String {
-    let mut lua = String::from("local BASE = ARGV[1]\nlocal K = {\n");
+/// What every script starts with: the key base (ARGV[1]).
+const BASE_LINE: &str = "local BASE = ARGV[1]\n";
+
+/// The table `K` of the queue's keys, with those for which `keep` holds. The meta key is
+/// the one declared key (KEYS[1]); the others are built from the base, so they share its
+/// hash tag and stay in its slot on a Redis Cluster, like the job keys the scripts build.
+fn key_table(keep: impl Fn(&str) -> bool) -> String {
+    let mut lua = String::from("local K = {\n");
     for (name, suffix) in QUEUE_KEYS {
         if name == "meta" {
             lua.push_str("  meta = KEYS[1],\n");
-        } else {
+        } else if keep(name) {
             writeln!(lua, "  {name} = BASE .. '{suffix}',").expect("writing to a String");
         }
     }
     lua.push_str("}\n");
     lua
+}
+
+/// The prelude with every key.
+#[cfg(test)]
+fn prelude() -> String {
+    String::from(BASE_LINE) + &key_table(|_| true)
 }
 
 /// The top-level statements of `lib`, each as (the names it defines, its text). A statement
@@ -61,10 +69,11 @@ fn words(text: &str) -> impl Iterator<Item = &str> {
 /// `script` behind the prelude and those statements of `lib.lua` it uses, directly or
 /// through other helpers. A statement only uses earlier ones, so one pass from the last
 /// statement back finds them all; a name that appears only in a comment keeps a helper in
-/// (harmless), never out.
+/// (harmless), never out. The table `K` gets only the keys whose names appear in the
+/// script or its helpers: Redis builds it on every call, a string concatenation per key
+/// (a key read as `K[name]` appears too, as the string that `name` holds).
 fn script_source(script: &str) -> String {
-    let lib = prelude() + LIB;
-    let all = statements(&lib);
+    let all = statements(LIB);
     let mut needed: HashSet<&str> = words(script).collect();
     let mut kept = vec![false; all.len()];
     for (i, (names, text)) in all.iter().enumerate().rev() {
@@ -73,11 +82,15 @@ fn script_source(script: &str) -> String {
             needed.extend(words(text));
         }
     }
-    let mut source: String = all
-        .iter()
-        .zip(kept)
-        .filter_map(|((_, text), keep)| keep.then_some(text.as_str()))
-        .collect();
+    let mut source = String::from(BASE_LINE);
+    if needed.contains("K") {
+        source.push_str(&key_table(|name| needed.contains(name)));
+    }
+    for ((_, text), keep) in all.iter().zip(kept) {
+        if keep {
+            source.push_str(text);
+        }
+    }
     source.push_str(script);
     source
 }
@@ -152,6 +165,10 @@ lua_script!(CLAIM_SCHEDULE, "claim_schedule.lua");
 lua_script!(NEXT_SCHEDULE, "next_schedule.lua");
 lua_script!(LIST_SCHEDULES, "list_schedules.lua");
 lua_script!(UNSCHEDULE, "unschedule.lua");
+lua_script!(SET_CONCURRENCY, "set_concurrency.lua");
+lua_script!(SET_GROUP_LIMIT, "set_group_limit.lua");
+lua_script!(SET_GROUP_PAUSED, "set_group_paused.lua");
+lua_script!(GET_GROUP_STATS, "get_group_stats.lua");
 
 #[cfg(test)]
 mod tests {
@@ -179,6 +196,18 @@ mod tests {
             );
         }
         assert!(!add.contains("local function keep("));
+    }
+
+    #[test]
+    fn k_holds_the_keys_a_script_names() {
+        let source = script_source("return redis.call('LLEN', K.wait)");
+        assert!(source.contains("  wait = BASE .. 'wait',\n"));
+        assert!(source.contains("  meta = KEYS[1],\n"));
+        assert!(!source.contains("groupsParked"));
+        // leaveGroup brings the keys it uses along.
+        let source = script_source("leaveGroup('g', 1)");
+        assert!(source.contains("  groupsParked = BASE .. 'groups:parked',\n"));
+        assert!(source.contains("  marker = BASE .. 'marker',\n"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::backoff::Backoff;
 use crate::connection::RedisConn;
 use crate::errors::JqError;
+use crate::groups::push_ack_tail;
 use crate::handover::Handover;
 use crate::json::{to_json, to_json_named};
 use crate::queue::{NativeQueue, QueueCore};
@@ -66,6 +67,8 @@ struct JobOpts {
 struct ActiveJob {
     token: String,
     name: String,
+    /// Its group: the ack frees the group's slot without reading the job.
+    group: Option<String>,
     attempts_made: u32,
     opts: JobOpts,
     lock_lost: bool,
@@ -146,6 +149,8 @@ struct Shared {
     /// Tells the event loop that deliveries are waiting (see `wake.rs`).
     wake: WakePipe,
     fetching: AtomicBool,
+    /// The queue has a global concurrency (the last fetch said): acks wake a waiting worker.
+    wake_on_ack: AtomicBool,
     stop_fetching: Notify,
     stop_timers: Notify,
 }
@@ -246,6 +251,7 @@ impl NativeWorker {
             deliveries: Mutex::new(Some(deliveries_tx)),
             wake: WakePipe::new()?,
             fetching: AtomicBool::new(true),
+            wake_on_ack: AtomicBool::new(false),
             stop_fetching: Notify::new(),
             stop_timers: Notify::new(),
         });
@@ -582,6 +588,12 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
     let next_due: i64 = next_fetched(&mut reply)?;
     let limited_for: i64 = next_fetched(&mut reply)?;
     let exhausted: i64 = next_fetched(&mut reply)?;
+    let global_limit: i64 = next_fetched(&mut reply)?;
+    shared
+        .wake_on_ack
+        .store(global_limit == 1, Ordering::Relaxed);
+    // The first `grouped` jobs carry their group as a 9th value.
+    let grouped: usize = next_fetched(&mut reply)?;
     let mut taken = 0;
     // The jobs of a batch nearly always share one options text: decode it once.
     let mut last_opts: Option<(String, JobOpts)> = None;
@@ -598,6 +610,11 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
             next_fetched(&mut reply)?,
             next_fetched(&mut reply)?,
         );
+        let group: Option<String> = if taken < grouped {
+            Some(next_fetched(&mut reply)?)
+        } else {
+            None
+        };
         taken += 1;
         let decoded = match &last_opts {
             Some((text, opts)) if *text == opts_json => Ok(opts.clone()),
@@ -613,6 +630,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
                     ActiveJob {
                         token,
                         name: name.clone(),
+                        group,
                         attempts_made,
                         opts,
                         lock_lost: false,
@@ -639,6 +657,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
                     ActiveJob {
                         token,
                         name,
+                        group,
                         attempts_made,
                         opts: JobOpts {
                             attempts: attempts_made,
@@ -795,12 +814,16 @@ fn decide<'a>(job: &ActiveJob, kind: &'a AckKind, dlq_enabled: bool) -> Decision
 async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
     // (id, token, name, attempts, max attempts, decision, report) of each entry to write.
     let mut entries = Vec::with_capacity(batch.len());
+    let mut groups = Vec::new();
     {
         let active = shared.active_jobs();
         for ack in batch {
             match active.get(&ack.id) {
                 Some(job) => {
                     let decision = decide(job, &ack.kind, shared.settings.dlq_enabled);
+                    if let Some(group) = &job.group {
+                        groups.push((entries.len() + 1, group.clone()));
+                    }
                     entries.push((
                         ack.id.as_str(),
                         job.token.clone(),
@@ -842,6 +865,8 @@ async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
             .arg(name)
             .arg(attempts);
     }
+    let wake = shared.wake_on_ack.load(Ordering::Relaxed);
+    push_ack_tail(&mut inv, wake, groups.iter().map(|(i, g)| (*i, g.as_str())));
     let (applied, short): (Vec<i64>, _) = shared.queue.write(&inv).await?;
     if let Some(confirmed) = short {
         // Applied on the primary: writing it again would find the locks gone. Reported.

@@ -110,3 +110,40 @@ async def test_admin_commands(redis_url: str, queue_name: str) -> None:
     assert await loop.run_in_executor(None, run, "retry", queue_name) == {"retried": 0}
     drained = await loop.run_in_executor(None, run, "drain", queue_name, "--include-delayed")
     assert drained == {"removed": 4}
+
+
+async def test_group_commands(redis_url: str, queue_name: str) -> None:
+    async with JobQueue(queue_name, redis=redis_url) as q:
+        await q.add_jobs([("t", i, {"group": "acme"}) for i in range(2)])
+    loop = asyncio.get_running_loop()
+
+    def run(*args: str) -> object:
+        return _cli(redis_url, *args)
+
+    shown = await loop.run_in_executor(
+        None, run, "group", queue_name, "acme", "--pause", "--concurrency", "2", "--rate", "5/1000"
+    )
+    assert shown == {
+        "group": "acme",
+        "waiting": 2,
+        "active": 0,
+        "paused": True,
+        "concurrency": 2,
+        "rate": {"max": 5, "duration": 1000},
+        "own_limits": True,
+        "rate_limited_until": None,
+    }
+    stats = await loop.run_in_executor(None, run, "stats", queue_name, "--group", "acme")
+    assert isinstance(stats, dict) and stats["paused"] is True
+    jobs = await loop.run_in_executor(
+        None, run, "jobs", queue_name, "--status", "paused", "--group", "acme"
+    )
+    assert isinstance(jobs, list) and [j["group"] for j in jobs] == ["acme", "acme"]
+    shown = await loop.run_in_executor(
+        None, run, "group", queue_name, "acme", "--resume", "--remove-limit"
+    )
+    assert isinstance(shown, dict) and (shown["paused"], shown["concurrency"]) == (False, None)
+    limit = await loop.run_in_executor(None, run, "concurrency", queue_name, "7")
+    assert limit == {"concurrency": 7}
+    limit = await loop.run_in_executor(None, run, "concurrency", queue_name, "none")
+    assert limit == {"concurrency": None}

@@ -65,3 +65,19 @@ def test_blocking_schedules_and_recovery(redis_url: str, queue_name: str) -> Non
             q.retry_job(job_id)
         with pytest.raises(TimeoutError):
             q.wait_for(job_id, 50)
+
+
+def test_blocking_facade_offers_the_group_methods(redis_url: str, queue_name: str) -> None:
+    with JobQueue(queue_name, redis=redis_url) as q:
+        q.add_job("t", None, group="acme")
+        q.set_global_concurrency(10)
+        q.set_default_group_limit(concurrency=3)
+        q.set_group_limit("acme", concurrency=1, rate=(5, 1000))
+        q.pause_group("acme")
+        stats = q.get_stats(group="acme")
+        assert (stats.waiting, stats.paused, stats.concurrency) == (1, True, 1)
+        assert [j.group for j in q.get_jobs_by_status(JobStatus.PAUSED, group="acme")] == ["acme"]
+        q.resume_group("acme")
+        q.remove_group_limit("acme")
+        assert q.get_group_stats("acme").concurrency == 3
+        assert q.get_stats().waiting == 1

@@ -24,6 +24,7 @@ from .events import QueueEvent
 from .fleet import JobEvent, QueueEvents
 from .job import Job
 from .models import (
+    GroupStats,
     HealthReport,
     JobInfo,
     JobStatus,
@@ -39,6 +40,7 @@ __all__ = [
     "Backoff",
     "DLQConfig",
     "Durability",
+    "GroupStats",
     "HealthReport",
     "Job",
     "JobEvent",

@@ -121,16 +121,21 @@ def member(kind: type[E], value: object, field: str) -> E:
 _KEY_UNSAFE = frozenset(":{}")
 
 
-def job_id(value: object, field: str = "job_id") -> str:
+def job_id(value: object, field: str = "job_id", *, max_length: int = 256) -> str:
     """A job (or schedule) id: a non-empty printable string without ':', braces or
     whitespace."""
-    text_value = text(value, field, max_length=256)
+    text_value = text(value, field, max_length=max_length)
     if any(c in _KEY_UNSAFE or c.isspace() or not c.isprintable() for c in text_value):
         raise InvalidOptionError(
             field,
             f"must not contain ':', braces, whitespace or control characters, got {text_value!r}",
         )
     return text_value
+
+
+def group(value: object, field: str = "group") -> str:
+    """A group name: it becomes part of Redis keys, so the rules of a job id apply."""
+    return job_id(value, field, max_length=200)
 
 
 def job_name(value: object, field: str = "name") -> str:

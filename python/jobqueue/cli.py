@@ -5,6 +5,8 @@ jobqueue stats app.tasks:queue          (or a queue name, with --redis URL)
 jobqueue jobs my-queue --status failed --limit 20
 jobqueue dlq | retry | pause | resume | drain ...
 jobqueue doctor my-queue                (Redis settings that can lose jobs, with fixes)
+jobqueue group my-queue tenant-42 [--pause | --resume] [--concurrency 2] [--rate 10/1000]
+jobqueue concurrency my-queue 100        (or "none")
 """
 
 from __future__ import annotations
@@ -90,6 +92,8 @@ async def admin(args: argparse.Namespace) -> Any:
     async with load_queue(args.target, args.redis) as queue:
         command = args.command
         if command == "stats":
+            if args.group is not None:
+                return dataclasses.asdict(await queue.get_stats(group=args.group))
             stats = dataclasses.asdict(await queue.get_stats())
             return {**stats, "redis_findings": _findings_json(await queue.health_check())}
         if command == "doctor":
@@ -104,7 +108,14 @@ async def admin(args: argparse.Namespace) -> Any:
                 "findings": _findings_json(report),
             }
         if command == "jobs":
-            return [_job_json(j) for j in await queue.get_jobs_by_status(args.status, args.limit)]
+            jobs = await queue.get_jobs_by_status(args.status, args.limit, group=args.group)
+            return [_job_json(j) for j in jobs]
+        if command == "group":
+            return await _group(queue, args)
+        if command == "concurrency":
+            limit = None if args.limit == "none" else _int_arg(args.limit, "limit")
+            await queue.set_global_concurrency(limit)
+            return {"concurrency": limit}
         if command == "dlq":
             return [_job_json(j) for j in await queue.get_dlq_jobs(args.limit)]
         if command == "retry":
@@ -123,6 +134,30 @@ async def admin(args: argparse.Namespace) -> Any:
     raise SystemExit(f"unknown command {command}")
 
 
+def _int_arg(text: str, name: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SystemExit(f"jobqueue: {name} must be a number or 'none', got {text!r}") from None
+
+
+async def _group(queue: JobQueue, args: argparse.Namespace) -> Any:
+    """Change a group's pause or limits as asked, then show its state."""
+    if args.pause:
+        await queue.pause_group(args.group)
+    if args.resume:
+        await queue.resume_group(args.group)
+    if args.remove_limit:
+        await queue.remove_group_limit(args.group)
+    elif args.concurrency is not None or args.rate is not None:
+        rate = None
+        if args.rate is not None:
+            count, _, window = args.rate.partition("/")
+            rate = (_int_arg(count, "rate max"), _int_arg(window, "rate window"))
+        await queue.set_group_limit(args.group, concurrency=args.concurrency, rate=rate)
+    return dataclasses.asdict(await queue.get_stats(group=args.group))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jobqueue", description=__doc__.splitlines()[0])
     p.add_argument("--redis", help="Redis URL (default: $JOBQUEUE_REDIS_URL / $REDIS_URL)")
@@ -131,13 +166,17 @@ def parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a worker until SIGTERM/SIGINT")
     worker.add_argument("target", help="module:attribute of a JobQueue")
     worker.add_argument("--concurrency", type=int)
-    for name in ("stats", "pause", "resume"):
+    stats = sub.add_parser("stats", help="job counts, or a group's state")
+    stats.add_argument("target")
+    stats.add_argument("--group")
+    for name in ("pause", "resume"):
         sub.add_parser(name).add_argument("target")
     sub.add_parser(
         "doctor", help="check the Redis settings that can lose jobs (exit 1 when unhealthy)"
     ).add_argument("target")
     jobs = sub.add_parser("jobs", help="list jobs of a status")
     jobs.add_argument("target")
+    jobs.add_argument("--group")
     jobs.add_argument("--status", default=JobStatus.WAITING.value)
     jobs.add_argument("--limit", type=int, default=20)
     dlq = sub.add_parser("dlq", help="list dead-lettered jobs")
@@ -148,6 +187,17 @@ def parser() -> argparse.ArgumentParser:
     retry.add_argument("--job-id")
     retry.add_argument("--status", default=JobStatus.DLQ.value)
     retry.add_argument("--limit", type=int)
+    group = sub.add_parser("group", help="show a group; pause, resume or limit it")
+    group.add_argument("target")
+    group.add_argument("group")
+    group.add_argument("--pause", action="store_true")
+    group.add_argument("--resume", action="store_true")
+    group.add_argument("--concurrency", type=int)
+    group.add_argument("--rate", help="MAX/WINDOW_MS, e.g. 10/1000")
+    group.add_argument("--remove-limit", action="store_true")
+    limit = sub.add_parser("concurrency", help="set the queue's global concurrency")
+    limit.add_argument("target")
+    limit.add_argument("limit", help="a number, or none")
     drain = sub.add_parser("drain", help="remove waiting jobs")
     drain.add_argument("target")
     drain.add_argument("--include-delayed", action="store_true")

@@ -156,8 +156,13 @@ class JobOptions:
     job_id: str | None = None
     remove_on_complete: bool | int | timedelta | Retention | Mapping[str, Any] | None = None
     remove_on_fail: bool | int | timedelta | Retention | Mapping[str, Any] | None = None
+    #: The job's group: its jobs run within the group's limits, and groups take turns
+    #: (see ``JobQueue.set_group_limit``).
+    group: str | None = None
 
     def __post_init__(self) -> None:
+        if self.group is not None:
+            v.group(self.group)
         if self.attempts is not None:
             v.integer(self.attempts, "attempts", minimum=1, maximum=v.MAX_ATTEMPTS)
         if self.delay is not None:

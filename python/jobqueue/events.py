@@ -29,6 +29,10 @@ class QueueEvent(ValueEnum):
     JOB_STALLED = "job-stalled"
     JOB_PROGRESS = "job-progress"
     JOB_DLQ = "job-dlq"
+    # Fleet events of a group (``JobEvent.name`` is the group, "" for the default limit).
+    GROUP_PAUSED = "group-paused"
+    GROUP_RESUMED = "group-resumed"
+    GROUP_LIMIT_CHANGED = "group-limit-changed"
     QUEUE_ERROR = "queue-error"
 
 

@@ -51,6 +51,9 @@ class JobEvent:
     timestamp: int
     failed_reason: str | None = None
     progress: Any = None
+    #: For ``GROUP_LIMIT_CHANGED``: the new limit, ``{"concurrency": n | None, "rate":
+    #: {"max": n, "duration": ms} | None}``.
+    limit: Any = None
 
 
 def parse_entry(entry_id: str, payload: str) -> list[JobEvent]:
@@ -78,6 +81,7 @@ def parse_entry(entry_id: str, payload: str) -> list[JobEvent]:
                 timestamp,
                 failed_reason=decoded if kind in _FAILURES else None,
                 progress=decoded if kind is QueueEvent.JOB_PROGRESS else None,
+                limit=decoded if kind is QueueEvent.GROUP_LIMIT_CHANGED else None,
             )
         )
     return events

@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from .config import RateLimit
+
 
 class ValueEnum(str, Enum):
     """A str enum that prints as its value (``str(JobStatus.WAITING) == "waiting"``)."""
@@ -50,6 +52,7 @@ class JobInfo:
     opts: dict[str, Any] = field(default_factory=dict)
     schedule_id: str | None = None
     scheduled_for: int | None = None
+    group: str | None = None
 
     @classmethod
     def from_redis(
@@ -85,6 +88,7 @@ class JobInfo:
             opts=_json_object(fields.get("opts")),
             schedule_id=fields.get("schedule_id"),
             scheduled_for=_int(fields.get("scheduled_for")),
+            group=fields.get("group"),
         )
 
 
@@ -143,6 +147,24 @@ class RedisFinding:
 
     def __str__(self) -> str:
         return f"{self.setting} is {self.value}: {self.problem}. Fix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """One group's state. ``concurrency`` and ``rate`` are the limits in force (its own,
+    else the queue's default group limit; None: no limit); ``own_limits`` tells whether it
+    has any of its own. ``rate_limited_until`` (ms, Redis clock) is set while its rate
+    window is used up. ``waiting`` counts its waiting jobs, paused or not (not its delayed
+    ones)."""
+
+    group: str
+    waiting: int
+    active: int
+    paused: bool
+    concurrency: int | None
+    rate: RateLimit | None
+    own_limits: bool
+    rate_limited_until: int | None = None
 
 
 @dataclass(frozen=True)

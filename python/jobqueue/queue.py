@@ -6,7 +6,7 @@ import asyncio
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -33,8 +33,17 @@ from .errors import (
 )
 from .events import EventEmitter, QueueEvent
 from .fleet import FleetListener
+from .groups import GroupAdmin
 from .loop_connection import ProducerConnections
-from .models import HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo, Severity
+from .models import (
+    GroupStats,
+    HealthReport,
+    JobInfo,
+    JobStatus,
+    QueueStats,
+    ScheduleInfo,
+    Severity,
+)
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
 from .redis_config import RedisConfig
 from .redis_safety import RedisSafety, jobs_not_added, read_findings
@@ -116,7 +125,7 @@ class _Resolved:
         return self.delay + (random.randint(0, self.jitter) if self.jitter else 0)
 
 
-class JobQueue:
+class JobQueue(GroupAdmin):
     """A named queue on Redis. Creating one connects to nothing and writes nothing; the
     first call that needs Redis connects."""
 
@@ -294,6 +303,7 @@ class JobQueue:
         job_id: str | None = None,
         remove_on_complete: bool | int | timedelta | Retention | None = None,
         remove_on_fail: bool | int | timedelta | Retention | None = None,
+        group: str | None = None,
     ) -> str:
         """Enqueue one job and return its id. A repeated ``idempotency_key`` (within
         ``settings.idempotency_ttl``) or an existing ``job_id`` returns that job's id and
@@ -309,6 +319,7 @@ class JobQueue:
             "job_id": job_id,
             "remove_on_complete": remove_on_complete,
             "remove_on_fail": remove_on_fail,
+            "group": group,
         }
         options = JobOptions.coerce(opts)
         given = {k: val for k, val in overrides.items() if val is not None}
@@ -363,6 +374,7 @@ class JobQueue:
                     resolved.delay_with_jitter(),
                     resolved.attempts,
                     options.idempotency_key,
+                    options.group,
                 )
             )
         span = (
@@ -426,19 +438,35 @@ class JobQueue:
         fields, logs, paused = found
         return JobInfo.from_redis(job_id, fields, logs, paused)
 
-    async def get_jobs_by_status(self, status: JobStatus | str, limit: int = 100) -> list[JobInfo]:
-        """Jobs in ``status``: waiting/paused/delayed/active in the order they will run,
-        completed/failed/dlq newest first. ``PENDING`` is always empty: a job is queued in
-        the same atomic step that creates it."""
+    async def get_jobs_by_status(
+        self, status: JobStatus | str, limit: int = 100, *, group: str | None = None
+    ) -> list[JobInfo]:
+        """Jobs in ``status``: waiting/paused/delayed/active in the order they will run
+        (ungrouped waiting jobs first, then each group's), completed/failed/dlq newest
+        first; with ``group``, only that group's (a paused group's waiting jobs are
+        ``PAUSED``). ``PENDING`` is always empty: a job is queued in the same atomic step
+        that creates it."""
         self._check_open()
         wanted = _status(status)
         v.integer(limit, "limit", minimum=1, maximum=1_000_000)
+        if group is not None:
+            v.group(group)
         if wanted is JobStatus.PENDING:
             return []
-        paused, jobs = await self._native.get_jobs(wanted.value, limit)
+        paused, jobs = await self._native.get_jobs(wanted.value, limit, group)
         return [JobInfo.from_redis(job_id, f, logs, paused) for job_id, f, logs in jobs]
 
-    async def get_stats(self) -> QueueStats:
+    @overload
+    async def get_stats(self) -> QueueStats: ...
+
+    @overload
+    async def get_stats(self, *, group: str) -> GroupStats: ...
+
+    async def get_stats(self, *, group: str | None = None) -> QueueStats | GroupStats:
+        """Job counts of the queue (a group's waiting jobs count as waiting), or with
+        ``group`` that group's state."""
+        if group is not None:
+            return await self.get_group_stats(group)
         self._check_open()
         (
             waiting,
@@ -582,6 +610,8 @@ class JobQueue:
         check_misfire(misfire, max_catch_up)
         if schedule_id is not None:
             v.job_id(schedule_id, "schedule_id")
+        if "group" in job_options:
+            raise InvalidOptionError("group", "is not supported for scheduled jobs yet")
         for per_job in ("job_id", "idempotency_key", "jitter"):
             if per_job in job_options:
                 raise InvalidOptionError(per_job, "is set per tick by the schedule")
@@ -737,7 +767,7 @@ def _message(exc: InvalidOptionError) -> str:
 
 
 def _added_job(job_id: str, row: tuple[Any, ...], created_at: int, status: str) -> JobInfo:
-    _, name, data, opts_json, priority, delay, attempts, _ = row
+    _, name, data, opts_json, priority, delay, attempts, _, group = row
     return JobInfo(
         id=job_id,
         name=name,
@@ -748,4 +778,5 @@ def _added_job(job_id: str, row: tuple[Any, ...], created_at: int, status: str) 
         delay=delay,
         priority=priority,
         opts=orjson.loads(opts_json),
+        group=group,
     )

@@ -11,12 +11,13 @@ import asyncio
 import threading
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from . import queue as async_queue
 from .coalesce import ThreadCoalescer
 from .events import QueueEvent
-from .models import HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
+from .groups import RateSpec
+from .models import GroupStats, HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
 from .queue import JobSpec
 
 T = TypeVar("T")
@@ -90,11 +91,46 @@ class JobQueue:
     def get_job_status(self, job_id: str) -> JobInfo | None:
         return self._run(self._queue.get_job_status(job_id))
 
-    def get_jobs_by_status(self, status: JobStatus | str, limit: int = 100) -> list[JobInfo]:
-        return self._run(self._queue.get_jobs_by_status(status, limit))
+    def get_jobs_by_status(
+        self, status: JobStatus | str, limit: int = 100, *, group: str | None = None
+    ) -> list[JobInfo]:
+        return self._run(self._queue.get_jobs_by_status(status, limit, group=group))
 
-    def get_stats(self) -> QueueStats:
+    @overload
+    def get_stats(self) -> QueueStats: ...
+
+    @overload
+    def get_stats(self, *, group: str) -> GroupStats: ...
+
+    def get_stats(self, *, group: str | None = None) -> QueueStats | GroupStats:
+        if group is not None:
+            return self._run(self._queue.get_group_stats(group))
         return self._run(self._queue.get_stats())
+
+    def set_global_concurrency(self, limit: int | None) -> None:
+        self._run(self._queue.set_global_concurrency(limit))
+
+    def set_group_limit(
+        self, group: str, *, concurrency: int | None = None, rate: RateSpec | None = None
+    ) -> None:
+        self._run(self._queue.set_group_limit(group, concurrency=concurrency, rate=rate))
+
+    def remove_group_limit(self, group: str) -> None:
+        self._run(self._queue.remove_group_limit(group))
+
+    def set_default_group_limit(
+        self, *, concurrency: int | None = None, rate: RateSpec | None = None
+    ) -> None:
+        self._run(self._queue.set_default_group_limit(concurrency=concurrency, rate=rate))
+
+    def pause_group(self, group: str) -> None:
+        self._run(self._queue.pause_group(group))
+
+    def resume_group(self, group: str) -> None:
+        self._run(self._queue.resume_group(group))
+
+    def get_group_stats(self, group: str) -> GroupStats:
+        return self._run(self._queue.get_group_stats(group))
 
     def health_check(self) -> HealthReport:
         return self._run(self._queue.health_check())

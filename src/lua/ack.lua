@@ -4,7 +4,9 @@
 -- ARGV: 2 entry count, then 10 per entry: id, token, outcome ("completed",
 --       "retry", "failed" or "dlq"), value (return value JSON, or failed reason),
 --       stacktrace, retry delay ms, keep count, keep age ms (-1: no bound), job name and
---       attempts made (for the events)
+--       attempts made (for the events); then, only when needed: 1 to wake a waiting worker
+--       (the queue has a global concurrency) else 0, the number of grouped entries, and
+--       (entry index from 1, group) per grouped entry (an ungrouped job costs nothing more)
 -- Returns: {1 applied / 0 lock lost, ...} in entry order, then the time (ms) it ran.
 local count = tonumber(ARGV[2])
 local now, nowText = serverNow()
@@ -14,6 +16,18 @@ local woke = false
 -- The retention of the previous entry, as given and as numbers: entries of a batch nearly
 -- always share one, and turning text into a number (strtod) is a large part of an ack.
 local countText, ageText, keepCount, keepAge
+local tail = 3 + count * 10
+local wakeOnFree = ARGV[tail] == '1'
+-- Entry index -> group, and per group how many of its jobs leave active here (their slots
+-- are freed once per group); tables only when some entry has a group.
+local groupOf, leaving
+local grouped = tonumber(ARGV[tail + 1]) or 0
+if grouped > 0 then
+  groupOf, leaving = {}, {}
+  for g = 0, grouped - 1 do
+    groupOf[tonumber(ARGV[tail + 2 + g * 2])] = ARGV[tail + 3 + g * 2]
+  end
+end
 
 for i = 0, count - 1 do
   local a = 3 + i * 10
@@ -30,6 +44,8 @@ for i = 0, count - 1 do
   else
     out[#out + 1] = 1
     finished[#finished + 1] = id
+    local group = groupOf and groupOf[i + 1]
+    if group then leaving[group] = (leaving[group] or 0) + 1 end
     -- The lock is emptied rather than deleted: no token equals '', and it saves a call.
     if outcome == 'completed' then
       redis.call('HSET', key, 'state', 'completed', 'lock', '', 'finished_at', nowText,
@@ -46,7 +62,7 @@ for i = 0, count - 1 do
         redis.call('ZADD', K.delayed, now + retryDelay, id)
       else
         local priority = tonumber(redis.call('HGET', key, 'priority') or '0')
-        pushWaiting(id, priority, false)
+        pushWaiting(id, priority, false, group)
       end
       woke = true
       addEvent('job-retrying', id, name, attempts, value, 'reason')
@@ -65,7 +81,11 @@ for i = 0, count - 1 do
   end
 end
 for a, b in chunks(#finished, 1) do redis.call('ZREM', K.active, unpack(finished, a, b)) end
+if leaving then
+  for group, n in pairs(leaving) do leaveGroup(group, n) end
+end
 applyRetention(now)
+if wakeOnFree and #finished > 0 then woke = true end
 if woke then
   wakeWorkers()
 end

@@ -6,10 +6,12 @@ local batch, includeDelayed = tonumber(ARGV[2]), ARGV[3] == '1'
 
 local removed = popAndDelete(K.wait, batch, true)
 removed = removed + popAndDelete(K.prioritized, batch - removed, false)
+local fromGroups, leftInGroups = popAndDeleteGrouped(batch - removed)
+removed = removed + fromGroups
 if includeDelayed then
   removed = removed + popAndDelete(K.delayed, batch - removed, false)
 end
 
-local left = redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized)
+local left = redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) + leftInGroups
 if includeDelayed then left = left + redis.call('ZCARD', K.delayed) end
 return {removed, left}

@@ -1,12 +1,16 @@
--- Take up to N jobs for a worker: promote due delayed jobs, honour pause and the rate
--- limiter, then move jobs to active, each under its own lock token and deadline.
+-- Take up to N jobs for a worker: promote due delayed jobs, honour pause, the global
+-- concurrency, the rate limiter and the groups' limits, then move jobs to active, each under
+-- its own lock token and deadline.
 -- ARGV: 2 max jobs, 3 lock duration ms, 4 token prefix (unique per call),
 --       5 limiter max (0 = no limit), 6 limiter window ms
--- Returns: {now, next delayed due time (-1: none), ms until the limiter reopens (0: open),
---           1 if no waiting job is left (the worker then waits for a wake-up instead of
---           asking again) else 0, then 8 values per job: id, token, name, data, opts,
---           attempts_made, created_at, progress} (flat: a table per job cost Redis more to
---           build and to send)
+-- Returns: {now, next due time: delayed job or rate-limited group (-1: none), ms until the
+--           limiter reopens (0: open), 1 if no job that may run now is left (the worker
+--           then waits for a wake-up instead of asking again) else 0, 1 if the queue has a
+--           global concurrency (acks then wake a waiting worker) else 0, G, then the jobs:
+--           the first G grouped, 9 values each: id, token, name, data, opts, attempts_made,
+--           created_at, progress, group; then the ungrouped, the same 8 values without the
+--           group} (flat: a table per job cost Redis more to build and to send; an
+--           ungrouped job pays nothing for groups)
 local maxJobs, lockDuration, tokenPrefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limitMax, limitWindow = tonumber(ARGV[5]), tonumber(ARGV[6])
 
@@ -18,17 +22,31 @@ local nextDue = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
 if #nextDue > 0 and tonumber(nextDue[2]) <= now then
   local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, 1000)
   for _, id in ipairs(due) do
-    local priority = tonumber(redis.call('HGET', jobKey(id), 'priority') or '0')
-    pushWaiting(id, priority, false)
+    local f = redis.call('HMGET', jobKey(id), 'priority', 'group')
+    pushWaiting(id, f[1], false, f[2])
     redis.call('HSET', jobKey(id), 'state', 'waiting')
   end
   for a, b in chunks(#due, 1) do redis.call('ZREM', K.delayed, unpack(due, a, b)) end
   nextDue = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
 end
 
+-- The queue's flags: paused, the global concurrency, and whether any job ever had a group.
+-- A meta hash of one field holds only the layout version (every script that adds jobs
+-- writes it first; a hash holding only `paused` belongs to a queue that never had a job),
+-- so nothing is set: HLEN answers that for less than the HEXISTS of `paused` it replaced,
+-- where an HMGET of the three fields cost 5,400 redis-server instructions more per call.
+local paused, globalLimit, grouped = false, nil, false
+if redis.call('HLEN', K.meta) > 1 then
+  local meta = redis.call('HMGET', K.meta, 'paused', 'concurrency', 'grouped')
+  paused, globalLimit, grouped = meta[1], tonumber(meta[2]), meta[3]
+end
 local take = maxJobs
-if redis.call('HEXISTS', K.meta, 'paused') == 1 then
+if paused then
   take = 0
+end
+if take > 0 and globalLimit then
+  -- Prefetched jobs are active too: they count.
+  take = math.max(0, math.min(take, globalLimit - redis.call('ZCARD', K.active)))
 end
 local limitedFor = 0
 if take > 0 and limitMax > 0 then
@@ -46,22 +64,162 @@ if take > 0 and limitMax > 0 then
   end
 end
 
+-- Rate-limited groups whose window has passed go back into the ring.
+local ringSize, nextReopen = 0, nil
+if grouped then
+  local head = redis.call('ZRANGE', K.groupsLimited, 0, 0, 'WITHSCORES')
+  if #head > 0 and tonumber(head[2]) <= now then
+    local due = redis.call('ZRANGEBYSCORE', K.groupsLimited, '-inf', now, 'LIMIT', 0, 1000)
+    for _, group in ipairs(due) do ringAdd(group) end
+    for a, b in chunks(#due, 1) do redis.call('ZREM', K.groupsLimited, unpack(due, a, b)) end
+    head = redis.call('ZRANGE', K.groupsLimited, 0, 0, 'WITHSCORES')
+  end
+  if #head > 0 then nextReopen = tonumber(head[2]) end
+  if take > 0 then ringSize = redis.call('ZCARD', K.groups) end
+end
+
 local ids = {}
-if take > 0 then
-  ids = redis.call('LPOP', K.wait, take) or {}
-  if #ids < take then
-    local popped = redis.call('ZPOPMIN', K.prioritized, take - #ids)
-    for i = 1, #popped, 2 do
-      ids[#ids + 1] = popped[i]
-    end
+local ungroupedLeft = true
+local function takeUngrouped(n)
+  if n <= 0 or not ungroupedLeft then return end
+  local list = redis.call('LPOP', K.wait, n) or {}
+  if #ids == 0 then
+    ids = list  -- the common case: no copy
+  else
+    for _, id in ipairs(list) do ids[#ids + 1] = id end
+  end
+  if #list < n then
+    local popped = redis.call('ZPOPMIN', K.prioritized, n - #list)
+    for i = 1, #popped, 2 do ids[#ids + 1] = popped[i] end
+    ungroupedLeft = #list + #popped / 2 == n
   end
 end
 
-local out = {now, -1, limitedFor, 0}
+-- Grouped jobs taken: their ids and, at the same index, their groups (tables made only
+-- when groups are visited: every table costs an ungrouped fetch allocations).
+local groupedIds, groupOf
+
+-- Visit the groups of the ring in turn, taking from each up to an even share of `want`
+-- (so one group with many jobs is one visit, not one per job), bounded by the group's
+-- concurrency and rate. A visited group with more work goes to the end of the ring; a
+-- blocked one leaves it: paused (resume_group puts it back), at its concurrency (parked
+-- until leaveGroup frees a slot), or rate-limited (back when its window reopens).
+-- Returns how many jobs it took.
+local function takeGrouped(want)
+  groupedIds, groupOf = {}, {}
+  local defaults = redis.call('HMGET', K.meta, 'group_concurrency', 'group_rate_max',
+    'group_rate_window')
+  local defaultLimit = tonumber(defaults[1])
+  local defaultRate, defaultWindow = tonumber(defaults[2]), tonumber(defaults[3])
+  local taken, budget = 0, want + 1000  -- visits per call: keeps the script short
+  while want > taken and ringSize > 0 and budget > 0 do
+    local popped = redis.call('ZPOPMIN', K.groups, math.min(want - taken, ringSize))
+    if #popped == 0 then break end
+    local left = ringSize  -- groups not yet visited in this round
+    local back, visited = {}, 0  -- groups visited with more work; how many visited
+    for i = 1, #popped, 2 do
+      local group = popped[i]
+      if want <= taken or budget <= 0 then
+        redis.call('ZADD', K.groups, popped[i + 1], group)  -- not visited: keeps its turn
+      else
+        budget = budget - 1
+        visited = visited + 1
+        local share = math.max(1, math.floor((want - taken) / math.max(1, left)))
+        left = left - 1
+        local key = groupKey(group)
+        local waitKey, prioKey = key .. ':wait', key .. ':prio'
+        local g = redis.call('HMGET', key, 'active', 'concurrency', 'rate_max', 'rate_window',
+          'paused')
+        local active = math.max(0, tonumber(g[1]) or 0)
+        local limit = tonumber(g[2]) or defaultLimit
+        local rateMax = tonumber(g[3]) or defaultRate
+        local window = tonumber(g[4]) or defaultWindow or 1000
+        local room, used = share, 0
+        if g[5] then
+          room = 0  -- paused
+        elseif limit and active >= limit then
+          redis.call('SADD', K.groupsParked, group)
+          room = 0
+        else
+          if limit then room = math.min(room, limit - active) end
+          if rateMax then
+            used = tonumber(redis.call('GET', key .. ':limiter') or '0')
+            if used >= rateMax then
+              local ttl = redis.call('PTTL', key .. ':limiter')
+              if ttl < 0 then
+                redis.call('DEL', key .. ':limiter')  -- no expiry: would block forever
+                used = 0
+              else
+                redis.call('ZADD', K.groupsLimited, now + ttl, group)
+                if not nextReopen or now + ttl < nextReopen then nextReopen = now + ttl end
+                room = 0
+              end
+            end
+            room = math.min(room, rateMax - used)
+          end
+        end
+        if room > 0 then
+          local got = redis.call('LPOP', waitKey, room) or {}
+          if #got < room then
+            local more = redis.call('ZPOPMIN', prioKey, room - #got)
+            for j = 1, #more, 2 do got[#got + 1] = more[j] end
+          end
+          for _, id in ipairs(got) do
+            groupedIds[#groupedIds + 1] = id
+            groupOf[#groupedIds] = group
+          end
+          if #got > 0 then
+            taken = taken + #got
+            redis.call('HINCRBY', key, 'active', #got)
+            if rateMax and redis.call('INCRBY', key .. ':limiter', #got) == #got then
+              redis.call('PEXPIRE', key .. ':limiter', window)  -- opens with its first job
+            end
+          end
+          -- Fewer than asked for: the group has no waiting job left.
+          if #got == room and (redis.call('LLEN', waitKey) > 0 or
+              redis.call('ZCARD', prioKey) > 0) then
+            if limit and active + #got >= limit then
+              redis.call('SADD', K.groupsParked, group)
+            elseif rateMax and used + #got >= rateMax then
+              local reopen = now + math.max(0, redis.call('PTTL', key .. ':limiter'))
+              redis.call('ZADD', K.groupsLimited, reopen, group)
+              if not nextReopen or reopen < nextReopen then nextReopen = reopen end
+            else
+              back[#back + 1] = group
+            end
+          end
+        end
+      end
+    end
+    ringAddAll(back)  -- back to the end of the ring, in the order visited
+    ringSize = ringSize - visited + #back  -- the script alone writes the ring meanwhile
+  end
+  if taken > 0 then redis.call('DECRBY', K.groupsWaiting, taken) end
+  return taken
+end
+
+if ringSize == 0 then
+  takeUngrouped(take)
+else
+  -- Both kinds may wait: half of the batch (rounded up) goes to ungrouped jobs, the rest to
+  -- the groups, and what one side leaves unused goes to the other.
+  takeUngrouped(math.ceil(take / 2))
+  local fromGroups = takeGrouped(take - #ids)
+  takeUngrouped(take - #ids - fromGroups)
+end
+
+local out = {now, -1, limitedFor, 0, 0, 0}
+if globalLimit then out[5] = 1 end
 local deadline = tostring(now + lockDuration)
 local taken = 0
 local active = {}
-for _, id in ipairs(ids) do
+local dropped
+
+-- Grouped jobs first (the reply's header says how many), then the ungrouped ones.
+local groupedCount = groupedIds and #groupedIds or 0
+for i = 1, groupedCount + #ids do
+  local id, group = ids[i - groupedCount], nil
+  if i <= groupedCount then id, group = groupedIds[i], groupOf[i] end
   local key = jobKey(id)
   local f = redis.call('HMGET', key, 'name', 'data', 'opts', 'attempts_made', 'created_at',
     'progress')
@@ -83,9 +241,19 @@ for _, id in ipairs(ids) do
     out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, token, f[1] or '', f[2] or ''
     out[n + 5], out[n + 6], out[n + 7], out[n + 8] = f[3] or '', made, tonumber(f[5]) or 0,
       f[6] or ''
+    if group then
+      out[n + 9] = group
+      out[6] = out[6] + 1
+    end
     addEvent('job-started', id, eventName(f[1]), madeText)
     taken = taken + 1
+  elseif group then
+    dropped = dropped or {}
+    dropped[group] = (dropped[group] or 0) + 1  -- its slot was counted: free it
   end
+end
+if dropped then
+  for group, n in pairs(dropped) do leaveGroup(group, n) end
 end
 for a, b in chunks(#active, 2) do redis.call('ZADD', K.active, unpack(active, a, b)) end
 
@@ -96,10 +264,12 @@ if taken > 0 and limitMax > 0 then
 end
 
 -- Leave the marker for the next idle worker while jobs remain; drop it otherwise. Taking
--- fewer jobs than asked for means none remain: no need to count them.
-local exhausted = take > 0 and #ids < take
+-- fewer jobs than asked for means none that may run now remain: no need to count them.
+local found = #ids + groupedCount
+local exhausted = take > 0 and found < take
 if exhausted then out[4] = 1 end
-if not exhausted and redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) > 0 then
+if not exhausted and (redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) > 0
+    or (grouped and redis.call('ZCARD', K.groups) > 0)) then
   if take > 0 then
     wakeWorkers()
   end
@@ -110,5 +280,6 @@ end
 if #nextDue > 0 then
   out[2] = tonumber(nextDue[2])
 end
+if nextReopen and (out[2] < 0 or nextReopen < out[2]) then out[2] = nextReopen end
 flushEvents()
 return out

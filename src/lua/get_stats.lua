@@ -1,8 +1,12 @@
--- Counts of every status and the queue's lag.
+-- Counts of every status and the queue's lag; waiting jobs of groups count as waiting (those
+-- of a paused group too: they wait for their group). The lag looks at the oldest jobs of at
+-- most MAX_GROUPS groups of each of the ring, the parked and the rate-limited groups (a
+-- lower bound beyond), so that the cost of a call does not grow with the groups.
 -- Returns: {waiting, active, completed, failed, delayed, dlq, paused (1/0), latency ms}
 -- Priority levels inspected for the oldest prioritized job; beyond this the lag is a
 -- lower bound (a queue rarely uses more distinct priorities).
 local MAX_LEVELS = 64
+local MAX_GROUPS = 100
 
 local now = serverNow()
 
@@ -31,10 +35,23 @@ for _ = 1, MAX_LEVELS do
   from = '(' .. string.format('%.0f', (level + 1) * PRIORITY_SHIFT - 1)
 end
 
+-- A group's list and zset heads are its oldest jobs (within a level: a lower bound beyond).
+local function considerGroups(groups)
+  for _, group in ipairs(groups) do
+    local key = groupKey(group)
+    consider(redis.call('LINDEX', key .. ':wait', 0))
+    consider(redis.call('ZRANGE', key .. ':prio', 0, 0)[1])
+  end
+end
+considerGroups(redis.call('ZRANGE', K.groups, 0, MAX_GROUPS - 1))
+considerGroups(redis.call('ZRANGE', K.groupsLimited, 0, MAX_GROUPS - 1))
+considerGroups(redis.call('SRANDMEMBER', K.groupsParked, MAX_GROUPS))
+local inGroups = math.max(0, tonumber(redis.call('GET', K.groupsWaiting)) or 0)
+
 local latency = 0
 if oldest then latency = math.max(0, now - oldest) end
 return {
-  redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized),
+  redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) + inGroups,
   redis.call('ZCARD', K.active),
   redis.call('ZCARD', K.completed),
   redis.call('ZCARD', K.failed),

@@ -27,20 +27,40 @@ local function wakeWorkers()
   end
 end
 
--- Make a job waiting: priority 0 on the FIFO list, others on the priority zset.
+-- Groups (docs/redis-layout.md): a grouped job waits in its group's own list
+-- (`g:<group>:wait`) or zset (`g:<group>:prio`), never in K.wait; the hash `g:<group>`
+-- holds the group's running count and limits. The ring K.groups (a zset scored by the
+-- counter K.groupsSeq) orders the groups that may have waiting work for fetch's visits.
+local function groupKey(group)
+  return BASE .. 'g:' .. group
+end
+
+-- Put `group` at the end of the ring, unless it is in it already (then it keeps its turn).
+local function ringAdd(group)
+  redis.call('ZADD', K.groups, 'NX', redis.call('INCR', K.groupsSeq), group)
+end
+
+-- Make a job waiting: priority 0 on the FIFO list, others on the priority zset, those of
+-- its group if it has one (`group`: a name, or nil/false/'' for none).
 -- `front` puts it before the others of its priority (a stalled job runs next).
-local function pushWaiting(id, priority, front)
+local function pushWaiting(id, priority, front, group)
   priority = tonumber(priority) or 0
+  local wait, prioritized = K.wait, K.prioritized
+  if group and group ~= '' then
+    wait, prioritized = groupKey(group) .. ':wait', groupKey(group) .. ':prio'
+    ringAdd(group)
+    redis.call('INCR', K.groupsWaiting)
+  end
   if priority > 0 then
     local seq = 0
     if not front then
       seq = redis.call('INCR', K.prioCounter) % PRIORITY_SHIFT
     end
-    redis.call('ZADD', K.prioritized, priority * PRIORITY_SHIFT + seq, id)
+    redis.call('ZADD', prioritized, priority * PRIORITY_SHIFT + seq, id)
   elseif front then
-    redis.call('LPUSH', K.wait, id)
+    redis.call('LPUSH', wait, id)
   else
-    redis.call('RPUSH', K.wait, id)
+    redis.call('RPUSH', wait, id)
   end
 end
 
@@ -55,6 +75,23 @@ local function incrField(key, field, by)
   return result
 end
 
+-- Whether any group is parked, read once per script call by leaveGroup (an SREM per group
+-- would cost a call per group on every ack of a queue without group limits).
+local anyParked
+
+-- `n` jobs of `group` left active (finished, retried, stalled or released): free their
+-- slots. The script that takes a job out of active calls this, exactly once per job. A
+-- group parked at its concurrency goes back into the ring and a worker wakes for it. The
+-- count stays at 0 rather than being deleted: a call less per group.
+local function leaveGroup(group, n)
+  incrField(groupKey(group), 'active', -n)
+  if anyParked == nil then anyParked = redis.call('EXISTS', K.groupsParked) == 1 end
+  if anyParked and redis.call('SREM', K.groupsParked, group) == 1 then
+    ringAdd(group)
+    wakeWorkers()
+  end
+end
+
 -- The ranges [first, last] that split `n` values into calls Lua's unpack can take (it
 -- has a limit); `step` keeps pairs together.
 local function chunks(n, step)
@@ -63,6 +100,20 @@ local function chunks(n, step)
   return function()
     first = first + size
     if first <= n then return first, math.min(first + size - 1, n) end
+  end
+end
+
+-- Put `groups` at the end of the ring in this order (a group in it already keeps its
+-- turn), with one counter call and one ZADD for all.
+local function ringAddAll(groups)
+  if #groups == 0 then return end
+  local seq = redis.call('INCRBY', K.groupsSeq, #groups) - #groups
+  local members = {}
+  for j, group in ipairs(groups) do
+    members[j * 2 - 1], members[j * 2] = seq + j, group
+  end
+  for a, b in chunks(#members, 2) do
+    redis.call('ZADD', K.groups, 'NX', unpack(members, a, b))
   end
 end
 
@@ -83,6 +134,25 @@ local function popAndDelete(key, n, isList)
   end
   for _, id in ipairs(ids) do deleteJob(id) end
   return #ids
+end
+
+-- Pop up to `n` waiting jobs of the groups (K.groupsKnown) and delete them; returns how
+-- many, and how many grouped waiting jobs are left (K.groupsWaiting counts them).
+local function popAndDeleteGrouped(n)
+  local removed = 0
+  for _, group in ipairs(redis.call('SMEMBERS', K.groupsKnown)) do
+    if removed >= n then break end
+    local key = groupKey(group)
+    removed = removed + popAndDelete(key .. ':wait', n - removed, true)
+    removed = removed + popAndDelete(key .. ':prio', n - removed, false)
+  end
+  local left = 0
+  if removed > 0 then
+    left = redis.call('DECRBY', K.groupsWaiting, removed)
+  else
+    left = tonumber(redis.call('GET', K.groupsWaiting)) or 0
+  end
+  return removed, math.max(0, left)
 end
 
 -- Retention of finished jobs, applied once per script call: `keep` stages a job for the
@@ -238,10 +308,11 @@ end
 -- The jobs are read from the flat array `args` (ARGV, or one built like it) from index
 -- `first`, 8 values each: id ('' = next counter value), name, data, opts, priority, delay
 -- ms, max attempts, idempotency key ('' = none). `extras[i]`, if given, holds more hash
--- fields of job i.
+-- fields of job i; `groups[i]`, if given, job i's group (its waiting jobs go to the
+-- group's queue, and the group into the ring).
 -- Returns {id, ...}, {created (true/false), ...} in input order. Counters and queue pushes
 -- are taken once for the whole batch, so a new job costs one HSET.
-local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras)
+local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, groups)
   local ids, created = {}, {}
   local batchIdem, batchIds = {}, {}
   local autoIds, prioritized = 0, 0
@@ -277,6 +348,10 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras)
     nextSeq = redis.call('INCRBY', K.prioCounter, prioritized) - prioritized
   end
   local waiting, delayed, byPriority = {}, {}, {}
+  -- Per group: {its waiting ids, its prioritized (score, id) pairs}; the groups in the
+  -- order first seen, which is their order in the ring. Made only for a batch with groups.
+  local byGroup, groupOrder
+  if groups then byGroup, groupOrder = {}, {} end
   for i = 1, count do
     if created[i] then
       local a = first + (i - 1) * 8
@@ -290,16 +365,27 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras)
         ids[i] = jobId
       end
       local state = 'waiting'
+      local group = groups and groups[i]
+      local toWait, toPriority = waiting, byPriority
+      if group then
+        local queues = byGroup[group]
+        if not queues then
+          queues = {{}, {}}
+          byGroup[group] = queues
+          groupOrder[#groupOrder + 1] = group
+        end
+        toWait, toPriority = queues[1], queues[2]
+      end
       if delay > 0 then
         state = 'delayed'
         delayed[#delayed + 1] = queuedAt
         delayed[#delayed + 1] = jobId
       elseif priority > 0 then
         nextSeq = nextSeq + 1
-        byPriority[#byPriority + 1] = priority * PRIORITY_SHIFT + nextSeq % PRIORITY_SHIFT
-        byPriority[#byPriority + 1] = jobId
+        toPriority[#toPriority + 1] = priority * PRIORITY_SHIFT + nextSeq % PRIORITY_SHIFT
+        toPriority[#toPriority + 1] = jobId
       else
-        waiting[#waiting + 1] = jobId
+        toWait[#toWait + 1] = jobId
       end
       local key = jobKey(jobId)
       local idem = args[a + 7]
@@ -307,7 +393,7 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras)
       -- attempts_made as 0 and queued_at as created_at): every field costs Redis time to
       -- write here and to scan when the job is fetched. A plain job takes the first call;
       -- any other gathers its further fields into the same HSET, one write per new job.
-      if delay == 0 and priority == 0 and idem == '' and not extras then
+      if delay == 0 and priority == 0 and idem == '' and not extras and not group then
         redis.call('HSET', key, 'name', name, 'data', args[a + 2], 'opts', args[a + 3],
           'state', state, 'max_attempts', args[a + 6], 'created_at', nowText)
       else
@@ -317,6 +403,10 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras)
           local n = #more
           more[n + 1], more[n + 2], more[n + 3], more[n + 4], more[n + 5], more[n + 6] =
             'priority', args[a + 4], 'delay', args[a + 5], 'queued_at', queuedAt
+        end
+        if group then
+          local n = #more
+          more[n + 1], more[n + 2] = 'group', group
         end
         if idem ~= '' then
           local n = #more
@@ -333,6 +423,27 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras)
   for a, b in chunks(#delayed, 2) do redis.call('ZADD', K.delayed, unpack(delayed, a, b)) end
   for a, b in chunks(#byPriority, 2) do
     redis.call('ZADD', K.prioritized, unpack(byPriority, a, b))
+  end
+  if groupOrder then
+    local ring, queued = {}, 0
+    for _, group in ipairs(groupOrder) do
+      local queues, key = byGroup[group], groupKey(group)
+      for a, b in chunks(#queues[1], 1) do
+        redis.call('RPUSH', key .. ':wait', unpack(queues[1], a, b))
+      end
+      for a, b in chunks(#queues[2], 2) do
+        redis.call('ZADD', key .. ':prio', unpack(queues[2], a, b))
+      end
+      if #queues[1] + #queues[2] > 0 then ring[#ring + 1] = group end
+      queued = queued + #queues[1] + #queues[2] / 2
+    end
+    ringAddAll(ring)
+    if queued > 0 then redis.call('INCRBY', K.groupsWaiting, queued) end
+    for a, b in chunks(#groupOrder, 1) do
+      redis.call('SADD', K.groupsKnown, unpack(groupOrder, a, b))
+    end
+    -- Tells fetch to look at groups at all: a queue that never had one pays nothing for them.
+    if #groupOrder > 0 then redis.call('HSET', K.meta, 'grouped', '1') end
   end
   -- Duplicates of a job of this batch get its id, known only now.
   for i = 1, count do

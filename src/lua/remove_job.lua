@@ -3,7 +3,7 @@
 -- Returns 1, or an error: JQ_NOT_FOUND when the job does not exist, JQ_ACTIVE when a worker
 -- holds it.
 local id = ARGV[2]
-local state = redis.call('HGET', jobKey(id), 'state')
+local state, group = unpack(redis.call('HMGET', jobKey(id), 'state', 'group'))
 if not state then
   return redis.error_reply('JQ_NOT_FOUND job ' .. id .. ' does not exist')
 end
@@ -11,7 +11,11 @@ if state == 'active' then
   return redis.error_reply('JQ_ACTIVE job ' .. id ..
     ' is active; it can be removed once it finishes')
 end
-if state == 'waiting' then
+if state == 'waiting' and group then
+  local removed = redis.call('LREM', groupKey(group) .. ':wait', 1, id) +
+    redis.call('ZREM', groupKey(group) .. ':prio', id)
+  if removed > 0 then redis.call('DECRBY', K.groupsWaiting, removed) end
+elseif state == 'waiting' then
   redis.call('LREM', K.wait, 1, id)
 end
 for _, set in ipairs({K.prioritized, K.delayed, K.completed, K.failed, K.dlq}) do

@@ -37,8 +37,8 @@ for _, id in ipairs(ids) do
     'return_value', 'stalled_count', 'lock')
   redis.call('HSET', key, 'state', 'waiting', 'attempts_made', 0, 'queued_at', now,
     'progress', '0')
-  local priority = tonumber(redis.call('HGET', key, 'priority') or '0')
-  pushWaiting(id, priority, false)
+  local f = redis.call('HMGET', key, 'priority', 'group')
+  pushWaiting(id, f[1], false, f[2])
 end
 if #ids > 0 then
   wakeWorkers()

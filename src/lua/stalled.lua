@@ -14,7 +14,9 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
   if redis.call('EXISTS', key) == 1 then
     redis.call('HDEL', key, 'lock')
     local stalls = incrField(key, 'stalled_count', 1)
-    local name, attempts = unpack(redis.call('HMGET', key, 'name', 'attempts_made'))
+    local name, attempts, group = unpack(redis.call('HMGET', key, 'name', 'attempts_made',
+      'group'))
+    if group then leaveGroup(group, 1) end
     name, attempts = eventName(name), tonumber(attempts) or 0
     addEvent('job-stalled', id, name, attempts)
     if stalls > maxStalled then
@@ -44,7 +46,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
       incrField(key, 'attempts_made', -1)
       redis.call('HSET', key, 'state', 'waiting', 'queued_at', now)
       local priority = tonumber(redis.call('HGET', key, 'priority') or '0')
-      pushWaiting(id, priority, true)
+      pushWaiting(id, priority, true, group)
       out[#out + 1] = id
       out[#out + 1] = name
       out[#out + 1] = 'waiting'

@@ -1,0 +1,141 @@
+"""Limits across the fleet: the queue's global concurrency, and groups.
+
+A job added with ``group="tenant-42"`` runs within its group's limits (a concurrency and a
+rate, its own or the queue's default for groups), counted across all workers, and groups
+take turns: each fetch visits the groups with waiting work round-robin, so a group with a
+million waiting jobs delays another group's one job by at most one round. Everything is
+stored in Redis and enforced by the worker scripts (see docs/redis-layout.md); these
+calls only change it. :class:`GroupAdmin` is a base of :class:`~jobqueue.JobQueue`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from . import _validate as v
+from ._native import NativeGroups, NativeQueue
+from .config import RateLimit
+from .errors import InvalidOptionError
+from .models import GroupStats
+
+#: The highest concurrency accepted (global or per group).
+MAX_CONCURRENCY = 1_000_000
+
+RateSpec = RateLimit | tuple[int, int] | Mapping[str, Any]
+"""A rate: a :class:`~jobqueue.RateLimit`, ``(max, duration ms)`` or ``{"max", "duration"}``."""
+
+
+def concurrency(value: object, field: str) -> int:
+    return v.integer(value, field, minimum=1, maximum=MAX_CONCURRENCY)
+
+
+def rate(value: object, field: str = "rate") -> RateLimit:
+    """A RateLimit from any :data:`RateSpec`; errors name ``field``."""
+    if isinstance(value, RateLimit):
+        return value
+    if isinstance(value, tuple) and len(value) == 2:
+        spec: Mapping[str, Any] = {"max": value[0], "duration": value[1]}
+    elif isinstance(value, Mapping):
+        unknown = set(value) - {"max", "duration"}
+        if unknown or len(value) != 2:
+            raise InvalidOptionError(field, "must have the keys 'max' and 'duration'")
+        spec = value
+    else:
+        raise InvalidOptionError(
+            field,
+            f"must be a RateLimit, (max, duration ms) or a dict, got {v.type_name(value)}",
+        )
+    v.integer(spec["max"], f"{field}.max", minimum=1, maximum=10**9)
+    v.duration_ms(spec["duration"], f"{field}.duration", minimum=1)
+    return RateLimit(spec["max"], spec["duration"])
+
+
+class GroupAdmin:
+    """The group and fleet-limit calls of a queue (mixed into ``JobQueue``)."""
+
+    _native: NativeQueue
+    _groups_native: NativeGroups | None = None
+
+    def _check_open(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def _groups(self) -> NativeGroups:
+        if self._groups_native is None:
+            self._groups_native = NativeGroups(self._native)
+        return self._groups_native
+
+    async def set_global_concurrency(self, limit: int | None) -> None:
+        """At most ``limit`` jobs of the queue are active at once across all workers
+        (prefetched jobs count: they are held active); None removes the limit."""
+        self._check_open()
+        value = None if limit is None else concurrency(limit, "concurrency")
+        await self._groups.set_concurrency(value)
+
+    async def set_group_limit(
+        self,
+        group: str,
+        *,
+        concurrency: int | None = None,
+        rate: RateSpec | None = None,
+    ) -> None:
+        """Limit ``group``: at most ``concurrency`` of its jobs active at once and at most
+        ``rate.max`` started per ``rate.duration`` ms, across all workers. Replaces the
+        group's limits whole; a limit left None falls back to the default (see
+        :meth:`set_default_group_limit`)."""
+        self._check_open()
+        name = v.group(group)
+        await self._set_limit(name, concurrency, rate)
+
+    async def remove_group_limit(self, group: str) -> None:
+        """Remove the limits of ``group`` (the default group limit applies again)."""
+        self._check_open()
+        await self._set_limit(v.group(group), None, None)
+
+    async def set_default_group_limit(
+        self, *, concurrency: int | None = None, rate: RateSpec | None = None
+    ) -> None:
+        """The limits of every group without a limit of its own; both None removes them."""
+        self._check_open()
+        await self._set_limit("", concurrency, rate)
+
+    async def _set_limit(self, group: str, limit: int | None, spec: RateSpec | None) -> None:
+        checked = None if limit is None else concurrency(limit, "concurrency")
+        rate_limit = None if spec is None else rate(spec)
+        window = None if rate_limit is None else (rate_limit.max, v.stored_ms(rate_limit.duration))
+        event = orjson.dumps(
+            {
+                "concurrency": checked,
+                "rate": None if window is None else {"max": window[0], "duration": window[1]},
+            }
+        ).decode()
+        await self._groups.set_limit(group, checked, window, event)
+
+    async def pause_group(self, group: str) -> None:
+        """Stop starting jobs of ``group`` on every worker; other groups keep running. Its
+        running jobs finish; its waiting jobs stay."""
+        self._check_open()
+        await self._groups.set_paused(v.group(group), True)
+
+    async def resume_group(self, group: str) -> None:
+        self._check_open()
+        await self._groups.set_paused(v.group(group), False)
+
+    async def get_group_stats(self, group: str) -> GroupStats:
+        """The state of one group (also ``get_stats(group=...)``)."""
+        self._check_open()
+        name = v.group(group)
+        waiting, active, limit, window, paused, own, until = await self._groups.stats(name)
+        return GroupStats(
+            group=name,
+            waiting=waiting,
+            active=active,
+            paused=paused,
+            concurrency=limit,
+            rate=None if window is None else RateLimit(*window),
+            own_limits=own,
+            rate_limited_until=until,
+        )

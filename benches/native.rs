@@ -62,6 +62,7 @@ fn boundary(c: &mut Criterion) {
                     1_700_000_000_000,
                     1_700_000_000_001,
                     String::new(),
+                    None,
                 )
             })
             .collect();

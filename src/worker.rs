@@ -95,7 +95,7 @@ struct Ack {
 /// made, created_at, progress JSON).
 type FetchedJob = (String, String, String, String, String, u32, i64, String);
 /// A job handed to Python: (id, name, data JSON, opts JSON, attempts made, max attempts,
-/// timeout ms, created_at, processed_at, progress JSON). The fields Python needs for every
+/// timeout ms, created_at, processed_at, progress JSON, group). The fields Python needs for every
 /// job come decoded, so it decodes the options only if a processor reads them; the lock
 /// token stays here.
 pub type JobTuple = (
@@ -109,6 +109,7 @@ pub type JobTuple = (
     i64,
     i64,
     String,
+    Option<String>,
 );
 /// What became of a job: (outcome, id, name, attempts made, max attempts, reason, delay).
 /// Outcomes: completed, retrying, failed, dlq, lost (the lock was gone: nothing written),
@@ -630,7 +631,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
                     ActiveJob {
                         token,
                         name: name.clone(),
-                        group,
+                        group: group.clone(),
                         attempts_made,
                         opts,
                         lock_lost: false,
@@ -647,6 +648,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
                     created_at,
                     now,
                     progress,
+                    group,
                 ));
             }
             Err(e) => {

@@ -520,3 +520,19 @@ async def test_a_prefetched_grouped_job_given_back_frees_its_slot_and_waits_in_i
     stats = await queue.get_stats(group="h")
     assert (stats.active, stats.waiting) == (0, 0)
     assert (await queue.get_stats()).waiting == 0
+
+
+async def test_a_processor_sees_its_jobs_group(make_queue: Callable[..., JobQueue]) -> None:
+    queue = make_queue()
+    seen: dict[str, str | None] = {}
+
+    @queue.processor("look")
+    async def look(job: Job[None]) -> None:
+        seen[job.id] = job.group
+
+    grouped = await queue.add_job("look", None, group="tenant-7")
+    plain = await queue.add_job("look", None)
+    await queue.start_worker()
+    for job_id in (grouped, plain):
+        await queue.wait_for(job_id, 10_000)
+    assert seen == {grouped: "tenant-7", plain: None}

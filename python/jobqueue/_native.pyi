@@ -90,7 +90,7 @@ class NativeQueue:
     def server_time(self) -> Awaitable[int]: ...
     def close(self) -> None: ...
 
-_RawJob = tuple[str, str, str, str, int, int, int | None, int, int, str]
+_RawJob = tuple[str, str, str, str, int, int, int | None, int, int, str, str | None]
 _Outcome = tuple[str, str, str, int, int, str | None, int]
 
 class NativeWorker:

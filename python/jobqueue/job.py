@@ -14,8 +14,8 @@ from .errors import InvalidOptionError
 T = TypeVar("T")
 
 #: (id, name, data JSON, opts JSON, attempts made, max attempts, timeout ms, created_at,
-#: processed_at, progress JSON), as the native worker hands a job over.
-RawJob = tuple[str, str, str, str, int, int, "int | None", int, int, str]
+#: processed_at, progress JSON, group), as the native worker hands a job over.
+RawJob = tuple[str, str, str, str, int, int, "int | None", int, int, str, "str | None"]
 
 
 class Job(Generic[T]):
@@ -30,6 +30,7 @@ class Job(Generic[T]):
         "created_at",
         "data",
         "error",
+        "group",
         "id",
         "max_attempts",
         "name",
@@ -43,9 +44,11 @@ class Job(Generic[T]):
         self, raw: RawJob, worker: NativeWorker, on_progress: Callable[[Job[Any]], None]
     ) -> None:
         (job_id, name, data, opts, attempts_made, max_attempts, timeout, created_at,
-         processed_at, progress) = raw  # fmt: skip
+         processed_at, progress, group) = raw  # fmt: skip
         self.id = job_id
         self.name = name
+        #: The job's group (``add_job(..., group=...)``), or None.
+        self.group = group
         self.data: T = orjson.loads(data)
         self._opts_json = opts
         self._opts: dict[str, Any] | None = None

@@ -139,8 +139,9 @@ async def test_ready_check_waits_for_a_loading_server() -> None:
     # A server started on a large dump answers LOADING until it has read the dump; a
     # queue with the ready check waits for that instead of failing.
     with RedisServer(extra_args=["--enable-debug-command", "yes"]) as server:
-        redis_command(server.port, "DEBUG", "POPULATE", "3000000", "k", "64")
-        redis_command(server.port, "SAVE")
+        # Both take seconds, more on a loaded machine.
+        redis_command(server.port, "DEBUG", "POPULATE", "3000000", "k", "64", timeout=60)
+        redis_command(server.port, "SAVE", timeout=60)
         dump_dir, port = server._dir, server.port
         server.kill()
         assert dump_dir is not None

@@ -89,13 +89,17 @@ class _Reader:
 
 
 def redis_command(
-    port: int, *args: str | bytes, host: str = HOST, password: str | None = None
+    port: int,
+    *args: str | bytes,
+    host: str = HOST,
+    password: str | None = None,
+    timeout: float = 5.0,
 ) -> object:
     """Send one command on a fresh connection and return the decoded reply: str for
     status replies, int, bytes for bulk strings, None for nil, lists for arrays, or a
     ``RuntimeError`` instance for an error reply (returned, not raised, so callers can
-    assert on it). With ``password``, AUTH goes first."""
-    with socket.create_connection((host, port), timeout=5) as sock:
+    assert on it). With ``password``, AUTH goes first. ``timeout`` (s) bounds each wait."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
         reader = _Reader(sock)
         if password is not None:
             sock.sendall(_encode(["AUTH", password]))

@@ -10,6 +10,7 @@
 //! first caller queued meanwhile, which sends the next batch. While one batch is on the
 //! wire the next one gathers, so batches grow with the number of callers.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Mutex, MutexGuard};
 
@@ -52,7 +53,7 @@ impl BlockingAdds {
         let pid = runtime::current_pid();
         if state.pid != pid {
             // Inherited through fork(): its waiters and leader do not exist here.
-            std::mem::forget(std::mem::take(&mut state.queued));
+            state.queued.clear();
             state.leading = false;
             state.pid = pid;
         }
@@ -98,7 +99,12 @@ impl BlockingAdds {
                 .count();
             state.queued.drain(..take).collect::<Vec<_>>()
         };
-        let outcomes = send(core, &batch);
+        // A panic must still settle the batch and pass the lead: the callers queued
+        // behind it would wait forever otherwise.
+        let outcomes = catch_unwind(AssertUnwindSafe(|| send(core, &batch))).unwrap_or_else(|_| {
+            let error = JqError::Redis("the add_jobs call of this batch panicked".into());
+            vec![Err(error); batch.len()]
+        });
         // Pass the lead before settling this batch, so the next one is on its way while
         // this batch's callers wake.
         let successor = {

@@ -6,8 +6,9 @@ benchmarks on a shared machine swing by a third.
 Runs redis-server under valgrind's callgrind (``apt-get install valgrind``), with counting
 switched on only around each phase, and prints the instructions redis-server executed per
 job for: single awaited ``add_job``, the same from 100 concurrent tasks (which coalesce
-into batches), bulk ``add_jobs`` (batches of 1,000), the drain
-(fetch + ack + retention, one worker at concurrency 50), and light load (each job added,
+into batches) and from 16 threads through ``jobqueue.sync`` (batched natively), bulk
+``add_jobs`` (batches of 1,000), the drain (fetch + ack + retention, one worker at
+concurrency 50), and light load (each job added,
 fetched and acknowledged alone: the per-call costs in full), then bulk add and drain of
 jobs spread over 1,000 groups (without limits, and with a concurrency of 1 per group). Writes
 ``benches/results/redis_cost.json``. Use it to compare script changes: the same command
@@ -26,17 +27,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from jobqueue import JobQueue, QueueEvent, WorkerConfig
+from jobqueue.sync import JobQueue as SyncJobQueue
 from jobqueue.testing import RedisServer
 
 PAYLOAD = {"s": "x" * 100}
 SINGLE_ADDS = 200
 CONCURRENT_TASKS = 100
+THREADS = 16
 GROUPS = 1000
 
 
@@ -113,6 +117,23 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
         per_task = jobs // CONCURRENT_TASKS
         await asyncio.gather(*(task(t * per_task) for t in range(CONCURRENT_TASKS)))
 
+    async def threads() -> None:
+        def produce(first: int) -> None:
+            for i in range(first, first + jobs // THREADS):
+                blocking.add_job("noop", {"i": i, **PAYLOAD})
+
+        def run() -> None:
+            per_thread = jobs // THREADS
+            pool = [
+                threading.Thread(target=produce, args=(t * per_thread,)) for t in range(THREADS)
+            ]
+            for thread in pool:
+                thread.start()
+            for thread in pool:
+                thread.join()
+
+        await asyncio.to_thread(run)
+
     async def bulk() -> None:
         for start in range(0, jobs, 1000):
             batch = range(start, min(jobs, start + 1000))
@@ -137,6 +158,12 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
     result["concurrent_add_per_job"] = (
         await server.count("concurrent", concurrent) / concurrent_jobs
     )
+    await queue.clear()
+    blocking = SyncJobQueue("bench-cost", redis=server.server.url)
+    blocking.add_job("noop", PAYLOAD)  # connects, uncounted
+    thread_jobs = jobs // THREADS * THREADS
+    result["threads_add_per_job"] = await server.count("threads", threads) / thread_jobs
+    await asyncio.to_thread(blocking.close)
     await queue.clear()
     result["bulk_add_per_job"] = await server.count("bulk", bulk) / jobs
     result["drain_per_job"] = await server.count("drain", drain) / jobs
@@ -194,6 +221,7 @@ def main() -> None:
     labels = {
         "single_add_per_call": "single add_job, per call",
         "concurrent_add_per_job": "add_job from 100 tasks, per job",
+        "threads_add_per_job": "sync add_job from 16 threads",
         "bulk_add_per_job": "add_jobs (batch 1000), per job",
         "drain_per_job": "drain (fetch + ack), per job",
         "one_at_a_time_per_job": "light load (add, fetch, ack alone)",

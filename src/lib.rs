@@ -1,6 +1,7 @@
 //! `jobqueue._native`: the Rust core of the jobqueue Python package.
 
 pub mod backoff;
+mod blocking_add;
 pub mod connection;
 pub mod errors;
 pub mod groups;

@@ -31,8 +31,8 @@ use crate::scripts;
 /// A coalesced batch is sent once it holds this many jobs or bytes of job data, without
 /// waiting for the flush: one call stays short for Redis, and well under its request
 /// limits (`client-query-buffer-limit`), which a batch of separate adds must not reach.
-const MAX_BATCH_JOBS: usize = 1000;
-const MAX_BATCH_BYTES: usize = 1 << 20;
+pub(crate) const MAX_BATCH_JOBS: usize = 1000;
+pub(crate) const MAX_BATCH_BYTES: usize = 1 << 20;
 /// The least number of queued adds that an idle connection takes early (see `State::eager`).
 const MIN_EAGER: usize = 8;
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 use redis::{FromRedisValue, Value};
 
+use crate::blocking_add::BlockingAdds;
 use crate::connection::{ConnectionOptions, RedisConn, TlsMaterial};
 use crate::errors::JqError;
 use crate::json::to_json_named;
@@ -61,6 +62,8 @@ pub(crate) struct QueueCore {
 #[pyclass(frozen, module = "jobqueue._native")]
 pub struct NativeQueue {
     pub(crate) core: Arc<QueueCore>,
+    /// Batches `add_job_blocking` calls of many threads (`blocking_add.rs`).
+    blocking_adds: BlockingAdds,
 }
 
 /// A stream entry: its id and its fields and values, flat.
@@ -310,6 +313,7 @@ impl NativeQueue {
                     timeout_ms,
                 }),
             }),
+            blocking_adds: BlockingAdds::default(),
         })
     }
 
@@ -340,6 +344,15 @@ impl NativeQueue {
             }
             Ok(added_jobs(reply, &delayed))
         })
+    }
+
+    /// Add one job from a thread that waits for it (the sync facade), batched with the
+    /// adds of other threads on the native connection (`blocking_add.rs`). Bad input
+    /// raises here, before anything is queued. Returns `(id, created, created_at, status)`.
+    fn add_job_blocking(&self, py: Python<'_>, job: NewJob<'_>) -> PyResult<AddedJob> {
+        let job = self.core.prepare_job(job, None)?;
+        py.detach(|| self.blocking_adds.add(&self.core, job))
+            .map_err(Into::into)
     }
 
     /// A connection for `add_jobs` whose socket the running asyncio loop drives (see

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from jobqueue.testing import redis_command
 
@@ -46,3 +46,30 @@ def plant_stalled_job(port: int, queue_name: str, job_id: str, *, attempts: int 
         "attempts_made", str(attempts),
     )  # fmt: skip
     redis_command(port, "ZADD", base + "active", "1", job_id)
+
+
+class Counter:
+    """A metrics adapter and a telemetry adapter that count what they are given."""
+
+    def __init__(self) -> None:
+        self.added = 0.0
+        self.spans: list[dict[str, Any]] = []
+
+    def increment(self, name: str, value: float = 1, tags: dict[str, str] | None = None) -> None:
+        self.added += value
+
+    def observe(self, name: str, value: float, tags: dict[str, str] | None = None) -> None:
+        pass
+
+    def start_span(self, name: str, attributes: dict[str, Any] | None = None) -> Counter:
+        self.spans.append(dict(attributes or {}))
+        return self
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        pass
+
+    def record_exception(self, error: BaseException) -> None:
+        pass
+
+    def end(self) -> None:
+        pass

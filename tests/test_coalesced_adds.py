@@ -18,7 +18,7 @@ from jobqueue.models import JobInfo
 from jobqueue.sync import JobQueue as SyncJobQueue
 from jobqueue.testing import redis_command
 
-from .helpers import eventually, port_of
+from .helpers import Counter, eventually, port_of
 
 
 def loop_connection(queue: JobQueue) -> LoopConnection:
@@ -46,33 +46,6 @@ def watch(queue: JobQueue, redis_url: str) -> tuple[list[JobInfo], int]:
     port = port_of(redis_url)
     reset_stats(port)
     return added, port
-
-
-class Counter:
-    """A metrics adapter and a telemetry adapter that count what they are given."""
-
-    def __init__(self) -> None:
-        self.added = 0.0
-        self.spans: list[dict[str, Any]] = []
-
-    def increment(self, name: str, value: float = 1, tags: dict[str, str] | None = None) -> None:
-        self.added += value
-
-    def observe(self, name: str, value: float, tags: dict[str, str] | None = None) -> None:
-        pass
-
-    def start_span(self, name: str, attributes: dict[str, Any] | None = None) -> Counter:
-        self.spans.append(dict(attributes or {}))
-        return self
-
-    def set_attribute(self, key: str, value: Any) -> None:
-        pass
-
-    def record_exception(self, error: BaseException) -> None:
-        pass
-
-    def end(self) -> None:
-        pass
 
 
 @pytest.fixture

@@ -15,9 +15,11 @@ batch instead of the first one going out alone. Half of such a wave goes as soon
 connection is idle (the native channel decides, ``State::eager`` in ``loop_conn.rs``): Redis
 runs that batch while the producer checks the other half, instead of the two taking turns.
 
-``ThreadCoalescer`` does the same for the blocking facade (``sync.py``), whose callers are
-threads: handing each add to the event loop's thread and back costs several thread
-wake-ups, far more than the add. Callers queue their calls; one of them, the leader,
+``ThreadCoalescer`` does the same for the blocking facade (``sync.py``) when its adds
+must go through the loop (with telemetry or fleet handlers; otherwise they are batched
+in the native core, ``src/blocking_add.rs``), whose callers are threads: handing each
+add to the event loop's thread and back costs several thread wake-ups, far more than
+the add. Callers queue their calls; one of them, the leader,
 hands all queued calls to the loop at once (where they coalesce as above) and wakes each
 caller with its own outcome, then passes the lead to a caller queued meanwhile.
 """

@@ -6,7 +6,7 @@ import asyncio
 import random
 from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 import orjson
 
@@ -56,6 +56,9 @@ from .scheduler import (
     time_zone,
 )
 from .worker import Processor, Worker
+
+if TYPE_CHECKING:  # types of the stubs only
+    from ._native import AddedJob, NewJob
 
 #: A job for ``add_jobs``: ``(name, data)`` or ``(name, data, options)``.
 JobSpec = tuple[str, Any] | tuple[str, Any, "JobOptions | Mapping[str, Any] | None"]
@@ -321,11 +324,7 @@ class JobQueue(GroupAdmin):
             "remove_on_fail": remove_on_fail,
             "group": group,
         }
-        options = JobOptions.coerce(opts)
-        given = {k: val for k, val in overrides.items() if val is not None}
-        if given:
-            options = JobOptions(**given).merged_over(options)
-        ids = await self._add([(name, data, options)], single=True)
+        ids = await self._add([(name, data, job_options(opts, overrides))], single=True)
         return ids[0]
 
     async def add_jobs(self, jobs: Sequence[JobSpec]) -> list[str]:
@@ -352,31 +351,7 @@ class JobQueue(GroupAdmin):
         self._check_open()
         if self._fleet is not None:
             await self.follow_fleet_events()
-        rows = []
-        for i, (name, data, options) in enumerate(items):
-            try:
-                if type(name) is not str or name not in self._valid_names:
-                    self._valid_names.add(v.job_name(name))
-                    if len(self._valid_names) > _VALID_NAMES_CACHE_SIZE:
-                        self._valid_names.clear()
-                resolved = self._resolve(options)
-            except InvalidOptionError as exc:
-                if single:
-                    raise
-                raise InvalidOptionError(f"jobs[{i}].{exc.field}", _message(exc)) from None
-            rows.append(
-                (
-                    options.job_id,
-                    name,
-                    data,
-                    resolved.opts_json,
-                    resolved.priority,
-                    resolved.delay_with_jitter(),
-                    resolved.attempts,
-                    options.idempotency_key,
-                    options.group,
-                )
-            )
+        rows = self._rows(items, single=single)
         span = (
             self.telemetry.start_span(
                 "jobqueue.add_jobs", {"jobqueue.queue": self.name, "jobqueue.count": len(rows)}
@@ -402,6 +377,40 @@ class JobQueue(GroupAdmin):
         finally:
             if span is not None:
                 span.end()
+        self._report_added(rows, results)
+        return [job_id for job_id, _, _, _ in results]
+
+    def _rows(self, items: list[tuple[str, Any, JobOptions]], *, single: bool) -> list[NewJob]:
+        """The jobs as the native core takes them; bad names and options raise here."""
+        rows: list[NewJob] = []
+        for i, (name, data, options) in enumerate(items):
+            try:
+                if type(name) is not str or name not in self._valid_names:
+                    self._valid_names.add(v.job_name(name))
+                    if len(self._valid_names) > _VALID_NAMES_CACHE_SIZE:
+                        self._valid_names.clear()
+                resolved = self._resolve(options)
+            except InvalidOptionError as exc:
+                if single:
+                    raise
+                raise InvalidOptionError(f"jobs[{i}].{exc.field}", _message(exc)) from None
+            rows.append(
+                (
+                    options.job_id,
+                    name,
+                    data,
+                    resolved.opts_json,
+                    resolved.priority,
+                    resolved.delay_with_jitter(),
+                    resolved.attempts,
+                    options.idempotency_key,
+                    options.group,
+                )
+            )
+        return rows
+
+    def _report_added(self, rows: list[NewJob], results: list[AddedJob]) -> None:
+        """The metrics and JOB_ADDED events of the jobs that an add created."""
         created = sum(1 for _, was_created, _, _ in results if was_created)
         if created and self.metrics is not None:
             self.metrics.increment(METRIC_JOBS_ADDED, created, {"queue": self.name})
@@ -411,7 +420,6 @@ class JobQueue(GroupAdmin):
                     self._events.emit(
                         QueueEvent.JOB_ADDED, _added_job(job_id, row, created_at, status)
                     )
-        return [job_id for job_id, _, _, _ in results]
 
     def _resolve(self, options: JobOptions) -> _Resolved:
         if options is NO_JOB_OPTIONS and self._default_resolved is not None:
@@ -764,6 +772,17 @@ _FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.DLQ)
 
 def _message(exc: InvalidOptionError) -> str:
     return str(exc)[len(exc.field) + 1 :]
+
+
+def job_options(
+    opts: JobOptions | Mapping[str, Any] | None, overrides: Mapping[str, Any]
+) -> JobOptions:
+    """``opts`` with the keyword options of ``add_job`` that were given over it."""
+    options = JobOptions.coerce(opts)
+    given = {k: val for k, val in overrides.items() if val is not None}
+    if given:
+        options = JobOptions(**given).merged_over(options)
+    return options
 
 
 def _added_job(job_id: str, row: tuple[Any, ...], created_at: int, status: str) -> JobInfo:

@@ -1,28 +1,43 @@
 """A blocking facade over :class:`jobqueue.JobQueue`, for Django, Flask and scripts.
 
 Each ``jobqueue.sync.JobQueue`` runs a private event loop on a background thread and
-waits for its calls; it takes the same arguments as the async class. ``add_job`` calls
-from many threads go to that loop together and coalesce there (``coalesce.py``).
+waits for its calls; it takes the same arguments as the async class. ``add_job`` does
+not use the loop: the calling thread adds its job through the native core, which sends
+the adds of concurrent threads as one script call (``src/blocking_add.rs``). Only with a
+telemetry adapter or fleet event handlers, whose work happens on the loop, do ``add_job``
+calls from many threads go to that loop together and coalesce there (``coalesce.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import queue as async_queue
 from .coalesce import ThreadCoalescer
+from .errors import RedisOutOfMemoryError
 from .events import QueueEvent
 from .groups import RateSpec
 from .models import GroupStats, HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
-from .queue import JobSpec
+from .queue import JobSpec, job_options
+from .redis_safety import jobs_not_added
+
+if TYPE_CHECKING:  # types of the stubs only
+    from ._native import AddedJob, NewJob
 
 T = TypeVar("T")
 #: One add_job call: (name, data, opts, keyword options).
 _AddCall = tuple[str, Any, Any, dict[str, Any]]
+#: The keyword options of ``add_job``, as the asyncio queue names them.
+_ADD_OPTIONS = frozenset(
+    p.name
+    for p in inspect.signature(async_queue.JobQueue.add_job).parameters.values()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY
+)
 
 __all__ = ["JobQueue"]
 
@@ -37,6 +52,9 @@ class JobQueue:
         )
         self._thread.start()
         self._adds: ThreadCoalescer[_AddCall, str] = ThreadCoalescer(self._add_each)
+        # Jobs added from callers' threads whose metrics and events are due on the loop.
+        self._added: list[tuple[NewJob, AddedJob]] = []
+        self._added_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -70,7 +88,42 @@ class JobQueue:
         self._queue.off(event, handler, fleet=fleet)
 
     def add_job(self, name: str, data: Any, opts: Any = None, **options: Any) -> str:
-        return self._adds.call((name, data, opts, options))
+        queue = self._queue
+        if queue.telemetry is not None or queue._fleet is not None or self._loop.is_closed():
+            # Spans and the fleet listener belong to the loop (a closed loop: raises).
+            return self._adds.call((name, data, opts, options))
+        unknown = options.keys() - _ADD_OPTIONS
+        if unknown:
+            raise TypeError(f"add_job() got an unexpected keyword argument {min(unknown)!r}")
+        queue._check_open()
+        row = queue._rows([(name, data, job_options(opts, options))], single=True)[0]
+        try:
+            added = queue._native.add_job_blocking(row)
+        except RedisOutOfMemoryError:
+            # Reworded with the server's memory figures, as the asyncio queue does.
+            raise self._run(jobs_not_added(queue._native, 1)) from None
+        if added[1] and (
+            queue.metrics is not None or queue._events.has_handlers(QueueEvent.JOB_ADDED)
+        ):
+            self._report_added(row, added)
+        return added[0]
+
+    def _report_added(self, row: NewJob, added: AddedJob) -> None:
+        """Count and announce a job on the loop, as the asyncio queue does: handlers run
+        there. One loop wake-up serves all the jobs added meanwhile."""
+        with self._added_lock:
+            self._added.append((row, added))
+            if len(self._added) > 1:
+                return  # a report is already due
+        try:
+            self._loop.call_soon_threadsafe(self._flush_added)
+        except RuntimeError:  # the loop closed meanwhile: nothing left to tell
+            pass
+
+    def _flush_added(self) -> None:
+        with self._added_lock:
+            added, self._added = self._added, []
+        self._queue._report_added([row for row, _ in added], [job for _, job in added])
 
     def _add_each(self, calls: list[_AddCall]) -> list[str | BaseException]:
         """The add_job calls of several threads, in one trip to the loop; each gets its own

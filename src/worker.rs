@@ -879,8 +879,10 @@ async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
         );
     }
     let mut active = shared.active_jobs();
-    for ((id, _, name, attempts, max_attempts, d, report), ok) in entries.into_iter().zip(applied) {
-        active.remove(id);
+    for ((id, token, name, attempts, max_attempts, d, report), ok) in
+        entries.into_iter().zip(applied)
+    {
+        forget_attempt(&mut active, id, &token);
         let outcome = match (ok, d.outcome) {
             (0, _) => "lost",
             (_, "retry") => "retrying",
@@ -936,10 +938,17 @@ async fn renew(shared: &Shared) -> Result<(), JqError> {
         inv.arg(id).arg(token);
     }
     let lost: Vec<String> = shared.queue.conn.invoke(&inv).await?;
+    let sent: HashMap<&str, &str> = held
+        .iter()
+        .map(|(id, token)| (id.as_str(), token.as_str()))
+        .collect();
     let mut active = shared.active_jobs();
     for id in lost {
+        // Only the attempt renewed: the job may run here again under a new token.
         if let Some(job) = active.get_mut(&id) {
-            job.lock_lost = true;
+            if sent.get(id.as_str()) == Some(&job.token.as_str()) {
+                job.lock_lost = true;
+            }
         }
     }
     Ok(())
@@ -981,11 +990,13 @@ async fn requeue_loop(shared: Arc<Shared>) {
 
 async fn requeue(shared: &Shared, jobs: &[(String, JobTuple)]) -> Result<(), JqError> {
     let mut inv = scripts::invocation(&scripts::RELEASE, &shared.queue.keys);
+    let mut sent = Vec::with_capacity(jobs.len());
     {
         let active = shared.active_jobs();
         for (id, _) in jobs {
             if let Some(job) = active.get(id) {
                 inv.arg(id).arg(&job.token).arg(job.attempts_made - 1);
+                sent.push((id, job.token.clone()));
             }
         }
     }
@@ -993,10 +1004,19 @@ async fn requeue(shared: &Shared, jobs: &[(String, JobTuple)]) -> Result<(), JqE
     // lapse and the stalled sweep returns them instead.
     let result = shared.queue.conn.invoke::<Vec<i64>>(&inv).await;
     let mut active = shared.active_jobs();
-    for (id, _) in jobs {
-        active.remove(id);
+    for (id, token) in sent {
+        forget_attempt(&mut active, id, &token);
     }
     result.map(|_| ())
+}
+
+/// Stop tracking the attempt of job `id` under lock `token`. A job given back to the queue
+/// (released, or retried without backoff) may have been fetched again by this worker
+/// before the reply came: that new attempt, under its own token, stays tracked.
+fn forget_attempt(active: &mut HashMap<String, ActiveJob>, id: &str, token: &str) {
+    if active.get(id).is_some_and(|job| job.token == token) {
+        active.remove(id);
+    }
 }
 
 /// Recover stalled jobs of the whole queue every `max_stalled_interval`.

@@ -163,3 +163,13 @@ def test_job_ids_cannot_name_other_keys(bad: str) -> None:
 def test_queue_names_cannot_hold_control_characters() -> None:
     with pytest.raises(InvalidOptionError):
         JobQueue("bad\x00name")
+
+
+def test_a_durability_wait_must_end_within_the_command_timeout() -> None:
+    # WAIT runs within the write's request: past the command timeout, a write that
+    # happened would be reported as a broken connection. Found in review.
+    settings = QueueSettings(durability=Durability(replicas=1, timeout=300))
+    with pytest.raises(InvalidOptionError, match=r"settings\.durability\.timeout.*command_timeout"):
+        JobQueue("q", redis=RedisConfig(command_timeout=300), settings=settings)
+    JobQueue("q", redis=RedisConfig(command_timeout=301), settings=settings)  # accepted
+    JobQueue("q", settings=settings)  # no command timeout: accepted

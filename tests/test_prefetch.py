@@ -5,10 +5,11 @@ are exact again after that bound."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Callable
 
-from jobqueue import JobQueue, JobStatus, WorkerConfig
+from jobqueue import JobQueue, JobStatus, QueueSettings, WorkerConfig
 from jobqueue.job import Job
 
 from .helpers import eventually
@@ -116,3 +117,37 @@ async def test_a_kept_job_goes_back_to_waiting_unused_and_counts_are_exact(
     infos = [await queue.get_job_status(job_id) for job_id in held]
     processed = [info.processed_at for info in infos if info is not None]
     assert processed == sorted(processed)  # type: ignore[type-var]
+
+
+async def test_a_job_given_back_and_fetched_again_by_its_worker_runs_once(
+    make_queue: Callable[..., JobQueue],
+) -> None:
+    # The release of a kept job and its new fetch by the same worker can cross: the
+    # release's reply must not drop the new attempt (it then ran unrenewed, its result was
+    # refused as lost, and it ran again after its lock lapsed). Found in review.
+    rng = random.Random(3)
+    queue = make_queue(
+        worker=WorkerConfig(concurrency=1),
+        settings=QueueSettings(lock_duration=1500, max_stalled_interval=300),
+    )
+    runs: dict[str, int] = {}
+
+    @queue.processor("short")
+    async def short(job: Job[None]) -> None:
+        return None
+
+    @queue.processor("step")
+    async def step(job: Job[float]) -> None:
+        runs[job.id] = runs.get(job.id, 0) + 1
+        if job.data:
+            await asyncio.sleep(job.data)  # about the keep bound: the release races a slot
+
+    await queue.start_worker()
+    await warm_up(queue, 50)
+    ids: list[str] = []
+    for _ in range(250):
+        ids += await queue.add_jobs([("step", rng.uniform(0.0185, 0.0215))] + [("step", 0)] * 3)
+        await queue.wait_for(ids[-1], 10_000)
+    for job_id in ids:
+        await queue.wait_for(job_id, 10_000)
+    assert {job_id: n for job_id, n in runs.items() if n != 1} == {}

@@ -655,3 +655,30 @@ async def test_completions_reach_listeners_and_no_job_is_kept_after_its_end(
 
     await eventually(all_seen)
     await eventually(nothing_kept)
+
+
+async def test_a_job_retried_at_once_and_fetched_again_by_its_worker_is_tracked(
+    make_queue: Callable[..., JobQueue],
+) -> None:
+    # A retry without backoff is back in waiting when the ack is written; the same worker
+    # may fetch it before the ack's reply is handled, which must not drop the new attempt
+    # (its result was refused as lost and it ran a third time). Found in review.
+    queue = make_queue(
+        worker=WorkerConfig(concurrency=1),
+        default_job_options={"backoff": Backoff.fixed(0), "attempts": 2},
+        settings=QueueSettings(lock_duration=1500, max_stalled_interval=300),
+    )
+    runs: dict[str, int] = {}
+
+    @queue.processor("flaky")
+    async def flaky(job: Job[None]) -> None:
+        runs[job.id] = runs.get(job.id, 0) + 1
+        if runs[job.id] == 1:
+            raise RuntimeError("first attempt fails")
+
+    await queue.start_worker()
+    for _ in range(300):
+        (job_id,) = await queue.add_jobs([("flaky", None)])
+        info = await queue.wait_for(job_id, 10_000)
+        assert info.status is JobStatus.COMPLETED
+    assert {job_id: n for job_id, n in runs.items() if n != 2} == {}

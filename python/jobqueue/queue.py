@@ -70,11 +70,22 @@ _RESOLVED_CACHE_SIZE = 256
 _VALID_NAMES_CACHE_SIZE = 1024
 
 
-def _durability(durability: Durability | None) -> tuple[int, int] | None:
-    """The native form of ``QueueSettings.durability``: (replicas, timeout ms)."""
+def _durability(
+    durability: Durability | None, command_timeout_ms: int | None
+) -> tuple[int, int] | None:
+    """The native form of ``QueueSettings.durability``: (replicas, timeout ms). ``WAIT``
+    runs in the same request as the write, so it must end within the command timeout:
+    else a write that happened would be reported as a broken connection."""
     if durability is None:
         return None
-    return durability.replicas, v.stored_ms(durability.timeout)
+    timeout_ms = v.stored_ms(durability.timeout)
+    if command_timeout_ms is not None and timeout_ms >= command_timeout_ms:
+        raise InvalidOptionError(
+            "settings.durability.timeout",
+            f"must be shorter than redis.command_timeout ({command_timeout_ms} ms), "
+            f"got {timeout_ms} ms: WAIT runs within the write's request",
+        )
+    return durability.replicas, timeout_ms
 
 
 def _queue_name(name: object) -> str:
@@ -171,6 +182,7 @@ class JobQueue(GroupAdmin):
         self._closed = False
         settings_ = self.config.settings
         connection = self.redis_config.native_kwargs()
+        durability = _durability(settings_.durability, connection["command_timeout_ms"])
         safety = None
         if settings_.on_unsafe_redis != "ignore":
             safety = RedisSafety(settings_.on_unsafe_redis, self._report_warning)
@@ -182,7 +194,7 @@ class JobQueue(GroupAdmin):
                 max_payload_bytes=settings_.max_payload_bytes,
                 idempotency_ttl_ms=v.stored_ms(settings_.idempotency_ttl),
                 on_connect=None if safety is None else safety.on_connect,
-                durability=_durability(settings_.durability),
+                durability=durability,
             )
         except JobQueueError as exc:
             raise InvalidOptionError("redis", str(exc)) from None

@@ -50,7 +50,7 @@ if take > 0 and globalLimit then
 end
 local limitedFor = 0
 if take > 0 and limitMax > 0 then
-  local used = tonumber(redis.call('GET', K.limiter) or '0')
+  local used = windowUsed(K.limiter)
   if used >= limitMax then
     limitedFor = redis.call('PTTL', K.limiter)
     if limitedFor < 0 then
@@ -105,6 +105,7 @@ local groupedIds, groupOf
 -- blocked one leaves it: paused (resume_group puts it back), at its concurrency (parked
 -- until leaveGroup frees a slot), or rate-limited (back when its window reopens).
 -- Returns how many jobs it took.
+local ringUnvisited = false
 local function takeGrouped(want)
   groupedIds, groupOf = {}, {}
   local defaults = redis.call('HMGET', K.meta, 'group_concurrency', 'group_rate_max',
@@ -143,7 +144,7 @@ local function takeGrouped(want)
         else
           if limit then room = math.min(room, limit - active) end
           if rateMax then
-            used = tonumber(redis.call('GET', key .. ':limiter') or '0')
+            used = windowUsed(key .. ':limiter')
             if used >= rateMax then
               local ttl = redis.call('PTTL', key .. ':limiter')
               if ttl < 0 then
@@ -170,10 +171,8 @@ local function takeGrouped(want)
           end
           if #got > 0 then
             taken = taken + #got
-            redis.call('HINCRBY', key, 'active', #got)
-            if rateMax and redis.call('INCRBY', key .. ':limiter', #got) == #got then
-              redis.call('PEXPIRE', key .. ':limiter', window)  -- opens with its first job
-            end
+            incrField(key, 'active', #got)  -- survives a damaged count (see incrField)
+            if rateMax then countStarts(key .. ':limiter', #got, window) end
           end
           -- Fewer than asked for: the group has no waiting job left.
           if #got == room and (redis.call('LLEN', waitKey) > 0 or
@@ -194,6 +193,9 @@ local function takeGrouped(want)
     ringAddAll(back)  -- back to the end of the ring, in the order visited
     ringSize = ringSize - visited + #back  -- the script alone writes the ring meanwhile
   end
+  -- Groups left unvisited when the visit budget ran out (many paused or emptied groups
+  -- ahead of them): there may be work, so the worker must ask again, not wait.
+  ringUnvisited = budget <= 0 and ringSize > 0
   if taken > 0 then redis.call('DECRBY', K.groupsWaiting, taken) end
   return taken
 end
@@ -258,15 +260,13 @@ end
 for a, b in chunks(#active, 2) do redis.call('ZADD', K.active, unpack(active, a, b)) end
 
 if taken > 0 and limitMax > 0 then
-  if redis.call('INCRBY', K.limiter, taken) == taken then
-    redis.call('PEXPIRE', K.limiter, limitWindow)  -- the window opens with its first job
-  end
+  countStarts(K.limiter, taken, limitWindow)
 end
 
 -- Leave the marker for the next idle worker while jobs remain; drop it otherwise. Taking
 -- fewer jobs than asked for means none that may run now remain: no need to count them.
 local found = #ids + groupedCount
-local exhausted = take > 0 and found < take
+local exhausted = take > 0 and found < take and not ringUnvisited
 if exhausted then out[4] = 1 end
 if not exhausted and (redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) > 0
     or (grouped and redis.call('ZCARD', K.groups) > 0)) then

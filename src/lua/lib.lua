@@ -92,6 +92,24 @@ local function leaveGroup(group, n)
   end
 end
 
+-- Jobs started so far in the rate window `key`. A damaged value counts as none; the next
+-- countStarts replaces it.
+local function windowUsed(key)
+  return tonumber(redis.call('GET', key)) or 0
+end
+
+-- Count `n` jobs started in the rate window `key`, which opens (expires after `window` ms)
+-- with its first job. A damaged value is replaced: raising here would leave the jobs the
+-- script already took out of every list (Redis does not roll a script back).
+local function countStarts(key, n, window)
+  local count = redis.pcall('INCRBY', key, n)
+  if type(count) == 'table' then
+    redis.call('SET', key, n, 'PX', window)
+  elseif count == n then
+    redis.call('PEXPIRE', key, window)
+  end
+end
+
 -- The ranges [first, last] that split `n` values into calls Lua's unpack can take (it
 -- has a limit); `step` keeps pairs together.
 local function chunks(n, step)

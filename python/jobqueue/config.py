@@ -345,8 +345,33 @@ class RateLimit:
     duration: v.Duration
 
     def __post_init__(self) -> None:
-        v.integer(self.max, "limiter.max", minimum=1, maximum=10**9)
-        _set(self, "duration", v.duration_ms(self.duration, "limiter.duration", minimum=1))
+        _set(self, "duration", _rate_duration(self.max, self.duration, "limiter"))
+
+    @classmethod
+    def coerce(cls, value: object, name: str) -> RateLimit:
+        """A RateLimit, ``(max, duration ms)`` or ``{"max": n, "duration": ms}``; errors
+        name ``name``."""
+        if isinstance(value, RateLimit):
+            return value
+        if isinstance(value, tuple) and len(value) == 2:
+            spec: Mapping[str, Any] = {"max": value[0], "duration": value[1]}
+        elif isinstance(value, Mapping):
+            if set(value) != {"max", "duration"}:
+                raise InvalidOptionError(name, "must have the keys 'max' and 'duration'")
+            spec = value
+        else:
+            raise InvalidOptionError(
+                name,
+                f"must be a RateLimit, (max, duration ms) or a dict, got {v.type_name(value)}",
+            )
+        return cls(spec["max"], _rate_duration(spec["max"], spec["duration"], name))
+
+
+def _rate_duration(max_jobs: object, duration: object, name: str) -> int:
+    """Check a rate's fields (errors name ``name.max`` / ``name.duration``); the duration
+    in ms."""
+    v.integer(max_jobs, f"{name}.max", minimum=1, maximum=10**9)
+    return v.duration_ms(duration, f"{name}.duration", minimum=1)
 
 
 @dataclass(frozen=True)
@@ -357,14 +382,8 @@ class WorkerConfig:
 
     def __post_init__(self) -> None:
         v.integer(self.concurrency, "worker.concurrency", minimum=1, maximum=100_000)
-        if self.limiter is not None and not isinstance(self.limiter, RateLimit):
-            if isinstance(self.limiter, Mapping):
-                _set(self, "limiter", RateLimit(**self.limiter))
-            else:
-                raise InvalidOptionError(
-                    "worker.limiter",
-                    f"must be a RateLimit, got {v.type_name(self.limiter)}",
-                )
+        if self.limiter is not None:
+            _set(self, "limiter", RateLimit.coerce(self.limiter, "worker.limiter"))
         v.boolean(self.scheduler, "worker.scheduler")
 
 

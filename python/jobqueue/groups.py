@@ -18,7 +18,6 @@ import orjson
 from . import _validate as v
 from ._native import NativeGroups, NativeQueue
 from .config import RateLimit
-from .errors import InvalidOptionError
 from .models import GroupStats
 
 #: The highest concurrency accepted (global or per group).
@@ -30,27 +29,6 @@ RateSpec = RateLimit | tuple[int, int] | Mapping[str, Any]
 
 def concurrency(value: object, field: str) -> int:
     return v.integer(value, field, minimum=1, maximum=MAX_CONCURRENCY)
-
-
-def rate(value: object, field: str = "rate") -> RateLimit:
-    """A RateLimit from any :data:`RateSpec`; errors name ``field``."""
-    if isinstance(value, RateLimit):
-        return value
-    if isinstance(value, tuple) and len(value) == 2:
-        spec: Mapping[str, Any] = {"max": value[0], "duration": value[1]}
-    elif isinstance(value, Mapping):
-        unknown = set(value) - {"max", "duration"}
-        if unknown or len(value) != 2:
-            raise InvalidOptionError(field, "must have the keys 'max' and 'duration'")
-        spec = value
-    else:
-        raise InvalidOptionError(
-            field,
-            f"must be a RateLimit, (max, duration ms) or a dict, got {v.type_name(value)}",
-        )
-    v.integer(spec["max"], f"{field}.max", minimum=1, maximum=10**9)
-    v.duration_ms(spec["duration"], f"{field}.duration", minimum=1)
-    return RateLimit(spec["max"], spec["duration"])
 
 
 class GroupAdmin:
@@ -104,7 +82,7 @@ class GroupAdmin:
 
     async def _set_limit(self, group: str, limit: int | None, spec: RateSpec | None) -> None:
         checked = None if limit is None else concurrency(limit, "concurrency")
-        rate_limit = None if spec is None else rate(spec)
+        rate_limit = None if spec is None else RateLimit.coerce(spec, "rate")
         window = None if rate_limit is None else (rate_limit.max, v.stored_ms(rate_limit.duration))
         event = orjson.dumps(
             {

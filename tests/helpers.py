@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from jobqueue import JobQueue
+from jobqueue.job import Job
 from jobqueue.testing import redis_command
 
 T = TypeVar("T")
@@ -73,3 +75,43 @@ class Counter:
 
     def end(self) -> None:
         pass
+
+
+async def warm_up(queue: JobQueue, jobs: int) -> None:
+    """Run `short` jobs until the workers know their jobs are short (prefetch is on)."""
+    for job_id in await queue.add_jobs([("short", None) for _ in range(jobs)]):
+        await queue.wait_for(job_id, 10_000)
+
+
+class HeldJobs:
+    """Processors for prefetch tests on ``queue``: ``short`` returns at once, ``hold`` runs
+    until ``gate`` is set; ``running`` and ``most_running`` count the held ones."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
+        self.gate = asyncio.Event()
+        self.running = 0
+        self.most_running = 0
+        queue.process("short", self._short)
+        queue.process("hold", self._hold)
+
+    async def _short(self, job: Job[None]) -> None:
+        return None
+
+    async def _hold(self, job: Job[None]) -> str:
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        await self.gate.wait()
+        self.running -= 1
+        return "done"
+
+    async def start(self, warm_up_jobs: int) -> None:
+        """Start the worker and warm it up, so that it prefetches."""
+        await self.queue.start_worker()
+        await warm_up(self.queue, warm_up_jobs)
+
+    async def until_running(self, n: int) -> None:
+        async def running_n() -> bool:
+            return self.running == n
+
+        await eventually(running_n)

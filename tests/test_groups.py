@@ -29,9 +29,8 @@ from jobqueue.fleet import JobEvent
 from jobqueue.job import Job
 from jobqueue.testing import redis_command, redis_keys
 
-from .helpers import eventually, port_of
+from .helpers import HeldJobs, eventually, port_of
 from .reliability.test_workers import CRASHING_WORKER
-from .test_prefetch import warm_up
 
 # A worker process whose processor counts the jobs running at once on Redis, in total and
 # per group (the job's data is its group, or "-"), and keeps every count it reached.
@@ -490,32 +489,18 @@ async def test_a_prefetched_grouped_job_given_back_frees_its_slot_and_waits_in_i
     make_queue: Callable[..., JobQueue],
 ) -> None:
     queue = make_queue(worker=WorkerConfig(concurrency=1))
-    gate = asyncio.Event()
-    running = 0
-
-    @queue.processor("short")
-    async def short(job: Job[None]) -> None:
-        return None
-
-    @queue.processor("hold")
-    async def hold(job: Job[None]) -> None:
-        nonlocal running
-        running += 1
-        await gate.wait()
-        running -= 1
-
-    await queue.start_worker()
-    await warm_up(queue, 50)  # short jobs: the worker prefetches
+    jobs = HeldJobs(queue)
+    await jobs.start(50)  # short jobs: the worker prefetches
     held = await queue.add_jobs([("hold", None, {"group": "h"}) for _ in range(3)])
 
     async def one_running_one_counted() -> bool:
         stats = await queue.get_stats(group="h")
-        return running == 1 and (stats.active, stats.waiting) == (1, 2)
+        return jobs.running == 1 and (stats.active, stats.waiting) == (1, 2)
 
     # A job kept behind the running one goes back (release.lua): out of the group's count,
     # into the head of its queue.
     await eventually(one_running_one_counted)
-    gate.set()
+    jobs.gate.set()
     for job_id in held:
         assert (await queue.wait_for(job_id, 10_000)).status is JobStatus.COMPLETED
     stats = await queue.get_stats(group="h")

@@ -12,16 +12,10 @@ from collections.abc import Callable
 from jobqueue import JobQueue, JobStatus, QueueSettings, WorkerConfig
 from jobqueue.job import Job
 
-from .helpers import eventually
+from .helpers import HeldJobs, eventually, warm_up
 
 #: The issue's bound: every short job starts within this long of being added.
 START_BOUND_S = 0.1
-
-
-async def warm_up(queue: JobQueue, jobs: int) -> None:
-    """Run short jobs until the workers know their jobs are short (prefetch is on)."""
-    for job_id in await queue.add_jobs([("short", None) for _ in range(jobs)]):
-        await queue.wait_for(job_id, 10_000)
 
 
 async def test_no_short_job_waits_behind_a_long_one_while_a_worker_idles(
@@ -64,34 +58,15 @@ async def test_a_kept_job_goes_back_to_waiting_unused_and_counts_are_exact(
     make_queue: Callable[..., JobQueue],
 ) -> None:
     queue = make_queue(worker=WorkerConfig(concurrency=1))
-    gate = asyncio.Event()
-    running = 0
-    most_running = 0
-
-    @queue.processor("short")
-    async def short(job: Job[None]) -> None:
-        return None
-
-    @queue.processor("hold")
-    async def hold(job: Job[None]) -> None:
-        nonlocal running, most_running
-        running += 1
-        most_running = max(most_running, running)
-        await gate.wait()
-        running -= 1
-
-    await queue.start_worker()
-    await warm_up(queue, 50)
+    jobs = HeldJobs(queue)
+    await jobs.start(50)
     held = await queue.add_jobs([("hold", None) for _ in range(3)])
+    await jobs.until_running(1)
 
     async def counts_exact() -> bool:
         stats = await queue.get_stats()
         return (stats.active, stats.waiting) == (1, 2)
 
-    async def one_running() -> bool:
-        return running == 1
-
-    await eventually(one_running)
     # The worker runs one job; a second, prefetched behind it, comes back after the bound
     # (before, it stayed active until the first finished: active 2, waiting 1).
     await eventually(counts_exact)
@@ -108,11 +83,11 @@ async def test_a_kept_job_goes_back_to_waiting_unused_and_counts_are_exact(
     # It stays that way: the worker does not fetch it again while its slot is held.
     await asyncio.sleep(0.2)
     assert await counts_exact()
-    gate.set()
+    jobs.gate.set()
     for job_id in held:
         info = await queue.wait_for(job_id, 10_000)
         assert info.status is JobStatus.COMPLETED and info.attempts == 1
-    assert most_running == 1
+    assert jobs.most_running == 1
     # Fetch order is kept: the jobs ran in the order they were added.
     infos = [await queue.get_job_status(job_id) for job_id in held]
     processed = [info.processed_at for info in infos if info is not None]

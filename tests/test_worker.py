@@ -26,7 +26,7 @@ from jobqueue.errors import InvalidOptionError, JobNotFoundError
 from jobqueue.job import Job
 from jobqueue.testing import redis_command
 
-from .helpers import eventually, plant_stalled_job, port_of
+from .helpers import HeldJobs, eventually, plant_stalled_job, port_of
 
 FAST = {"backoff": Backoff.fixed(20)}
 
@@ -573,39 +573,18 @@ async def test_jobs_kept_behind_held_ones_go_back_and_close_runs_what_was_taken(
     make_queue: Callable[..., JobQueue],
 ) -> None:
     queue = make_queue(worker=WorkerConfig(concurrency=2))
-    gate = asyncio.Event()
-    running = 0
-    most_running = 0
-
-    @queue.processor("quick")
-    async def quick(job: Job[None]) -> None:
-        return None
-
-    @queue.processor("hold")
-    async def hold(job: Job[None]) -> str:
-        nonlocal running, most_running
-        running += 1
-        most_running = max(most_running, running)
-        await gate.wait()
-        running -= 1
-        return "done"
-
-    await queue.start_worker()
-    for job_id in await queue.add_jobs([("quick", None) for _ in range(20)]):
-        await queue.wait_for(job_id, 10_000)  # the worker learns that jobs are short
+    jobs = HeldJobs(queue)
+    await jobs.start(20)  # the worker learns that jobs are short
     held = await queue.add_jobs([("hold", None) for _ in range(6)])
 
     async def only_running_ones_active() -> bool:
         stats = await queue.get_stats()
         return (stats.active, stats.waiting) == (2, 4)  # prefetched ones went back
 
-    async def two_running() -> bool:
-        return running == 2
-
-    await eventually(two_running)
+    await jobs.until_running(2)
     await eventually(only_running_ones_active)
-    assert (running, most_running) == (2, 2)
-    gate.set()
+    assert (jobs.running, jobs.most_running) == (2, 2)
+    jobs.gate.set()
     await queue.close()  # what the worker took runs before it stops
     async with JobQueue(queue.name, redis=queue.redis_config) as reader:
         statuses = [(await reader.get_job_status(i)).status for i in held]  # type: ignore[union-attr]
@@ -613,7 +592,7 @@ async def test_jobs_kept_behind_held_ones_go_back_and_close_runs_what_was_taken(
     # The 2 held ones ran; the rest either ran too or still wait for a worker.
     assert statuses[:2] == [JobStatus.COMPLETED] * 2
     assert set(statuses[2:]) <= {JobStatus.COMPLETED, JobStatus.WAITING}
-    assert most_running == 2
+    assert jobs.most_running == 2
 
 
 async def test_long_jobs_are_not_prefetched(make_queue: Callable[..., JobQueue]) -> None:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO
+from typing import IO, TypeVar
 
 __all__ = ["RedisServer", "free_port", "redis_command", "redis_keys"]
 
@@ -116,11 +116,40 @@ def redis_keys(port: int, pattern: str = "*", host: str = HOST) -> set[str]:
     return {k.decode() for k in reply if isinstance(k, bytes)}
 
 
+_Started = TypeVar("_Started", bound="StartStop")
+
+
+class StartStop:
+    """A context manager over ``start()`` (returning self) and an idempotent ``stop()``;
+    a start that fails stops what it began."""
+
+    def start(self: _Started) -> _Started:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _Started) -> _Started:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 class _PortInUseError(RuntimeError):
     pass
 
 
-class RedisServer:
+class RedisServer(StartStop):
     """A redis-server child process on a loopback port, with its data in a temp dir.
 
     ``start()`` picks a free port unless one was given; the server keeps that port for
@@ -328,17 +357,6 @@ class RedisServer:
         ``data_dir``)."""
         self.stop()
         return self.start()
-
-    def __enter__(self) -> RedisServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

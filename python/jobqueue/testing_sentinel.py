@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from types import TracebackType
 
-from .testing import HOST, RedisServer, redis_command
+from .testing import HOST, RedisServer, StartStop, redis_command
 
 __all__ = ["SentinelSet"]
 
@@ -54,7 +53,7 @@ def _wait(what: str, ready: object, timeout: float = READY_TIMEOUT_S) -> None:
         time.sleep(0.05)
 
 
-class SentinelSet:
+class SentinelSet(StartStop):
     """One primary, ``replicas`` replicas and ``sentinels`` sentinels (quorum 2)."""
 
     def __init__(
@@ -224,18 +223,3 @@ class SentinelSet:
     def stop(self) -> None:
         for server in [*self.sentinels, *self.servers]:
             server.stop()
-
-    def __enter__(self) -> SentinelSet:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -30,7 +30,7 @@ from jobqueue.job import Job
 from jobqueue.testing import redis_command, redis_keys
 
 from .helpers import HeldJobs, eventually, port_of
-from .reliability.test_workers import CRASHING_WORKER
+from .reliability.test_workers import start_crashing_worker
 
 # A worker process whose processor counts the jobs running at once on Redis, in total and
 # per group (the job's data is its group, or "-"), and keeps every count it reached.
@@ -311,14 +311,10 @@ async def test_slots_of_a_worker_killed_with_sigkill_come_back_with_the_stalled_
     tmp_path: Path, redis_url: str, queue_name: str, make_queue: Callable[..., JobQueue]
 ) -> None:
     port = port_of(redis_url)
-    script = tmp_path / "doomed.py"
-    script.write_text(
-        textwrap.dedent(CRASHING_WORKER.format(name=queue_name, url=redis_url, port=port))
-    )
     producer = make_queue()
     await producer.set_group_limit("k", concurrency=2)
     ids = await producer.add_jobs([("slow", i, {"group": "k"}) for i in range(6)])
-    doomed = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ))
+    doomed = start_crashing_worker(tmp_path, queue_name, redis_url)
     try:
 
         async def holding_two() -> bool:

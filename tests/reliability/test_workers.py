@@ -128,17 +128,26 @@ asyncio.run(main())
 """
 
 
+def start_crashing_worker(
+    tmp_path: Path, queue_name: str, redis_url: str
+) -> subprocess.Popen[bytes]:
+    """A worker process of CRASHING_WORKER on the queue, for a test to SIGKILL."""
+    script = tmp_path / "doomed.py"
+    script.write_text(
+        textwrap.dedent(
+            CRASHING_WORKER.format(name=queue_name, url=redis_url, port=port_of(redis_url))
+        )
+    )
+    return subprocess.Popen([sys.executable, str(script)], env=dict(os.environ))
+
+
 async def test_jobs_of_a_worker_killed_with_sigkill_are_recovered(
     tmp_path: Path, redis_url: str, queue_name: str, make_queue: Callable[..., JobQueue]
 ) -> None:
     port = port_of(redis_url)
-    script = tmp_path / "doomed.py"
-    script.write_text(
-        textwrap.dedent(CRASHING_WORKER.format(name=queue_name, url=redis_url, port=port))
-    )
     producer = make_queue()
     ids = await producer.add_jobs([("slow", i, {"remove_on_complete": False}) for i in range(10)])
-    doomed = subprocess.Popen([sys.executable, str(script)], env=dict(os.environ))
+    doomed = start_crashing_worker(tmp_path, queue_name, redis_url)
     try:
 
         async def running_four() -> bool:

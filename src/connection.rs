@@ -14,6 +14,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, FromRedisValue, ScriptInvocation};
 
 use crate::errors::{is_connection_error, JqError};
+use crate::keys::QueueKeys;
 use crate::redis_settings::SettingsCheck;
 use crate::sentinel::{check_primary, Sentinels};
 
@@ -34,6 +35,9 @@ pub struct ConnectionOptions {
     pub retry_strategy: Option<Py<PyAny>>,
     /// Run on each new connection before it serves (a queue's main connection only).
     pub settings_check: Option<SettingsCheck>,
+    /// Set: the queue whose keys a new connection brings to this layout before it serves
+    /// (a queue's main connection only; see `layout_upgrade.rs`).
+    pub upgrade_layout: Option<QueueKeys>,
     /// Set: the URL gives the login and database only; the server is the primary these
     /// sentinels name, asked again on every new connection (so after a failover too).
     pub sentinels: Option<Sentinels>,
@@ -104,6 +108,7 @@ impl RedisConn {
             ready_check: o.ready_check,
             retry_strategy: o.retry_strategy.as_ref().map(|s| s.clone_ref(py)),
             settings_check: None,
+            upgrade_layout: None,
             sentinels: o.sentinels.clone(),
         })
     }
@@ -165,6 +170,9 @@ impl RedisConn {
         let mut conn = self.connect_with_retries().await?;
         if let Some(check) = &self.options.settings_check {
             check.on_connect(&mut conn).await?; // a refusal drops the connection unused
+        }
+        if let Some(keys) = &self.options.upgrade_layout {
+            crate::layout_upgrade::upgrade(&mut conn, keys).await?;
         }
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((crate::runtime::current_pid(), conn.clone()));

@@ -190,22 +190,16 @@ mod tests {
         inv.arg(want).arg(30_000).arg("w").arg(0).arg(0);
         let reply: Vec<Value> = inv.invoke(con).unwrap();
         let text = |v: &Value| String::from_redis_value(v.clone()).unwrap();
-        let grouped: usize = text(&reply[5]).parse().unwrap();
         let mut jobs = Vec::new();
-        let mut at = 6;
-        while at < reply.len() {
-            let width = if jobs.len() < grouped { 9 } else { 8 };
-            let group = if width == 9 {
-                text(&reply[at + 8])
-            } else {
-                String::new()
-            };
-            jobs.push((text(&reply[at]), text(&reply[at + 1]), group));
-            at += width;
+        for job in reply[6..].chunks(6) {
+            let raw: Vec<u8> = Vec::from_redis_value(job[2].clone()).unwrap();
+            let group = Record::parse(&raw).unwrap().group.unwrap_or_default();
+            jobs.push((text(&job[0]), text(&job[1]), group));
         }
         jobs
     }
 
+    use crate::record::Record;
     use redis::FromRedisValue;
 
     #[test]
@@ -223,7 +217,7 @@ mod tests {
         // a's share of 6 over 3 groups is 2, then b and c, then a again for the rest.
         assert_eq!(taken, ["a", "a", "b", "c", "a", "a"]);
         let ring: Vec<String> = redis::cmd("ZRANGE")
-            .arg(format!("{}groups", keys.base()))
+            .arg(format!("{}groups:2", keys.base()))
             .arg(0)
             .arg(-1)
             .query(&mut con)

@@ -3,37 +3,57 @@
 //! Every key is `{prefix}:{<queue>}:<suffix>`: the braces make the queue name a Redis
 //! Cluster hash tag, so all keys of a queue share one slot and every script is atomic there.
 
-/// Version of the key layout, stored in the meta hash so a later release can migrate.
-pub const LAYOUT_VERSION: &str = "1";
+/// Version of the key layout, stored in the meta hash: a script that finds another version
+/// refuses to write (`upgrade_layout.lua` converts a queue of version 1).
+pub const LAYOUT_VERSION: &str = "2";
 
 /// A queue's keys apart from the per-job ones, as (the name scripts use in their table `K`,
 /// the key's suffix). Both this struct and the scripts' `K` are built from this one list.
-pub const QUEUE_KEYS: [(&str, &str); 24] = [
+/// The structures whose members are job ids carry the layout in their names (`:2`): code of
+/// layout 1 still running against an upgraded queue finds them empty instead of taking ids
+/// whose jobs it cannot read.
+pub const QUEUE_KEYS: [(&str, &str); 38] = [
     ("meta", "meta"),
     ("id", "id"),
     ("prioCounter", "pc"),
-    ("wait", "wait"),
-    ("prioritized", "prioritized"),
-    ("delayed", "delayed"),
-    ("active", "active"),
-    ("completed", "completed"),
-    ("failed", "failed"),
-    ("dlq", "dlq"),
+    ("wait", "wait:2"),
+    ("prioritized", "prioritized:2"),
+    ("delayed", "delayed:2"),
+    ("active", "active:2"),
+    ("completed", "completed:2"),
+    ("failed", "failed:2"),
+    ("dlq", "dlq:2"),
     ("workers", "workers"),
-    ("marker", "marker"),
+    ("marker", "marker:2"),
     ("limiter", "limiter"),
     ("schedules", "schedules"),
     ("schedulesNext", "schedules:next"),
     ("schedulesLast", "schedules:last"),
     ("schedulesWake", "schedules:wake"),
     ("events", "events"),
+    // Options texts stored once per queue (lib.lua's optsRef).
+    ("opts", "opts"),
+    ("optsIndex", "opts:index"),
     // Groups (per-group keys are `g:<group>...`, built by the scripts like job keys).
-    ("groups", "groups"),
+    ("groups", "groups:2"),
     ("groupsSeq", "groups:seq"),
-    ("groupsParked", "groups:parked"),
-    ("groupsLimited", "groups:limited"),
+    ("groupsParked", "groups:parked:2"),
+    ("groupsLimited", "groups:limited:2"),
     ("groupsKnown", "groups:known"),
-    ("groupsWaiting", "groups:waiting"),
+    ("groupsWaiting", "groups:waiting:2"),
+    // Layout 1's structures, read only by the upgrade to layout 2.
+    ("wait1", "wait"),
+    ("prioritized1", "prioritized"),
+    ("delayed1", "delayed"),
+    ("active1", "active"),
+    ("completed1", "completed"),
+    ("failed1", "failed"),
+    ("dlq1", "dlq"),
+    ("marker1", "marker"),
+    ("groups1", "groups"),
+    ("groupsParked1", "groups:parked"),
+    ("groupsLimited1", "groups:limited"),
+    ("groupsWaiting1", "groups:waiting"),
 ];
 
 #[derive(Clone, Debug)]
@@ -104,11 +124,11 @@ impl QueueKeys {
     }
 
     pub fn job(&self, id: &str) -> String {
-        format!("{}job:{id}", self.base)
+        format!("{}j:{id}", self.base)
     }
 
     pub fn job_logs(&self, id: &str) -> String {
-        format!("{}job:{id}:logs", self.base)
+        format!("{}j:{id}:logs", self.base)
     }
 }
 
@@ -120,9 +140,9 @@ mod tests {
     fn keys_share_the_queue_hash_tag() {
         let k = QueueKeys::new("jq", "emails");
         assert_eq!(k.meta, "jq:{emails}:meta");
-        assert_eq!(k.wait, "jq:{emails}:wait");
-        assert_eq!(k.job("42"), "jq:{emails}:job:42");
-        assert_eq!(k.job_logs("42"), "jq:{emails}:job:42:logs");
+        assert_eq!(k.wait, "jq:{emails}:wait:2");
+        assert_eq!(k.job("42"), "jq:{emails}:j:42");
+        assert_eq!(k.job_logs("42"), "jq:{emails}:j:42:logs");
         assert!(k.job("1").starts_with(k.base()));
     }
 

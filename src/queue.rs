@@ -293,6 +293,7 @@ impl NativeQueue {
             ready_check,
             retry_strategy,
             settings_check: on_connect.map(SettingsCheck::new),
+            upgrade_layout: Some(QueueKeys::new(prefix, name)),
             sentinels: sentinel.map(|(nodes, service, username, password)| Sentinels {
                 nodes,
                 service,

@@ -169,6 +169,7 @@ lua_script!(SET_CONCURRENCY, "set_concurrency.lua");
 lua_script!(SET_GROUP_LIMIT, "set_group_limit.lua");
 lua_script!(SET_GROUP_PAUSED, "set_group_paused.lua");
 lua_script!(GET_GROUP_STATS, "get_group_stats.lua");
+lua_script!(UPGRADE_LAYOUT, "upgrade_layout.lua");
 
 #[cfg(test)]
 mod tests {
@@ -201,13 +202,13 @@ mod tests {
     #[test]
     fn k_holds_the_keys_a_script_names() {
         let source = script_source("return redis.call('LLEN', K.wait)");
-        assert!(source.contains("  wait = BASE .. 'wait',\n"));
+        assert!(source.contains("  wait = BASE .. 'wait:2',\n"));
         assert!(source.contains("  meta = KEYS[1],\n"));
         assert!(!source.contains("groupsParked"));
         // leaveGroup brings the keys it uses along.
         let source = script_source("leaveGroup('g', 1)");
-        assert!(source.contains("  groupsParked = BASE .. 'groups:parked',\n"));
-        assert!(source.contains("  marker = BASE .. 'marker',\n"));
+        assert!(source.contains("  groupsParked = BASE .. 'groups:parked:2',\n"));
+        assert!(source.contains("  marker = BASE .. 'marker:2',\n"));
     }
 
     #[test]
@@ -350,7 +351,7 @@ mod tests {
         }
         assert_eq!(rounds, 3);
         let job_keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}job:*", keys.base()))
+            .arg(format!("{}j:*", keys.base()))
             .query(&mut con)
             .unwrap();
         assert!(job_keys.is_empty(), "{job_keys:?}");

@@ -25,6 +25,7 @@ use crate::groups::push_ack_tail;
 use crate::handover::Handover;
 use crate::json::{to_json, to_json_named};
 use crate::queue::{NativeQueue, QueueCore};
+use crate::record::Record;
 use crate::runtime::{handle, into_awaitable};
 use crate::scripts;
 use crate::wake::WakePipe;
@@ -91,9 +92,9 @@ struct Ack {
     report: bool,
 }
 
-/// A job as the fetch script returns it: (id, token, name, data JSON, opts JSON, attempts
-/// made, created_at, progress JSON).
-type FetchedJob = (String, String, String, String, String, u32, i64, String);
+/// A job as the fetch script returns it: (id, token, record, options text (None: the
+/// previous job's; empty: inline in the record), attempts made, progress JSON).
+type FetchedJob = (String, String, Vec<u8>, Option<String>, u32, String);
 /// A job handed to Python: (id, name, data JSON, opts JSON, attempts made, max attempts,
 /// timeout ms, created_at, processed_at, progress JSON, group). The fields Python needs for every
 /// job come decoded, so it decodes the options only if a processor reads them; the lock
@@ -593,17 +594,14 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
     shared
         .wake_on_ack
         .store(global_limit == 1, Ordering::Relaxed);
-    // The first `grouped` jobs carry their group as a 9th value.
-    let grouped: usize = next_fetched(&mut reply)?;
+    let _grouped: usize = next_fetched(&mut reply)?; // the jobs say their groups
     let mut taken = 0;
-    // The jobs of a batch nearly always share one options text: decode it once.
+    // The options text comes once per run of jobs that share it: decoded once.
     let mut last_opts: Option<(String, JobOpts)> = None;
     while reply.len() > 0 {
-        // The reply is flat, 8 values per job (fetch.lua); a tuple's fields are evaluated
+        // The reply is flat, 6 values per job (fetch.lua); a tuple's fields are evaluated
         // in order.
-        let (id, token, name, data, opts_json, attempts_made, created_at, progress): FetchedJob = (
-            next_fetched(&mut reply)?,
-            next_fetched(&mut reply)?,
+        let (id, token, raw, opts_sent, attempts_made, progress): FetchedJob = (
             next_fetched(&mut reply)?,
             next_fetched(&mut reply)?,
             next_fetched(&mut reply)?,
@@ -611,20 +609,32 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
             next_fetched(&mut reply)?,
             next_fetched(&mut reply)?,
         );
-        let group: Option<String> = if taken < grouped {
-            Some(next_fetched(&mut reply)?)
-        } else {
-            None
-        };
         taken += 1;
-        let decoded = match &last_opts {
-            Some((text, opts)) if *text == opts_json => Ok(opts.clone()),
-            _ => serde_json::from_str::<JobOpts>(&opts_json).inspect(|opts| {
-                last_opts = Some((opts_json.clone(), opts.clone()));
-            }),
-        };
+        let record = Record::parse(&raw);
+        let name = record.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        let group = record.as_ref().ok().and_then(|r| r.group.clone());
+        let decoded = record.and_then(|record| {
+            let opts_json = match opts_sent {
+                Some(text) if text.is_empty() => record.inline_opts.clone(),
+                Some(text) => text,
+                None => match &last_opts {
+                    Some((text, _)) => text.clone(),
+                    None => return Err("the fetch reply gave no options text".to_string()),
+                },
+            };
+            let opts = match &last_opts {
+                Some((text, opts)) if *text == opts_json => opts.clone(),
+                _ => {
+                    let opts = serde_json::from_str::<JobOpts>(&opts_json)
+                        .map_err(|e| format!("job options are unreadable by this worker: {e}"))?;
+                    last_opts = Some((opts_json.clone(), opts.clone()));
+                    opts
+                }
+            };
+            Ok((record, opts_json, opts))
+        });
         match decoded {
-            Ok(opts) => {
+            Ok((record, opts_json, opts)) => {
                 let (max_attempts, timeout) = (opts.attempts, opts.timeout);
                 shared.active_jobs().insert(
                     id.clone(),
@@ -640,20 +650,19 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
                 shared.hand_over((
                     id,
                     name,
-                    data,
+                    record.data,
                     opts_json,
                     attempts_made,
                     max_attempts,
                     timeout,
-                    created_at,
+                    record.created_at,
                     now,
                     progress,
                     group,
                 ));
             }
-            Err(e) => {
+            Err(reason) => {
                 // A job this version cannot read: fail it for good rather than loop on it.
-                let reason = format!("job options are unreadable by this worker: {e}");
                 shared.active_jobs().insert(
                     id.clone(),
                     ActiveJob {

@@ -39,15 +39,53 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+def plant_active_job(
+    port: int, queue_name: str, job_id: str, *, token: str, attempts: int = 1, deadline: int = 1
+) -> None:
+    """Leave a waiting job as a worker holding it leaves it (docs/redis-layout.md): out of
+    waiting, its run state under ``token``, in the active set until ``deadline`` (ms)."""
+    base = f"jq:{{{queue_name}}}:"
+    redis_command(port, "LREM", base + "wait:2", "0", job_id)
+    redis_command(port, "ZREM", base + "prioritized:2", job_id)
+    run = "\x1f".join([token, str(attempts), "0", "", "", "0", "0", "0", ""])
+    redis_command(port, "SET", f"{base}j:{job_id}:s", run)
+    redis_command(port, "ZADD", base + "active:2", str(deadline), job_id)
+
+
 def plant_stalled_job(port: int, queue_name: str, job_id: str, *, attempts: int = 1) -> None:
     """Leave a job as a worker that died mid-job leaves it: active, lock expired."""
-    base = f"jq:{{{queue_name}}}:"
-    redis_command(port, "LREM", base + "wait", "0", job_id)
-    redis_command(
-        port, "HSET", base + "job:" + job_id, "state", "active", "lock", "dead-worker",
-        "attempts_made", str(attempts),
-    )  # fmt: skip
-    redis_command(port, "ZADD", base + "active", "1", job_id)
+    plant_active_job(port, queue_name, job_id, token="dead-worker", attempts=attempts)
+
+
+#: The record's header fields by name (lib.lua's packRecord), for tests that damage one.
+RECORD_FIELDS = ("opts_ref", "name", "max_attempts", "created_at", "priority", "delay")
+
+
+def edit_record(
+    port: int,
+    queue_name: str,
+    job_id: str,
+    *,
+    opts: str | None = None,
+    data: str | None = None,
+    **header: str,
+) -> None:
+    """Rewrite one job's record (lib.lua's packRecord): header fields by name, its data, or
+    its own options text (inline in the record instead of the queue's shared one)."""
+    key = f"jq:{{{queue_name}}}:j:{job_id}"
+    record = redis_command(port, "GET", key)
+    assert isinstance(record, bytes)
+    fields = record.split(b"\x1f", 13)
+    opts_len, data_len = int(fields[11]), int(fields[12])
+    old_opts, old_data = fields[13][:opts_len], fields[13][opts_len : opts_len + data_len]
+    for name, value in header.items():
+        fields[RECORD_FIELDS.index(name)] = value.encode()
+    new_opts = old_opts if opts is None else opts.encode()
+    if opts is not None:
+        fields[0] = b""  # the text is inline now
+    new_data = old_data if data is None else data.encode()
+    head = [*fields[:11], str(len(new_opts)).encode(), str(len(new_data)).encode()]
+    redis_command(port, "SET", key, b"\x1f".join(head) + b"\x1f" + new_opts + new_data)
 
 
 class Counter:

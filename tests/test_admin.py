@@ -8,9 +8,9 @@ import pytest
 
 from jobqueue import JobQueue, JobStatus
 from jobqueue.errors import InvalidStateError, JobNotFoundError, QueueClosedError
-from jobqueue.testing import free_port, redis_command, redis_keys
+from jobqueue.testing import free_port, redis_keys
 
-from .helpers import eventually, port_of
+from .helpers import eventually, plant_active_job, port_of
 
 
 @pytest.fixture
@@ -22,11 +22,7 @@ async def queue(redis_url: str, queue_name: str) -> Any:
 
 def make_active(port: int, queue: JobQueue, job_id: str) -> None:
     """Put a job in the state a worker leaves it in while processing it."""
-    base = f"jq:{{{queue.name}}}:"
-    redis_command(port, "LREM", base + "wait", "0", job_id)
-    redis_command(port, "ZREM", base + "prioritized", job_id)
-    redis_command(port, "HSET", base + "job:" + job_id, "state", "active", "lock", "t")
-    redis_command(port, "ZADD", base + "active", "9999999999999", job_id)
+    plant_active_job(port, queue.name, job_id, token="t", deadline=9999999999999)
 
 
 async def test_unknown_job_has_no_status(queue: JobQueue) -> None:
@@ -115,7 +111,7 @@ async def test_remove_job_in_each_removable_state(queue: JobQueue, redis_url: st
     assert [j.id for j in await queue.get_jobs_by_status("waiting")] == [keep]
     stats = await queue.get_stats()
     assert (stats.waiting, stats.delayed) == (1, 0)
-    assert not any(":job:" + j in k for k in redis_keys(port_of(redis_url)) for j in ("1", "2"))
+    assert not any(":j:" + j in k for k in redis_keys(port_of(redis_url)) for j in ("1", "2"))
 
 
 async def test_remove_unknown_or_active_job(queue: JobQueue, redis_url: str) -> None:
@@ -160,7 +156,9 @@ async def test_clear_removes_everything_of_this_queue_only(queue: JobQueue, redi
         make_active(port, queue, "5")
         assert await queue.clear() == 3011
         left = redis_keys(port, f"jq:{{{queue.name}}}:*")
-        assert left <= {f"jq:{{{queue.name}}}:{k}" for k in ("meta", "id", "pc", "marker")}
+        # The options texts stay with the counters: their references are never reused.
+        kept = ("meta", "id", "pc", "marker:2", "opts", "opts:index")
+        assert left <= {f"jq:{{{queue.name}}}:{k}" for k in kept}
         assert redis_keys(port, "jq:{bystander}:*") == bystander_keys
         stats = await queue.get_stats()
         assert (stats.waiting, stats.delayed, stats.active) == (0, 0, 0)

@@ -37,20 +37,26 @@ async def test_add_job_returns_increasing_ids_and_stores_the_job(
     assert info.logs == []
 
 
-async def test_a_plain_job_hash_leaves_default_fields_out(queue: JobQueue, redis_url: str) -> None:
+async def test_a_waiting_job_is_one_string_sharing_its_options_text(
+    queue: JobQueue, redis_url: str
+) -> None:
     plain = await queue.add_job("t", {"k": 1})
-    ranked = await queue.add_job("t", {"k": 2}, priority=3, idempotency_key="once")
+    ranked = await queue.add_job("t", {"k": 2}, priority=3, delay=60_000, idempotency_key="once")
     port = port_of(redis_url)
-    base = f"jq:{{{queue.name}}}:job:"
-    fields = redis_command(port, "HGETALL", base + plain)
-    assert isinstance(fields, list)
-    assert set(fields[::2]) == {b"name", b"data", b"opts", b"state", b"max_attempts", b"created_at"}
-    full = redis_command(port, "HGETALL", base + ranked)
-    assert isinstance(full, list)
-    assert {b"priority", b"delay", b"queued_at", b"idempotency_key"} <= set(full[::2])
+    base = f"jq:{{{queue.name}}}:"
+    for job_id in (plain, ranked):
+        assert redis_command(port, "TYPE", f"{base}j:{job_id}") == "string"
+        # No run state before the first fetch: a waiting job is its record only.
+        assert redis_command(port, "EXISTS", f"{base}j:{job_id}:s") == 0
+    # Delay and priority are not part of the options text, so both jobs share one.
+    assert redis_command(port, "HLEN", f"{base}opts") == 1
     info = await queue.get_job_status(plain)
     assert info is not None
     assert (info.attempts, info.priority, info.delay) == (0, 0, 0)
+    other = await queue.get_job_status(ranked)
+    assert other is not None
+    assert (other.priority, other.delay, other.status) == (3, 60_000, JobStatus.DELAYED)
+    assert (other.opts["priority"], other.opts["delay"]) == (3, 60_000)
 
 
 async def test_every_option_is_stored(queue: JobQueue) -> None:

@@ -107,7 +107,7 @@ async def test_a_graceful_failover_is_followed(deployment: SentinelSet, queue: J
 
 def _replicated(port: int, name: str, job_id: str) -> bool:
     """Whether the server on `port` holds the job (the primary, or a replica in sync)."""
-    return redis_command(port, "EXISTS", f"jq:{{{name}}}:job:{job_id}") == 1
+    return redis_command(port, "EXISTS", f"jq:{{{name}}}:j:{job_id}") == 1
 
 
 async def _add_with_retry(queue: JobQueue, n: int) -> str:

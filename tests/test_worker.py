@@ -26,7 +26,7 @@ from jobqueue.errors import InvalidOptionError, JobNotFoundError
 from jobqueue.job import Job
 from jobqueue.testing import redis_command
 
-from .helpers import HeldJobs, eventually, plant_stalled_job, port_of
+from .helpers import HeldJobs, edit_record, eventually, plant_stalled_job, port_of
 
 FAST = {"backoff": Backoff.fixed(20)}
 
@@ -536,7 +536,7 @@ async def test_a_job_with_unreadable_options_fails_and_frees_its_slot(
     queue = make_queue(worker=WorkerConfig(concurrency=1))
     queue.process("t", lambda job: "ran")
     broken = await queue.add_job("t", None)
-    redis_command(port_of(redis_url), "HSET", f"jq:{{{queue.name}}}:job:{broken}", "opts", "{}")
+    edit_record(port_of(redis_url), queue.name, broken, opts="{}")
     await queue.start_worker()
     info = await queue.wait_for(broken, 10_000)
     assert info.status is JobStatus.DLQ

@@ -58,9 +58,9 @@ class JobInfo:
     def from_redis(
         cls, job_id: str, fields: dict[str, str], logs: list[str], paused: bool
     ) -> JobInfo:
-        """Build from the job's hash (see docs/redis-layout.md). A hash damaged by hand
-        still reads: a field that does not parse reads as its default (JSON fields as
-        their raw text)."""
+        """Build from the job's fields as the scripts read them from its record and run
+        state (see docs/redis-layout.md). A job damaged by hand still reads: a field that
+        does not parse reads as its default (JSON fields as their raw text)."""
         state = fields.get("state", "waiting")
         try:
             status = JobStatus(state)
@@ -68,6 +68,10 @@ class JobInfo:
             status = JobStatus.WAITING
         if paused and status is JobStatus.WAITING:
             status = JobStatus.PAUSED
+        delay = _int(fields.get("delay")) or 0
+        priority = _int(fields.get("priority")) or 0
+        # The stored options leave out delay and priority (they are stored beside them).
+        opts = {**_json_object(fields.get("opts")), "delay": delay, "priority": priority}
         return cls(
             id=job_id,
             name=fields.get("name", ""),
@@ -82,10 +86,10 @@ class JobInfo:
             return_value=_json(fields.get("return_value")),
             failed_reason=fields.get("failed_reason"),
             stacktrace=fields.get("stacktrace"),
-            delay=_int(fields.get("delay")) or 0,
-            priority=_int(fields.get("priority")) or 0,
+            delay=delay,
+            priority=priority,
             logs=logs,
-            opts=_json_object(fields.get("opts")),
+            opts=opts,
             schedule_id=fields.get("schedule_id"),
             scheduled_for=_int(fields.get("scheduled_for")),
             group=fields.get("group"),

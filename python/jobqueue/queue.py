@@ -122,12 +122,13 @@ class _Resolved:
         complete = options.remove_on_complete or DEFAULT_RETENTION
         fail = options.remove_on_fail or DEFAULT_RETENTION
         assert isinstance(complete, Retention) and isinstance(fail, Retention)
+        # Delay and priority are stored beside the options, not in them: Redis keeps each
+        # distinct options text once per queue (docs/redis-layout.md), and these two often
+        # differ from job to job.
         self.opts_json = orjson.dumps(
             {
                 "attempts": self.attempts,
-                "delay": self.delay,
                 "jitter": self.jitter,
-                "priority": self.priority,
                 "backoff": backoff.to_dict(),  # type: ignore[union-attr]
                 "timeout": options.timeout,
                 "remove_on_complete": complete.to_dict(),
@@ -808,6 +809,6 @@ def _added_job(job_id: str, row: tuple[Any, ...], created_at: int, status: str) 
         created_at=created_at,
         delay=delay,
         priority=priority,
-        opts=orjson.loads(opts_json),
+        opts={**orjson.loads(opts_json), "delay": delay, "priority": priority},
         group=group,
     )

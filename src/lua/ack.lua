@@ -38,45 +38,48 @@ for i = 0, count - 1 do
     keepCount, keepAge = tonumber(countText), tonumber(ageText)
   end
   local name, attempts = eventName(ARGV[a + 8]), ARGV[a + 9]
-  local key = jobKey(id)
-  if redis.call('HGET', key, 'lock') ~= token then
+  local key, run = jobKey(id), runKey(id)
+  local state = redis.call('GETDEL', run)
+  if not holds(state, token) then
+    if state then redis.call('SET', run, state) end  -- another worker's: put it back
     out[#out + 1] = 0
   else
     out[#out + 1] = 1
     finished[#finished + 1] = id
     local group = groupOf and groupOf[i + 1]
     if group then leaving[group] = (leaving[group] or 0) + 1 end
-    -- The lock is emptied rather than deleted: no token equals '', and it saves a call.
     if outcome == 'completed' then
-      redis.call('HSET', key, 'state', 'completed', 'lock', '', 'finished_at', nowText,
-        'return_value', value)
+      -- The run state, less its token, becomes part of the finished record.
+      redis.call('APPEND', key, finishedRecord('completed', nowText, value,
+        string.sub(state, #token + 1)))
       keep(K.completed, id, nowText, keepCount, keepAge)
       addEvent('job-completed', id, name, attempts)
-    elseif outcome == 'retry' then
-      local retryDelay = tonumber(ARGV[a + 5])
-      local state = 'waiting'
-      if retryDelay > 0 then state = 'delayed' end
-      redis.call('HSET', key, 'state', state, 'lock', '', 'failed_reason', value,
-        'stacktrace', stack, 'queued_at', now + retryDelay)
-      if retryDelay > 0 then
-        redis.call('ZADD', K.delayed, now + retryDelay, id)
-      else
-        local priority = tonumber(redis.call('HGET', key, 'priority') or '0')
-        pushWaiting(id, priority, false, group)
-      end
-      woke = true
-      addEvent('job-retrying', id, name, attempts, value, 'reason')
-    elseif outcome == 'dlq' then
-      redis.call('HSET', key, 'state', 'dlq', 'lock', '', 'finished_at', nowText,
-        'failed_reason', value, 'stacktrace', stack)
-      redis.call('ZADD', K.dlq, now, id)
-      addEvent('job-failed', id, name, attempts, value, 'reason')
-      addEvent('job-dlq', id, name, attempts, value, 'reason')
     else
-      redis.call('HSET', key, 'state', 'failed', 'lock', '', 'finished_at', nowText,
-        'failed_reason', value, 'stacktrace', stack)
-      keep(K.failed, id, nowText, keepCount, keepAge)
-      addEvent('job-failed', id, name, attempts, value, 'reason')
+      local r = parseRun(state)
+      r.token, r.reason, r.stack = '', value, stack
+      if outcome == 'retry' then
+        local retryDelay = tonumber(ARGV[a + 5])
+        r.queued = now + retryDelay
+        redis.call('SET', run, packRun(r))
+        if retryDelay > 0 then
+          redis.call('ZADD', K.delayed, now + retryDelay, id)
+        else
+          local f = splitFields(redis.call('GET', key) or '', 5)
+          pushWaiting(id, f and f[5], false, group)
+        end
+        woke = true
+        addEvent('job-retrying', id, name, attempts, value, 'reason')
+      else
+        redis.call('APPEND', key, finishedRecord(outcome, nowText, '', packRun(r)))
+        if outcome == 'dlq' then
+          redis.call('ZADD', K.dlq, now, id)
+          addEvent('job-failed', id, name, attempts, value, 'reason')
+          addEvent('job-dlq', id, name, attempts, value, 'reason')
+        else
+          keep(K.failed, id, nowText, keepCount, keepAge)
+          addEvent('job-failed', id, name, attempts, value, 'reason')
+        end
+      end
     end
   end
 end

@@ -26,7 +26,7 @@ for i = 1, ticks do
   args[a + 5], args[a + 6], args[a + 7] = def['priority'] or 0, def['delay'] or 0,
     def['max_attempts'] or 1
   args[a + 8] = 'schedule:' .. id .. ':' .. tick
-  extras[i] = {'schedule_id', id, 'scheduled_for', tick}
+  extras[i] = {id, tick}
 end
 local out = {1}
 local ids, created = enqueueJobs(args, 1, ticks, now, nowText, idemTtl, extras)

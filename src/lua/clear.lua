@@ -1,7 +1,7 @@
 -- Remove every job, schedule, idempotency key and event of the queue, one batch per call; called
 -- until it reports done, so that a huge queue never blocks Redis for long. The meta hash
--- (layout version, paused flag, global concurrency) and the id counters stay, so ids are
--- never reused; so do the groups' limits and pauses, while their running counts restart
+-- (layout version, paused flag, global concurrency), the id counters and the options texts
+-- stay, so ids and options references are never reused; so do the groups' limits and pauses, while their running counts restart
 -- from zero (the jobs they counted are gone).
 -- ARGV: 2 batch size, 3 scan cursor for idempotency keys
 -- Returns: {removed jobs, next cursor ("0" with removed = 0 means done)}

@@ -8,7 +8,7 @@ local deadline = now + lockDuration
 local lost = {}
 for i = 5, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  if redis.call('HGET', jobKey(id), 'lock') == token then
+  if holds(redis.call('GET', runKey(id)), token) then
     redis.call('ZADD', K.active, 'XX', deadline, id)
   else
     lost[#lost + 1] = id

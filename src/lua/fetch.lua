@@ -6,11 +6,11 @@
 -- Returns: {now, next due time: delayed job or rate-limited group (-1: none), ms until the
 --           limiter reopens (0: open), 1 if no job that may run now is left (the worker
 --           then waits for a wake-up instead of asking again) else 0, 1 if the queue has a
---           global concurrency (acks then wake a waiting worker) else 0, G, then the jobs:
---           the first G grouped, 9 values each: id, token, name, data, opts, attempts_made,
---           created_at, progress, group; then the ungrouped, the same 8 values without the
---           group} (flat: a table per job cost Redis more to build and to send; an
---           ungrouped job pays nothing for groups)
+--           global concurrency (acks then wake a waiting worker) else 0, the number of
+--           grouped jobs, then 6 values per job: id, token, record (lib.lua's packRecord),
+--           options text (nil: the previous job's; '': inline in the record), attempts
+--           made, progress JSON ('' = none)} (flat: a table per job cost Redis more to build
+--           and to send)
 local maxJobs, lockDuration, tokenPrefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limitMax, limitWindow = tonumber(ARGV[5]), tonumber(ARGV[6])
 
@@ -22,9 +22,9 @@ local nextDue = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
 if #nextDue > 0 and tonumber(nextDue[2]) <= now then
   local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, 1000)
   for _, id in ipairs(due) do
-    local f = redis.call('HMGET', jobKey(id), 'priority', 'group')
-    pushWaiting(id, f[1], false, f[2])
-    redis.call('HSET', jobKey(id), 'state', 'waiting')
+    local rec = redis.call('GET', jobKey(id))
+    local f = rec and splitFields(rec, 7)
+    if f then pushWaiting(id, f[5], false, f[7]) end  -- a job removed by hand is dropped
   end
   for a, b in chunks(#due, 1) do redis.call('ZREM', K.delayed, unpack(due, a, b)) end
   nextDue = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
@@ -128,7 +128,7 @@ local function takeGrouped(want)
         local share = math.max(1, math.floor((want - taken) / math.max(1, left)))
         left = left - 1
         local key = groupKey(group)
-        local waitKey, prioKey = key .. ':wait', key .. ':prio'
+        local waitKey, prioKey = key .. ':wait:2', key .. ':prio:2'
         local g = redis.call('HMGET', key, 'active', 'concurrency', 'rate_max', 'rate_window',
           'paused')
         local active = math.max(0, tonumber(g[1]) or 0)
@@ -219,35 +219,44 @@ local dropped
 
 -- Grouped jobs first (the reply's header says how many), then the ungrouped ones.
 local groupedCount = groupedIds and #groupedIds or 0
+-- A first attempt creates the run state (SET NX); a job that ran before has one, which it
+-- keeps (attempts, stalled count, progress, the last failure), with the new token.
+local firstRun = SEP .. '1' .. SEP .. '0' .. SEP .. nowText .. SEP .. SEP .. '0' .. SEP .. '0' ..
+  SEP .. '0' .. SEP
+local lastRef
 for i = 1, groupedCount + #ids do
   local id, group = ids[i - groupedCount], nil
   if i <= groupedCount then id, group = groupedIds[i], groupOf[i] end
-  local key = jobKey(id)
-  local f = redis.call('HMGET', key, 'name', 'data', 'opts', 'attempts_made', 'created_at',
-    'progress')
-  -- An id whose job hash is gone (removed by hand) is dropped, not turned into a job.
-  if f[1] or f[2] or f[3] or f[4] or f[5] or f[6] then
+  local rec = redis.call('GET', jobKey(id))
+  -- An id whose record is gone (removed by hand) is dropped, not turned into a job.
+  if rec then
     local token = tokenPrefix .. ':' .. id
-    -- A damaged count starts again at the first attempt instead of failing the script.
-    local made = tonumber(f[4])
-    if not made or made ~= math.floor(made) then made = 0 end
-    made = made + 1
-    local madeText = tostring(made)
-    redis.call('HSET', key, 'state', 'active', 'lock', token, 'processed_at', nowText,
-      'attempts_made', madeText)
+    local made, madeText, progress = 1, '1', ''
+    if not redis.call('SET', runKey(id), token .. firstRun, 'NX') then
+      local r = parseRun(redis.call('GET', runKey(id)))
+      made = r.attempts + 1
+      r.token, r.attempts, r.processed = token, made, nowText
+      madeText, progress = tostring(made), r.progress
+      redis.call('SET', runKey(id), packRun(r))
+    end
+    local ref, name = string.match(rec, '^([^\031]*)\031([^\031]*)')
+    if not name then ref, name = '', '' end  -- damaged: the worker fails it with a reason
     active[#active + 1] = deadline
     active[#active + 1] = id
-    -- Missing fields (a hash damaged by hand) go out empty; the worker then fails the job
-    -- with a reason instead of choking on the whole batch.
-    local n = #out
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4] = id, token, f[1] or '', f[2] or ''
-    out[n + 5], out[n + 6], out[n + 7], out[n + 8] = f[3] or '', made, tonumber(f[5]) or 0,
-      f[6] or ''
-    if group then
-      out[n + 9] = group
-      out[6] = out[6] + 1
+    -- The options text goes out once per run of jobs sharing it (false: as the job
+    -- before), or '' when the record holds it inline; the worker splits the record.
+    local opts = false
+    if ref == '' then
+      opts = ''
+    elseif ref ~= lastRef then
+      opts = optsText(ref)
     end
-    addEvent('job-started', id, eventName(f[1]), madeText)
+    lastRef = ref
+    local n = #out
+    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = id, token, rec,
+      opts, made, progress
+    if group then out[6] = out[6] + 1 end
+    addEvent('job-started', id, eventName(name), madeText)
     taken = taken + 1
   elseif group then
     dropped = dropped or {}

@@ -15,7 +15,7 @@ local reopens = tonumber(redis.call('ZSCORE', K.groupsLimited, group)) or 0
 local now = serverNow()
 if reopens <= now then reopens = 0 end
 return {
-  redis.call('LLEN', key .. ':wait') + redis.call('ZCARD', key .. ':prio'),
+  redis.call('LLEN', key .. ':wait:2') + redis.call('ZCARD', key .. ':prio:2'),
   tonumber(g[1]) or 0,
   tonumber(limit) or -1,
   tonumber(rateMax) or 0,

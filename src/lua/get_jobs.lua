@@ -1,7 +1,7 @@
 -- List jobs of one status, in the order they will run (waiting, delayed, active) or newest
 -- first (completed, failed, dlq); with a group, only that group's jobs.
 -- ARGV: 2 status, 3 limit, 4 group ('' = any)
--- Returns: {paused (1/0: the queue, or the group asked for), {id, flat hash fields, logs}...}
+-- Returns: {paused (1/0: the queue, or the group asked for), {id, flat named fields (lib.lua's jobFields), logs}...}
 local status, limit, group = ARGV[2], tonumber(ARGV[3]), ARGV[4] or ''
 -- Jobs of other statuses are filtered by their group field, looking at this many at most.
 local SCAN_LIMIT = 100000
@@ -20,9 +20,9 @@ end
 local function waitingIds()
   if group ~= '' then
     local key = groupKey(group)
-    local list = redis.call('LRANGE', key .. ':wait', 0, limit - 1)
+    local list = redis.call('LRANGE', key .. ':wait:2', 0, limit - 1)
     if #list < limit then
-      append(list, redis.call('ZRANGE', key .. ':prio', 0, limit - #list - 1))
+      append(list, redis.call('ZRANGE', key .. ':prio:2', 0, limit - #list - 1))
     end
     return list
   end
@@ -33,9 +33,9 @@ local function waitingIds()
   for _, known in ipairs(redis.call('SMEMBERS', K.groupsKnown)) do
     if #list >= limit then break end
     local key = groupKey(known)
-    append(list, redis.call('LRANGE', key .. ':wait', 0, limit - #list - 1))
+    append(list, redis.call('LRANGE', key .. ':wait:2', 0, limit - #list - 1))
     if #list < limit then
-      append(list, redis.call('ZRANGE', key .. ':prio', 0, limit - #list - 1))
+      append(list, redis.call('ZRANGE', key .. ':prio:2', 0, limit - #list - 1))
     end
   end
   return list
@@ -53,7 +53,8 @@ local function groupMembers(key, reverse)
     end
     if #page == 0 then break end
     for _, id in ipairs(page) do
-      if #list < limit and redis.call('HGET', jobKey(id), 'group') == group then
+      local f = splitFields(redis.call('GET', jobKey(id)) or '', 7)
+      if #list < limit and f and f[7] == group then
         list[#list + 1] = id
       end
     end
@@ -82,9 +83,9 @@ end
 
 local out = {paused}
 for _, id in ipairs(ids) do
-  local fields = redis.call('HGETALL', jobKey(id))
-  if #fields > 0 then
-    out[#out + 1] = {id, fields, redis.call('LRANGE', jobKey(id) .. ':logs', 0, -1)}
+  local fields = jobFields(id)
+  if fields then
+    out[#out + 1] = {id, fields, redis.call('LRANGE', logsKey(id), 0, -1)}
   end
 end
 return out

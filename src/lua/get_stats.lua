@@ -13,9 +13,14 @@ local now = serverNow()
 local oldest = nil
 local function consider(id)
   if id then
-    -- A job added waiting has no queued_at until it waits again: it queued when created.
-    local times = redis.call('HMGET', jobKey(id), 'queued_at', 'created_at')
-    local queuedAt = tonumber(times[1] or times[2])
+    -- A job that never ran has no run state: it queued when created (plus its delay).
+    local queuedAt
+    local run = redis.call('GET', runKey(id))
+    if run then queuedAt = tonumber(parseRun(run).queued) end
+    if not queuedAt then
+      local f = splitFields(redis.call('GET', jobKey(id)) or '', 6)
+      if f then queuedAt = (tonumber(f[4]) or now) + (tonumber(f[6]) or 0) end
+    end
     if queuedAt and (oldest == nil or queuedAt < oldest) then
       oldest = queuedAt
     end
@@ -39,8 +44,8 @@ end
 local function considerGroups(groups)
   for _, group in ipairs(groups) do
     local key = groupKey(group)
-    consider(redis.call('LINDEX', key .. ':wait', 0))
-    consider(redis.call('ZRANGE', key .. ':prio', 0, 0)[1])
+    consider(redis.call('LINDEX', key .. ':wait:2', 0))
+    consider(redis.call('ZRANGE', key .. ':prio:2', 0, 0)[1])
   end
 end
 considerGroups(redis.call('ZRANGE', K.groups, 0, MAX_GROUPS - 1))

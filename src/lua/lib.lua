@@ -3,8 +3,172 @@
 -- keys (scripts.rs builds both from keys.rs). A job's keys are built from the base too. All
 -- keys share the queue's hash tag, so every script stays atomic on a Redis Cluster.
 
+-- Layout 2 (docs/redis-layout.md). A job is the string `j:<id>`, its record. While it has
+-- run (from its first fetch until it finishes) its run state is the string `j:<id>:s`, and
+-- its log lines are the list `j:<id>:logs`. Fields in both strings are joined by the unit
+-- separator \31; texts that may hold any byte come last and are cut by their lengths.
+local SEP = '\031'
+
 local function jobKey(id)
-  return BASE .. 'job:' .. id
+  return BASE .. 'j:' .. id
+end
+
+local function runKey(id)
+  return BASE .. 'j:' .. id .. ':s'
+end
+
+local function logsKey(id)
+  return BASE .. 'j:' .. id .. ':logs'
+end
+
+-- The first `n` fields of `s` from `pos` (default 1), each ended by SEP, as a table, and the
+-- position after them; nil when `s` holds fewer (a value damaged by hand).
+local function splitFields(s, n, pos)
+  local fields = {}
+  pos = pos or 1
+  for i = 1, n do
+    local stop = string.find(s, SEP, pos, true)
+    if not stop then return nil end
+    fields[i] = string.sub(s, pos, stop - 1)
+    pos = stop + 1
+  end
+  return fields, pos
+end
+
+-- The record's fields, in order: 1 options reference ('' = the options text is inline),
+-- 2 name, 3 max attempts, 4 created at, 5 priority, 6 delay, 7 group, 8 idempotency key,
+-- 9 schedule id, 10 scheduled for, 11 trace context (reserved), 12 length of the inline
+-- options text, 13 length of the data; then the inline options text, the data and, once
+-- the job finished, its outcome (see finishedRecord).
+local RECORD_FIELDS = 13
+
+local function packRecord(ref, name, maxAttempts, createdAt, priority, delay, group, idem,
+                          scheduleId, scheduledFor, opts, data)
+  return ref .. SEP .. name .. SEP .. maxAttempts .. SEP .. createdAt .. SEP .. priority ..
+    SEP .. delay .. SEP .. group .. SEP .. idem .. SEP .. scheduleId .. SEP .. scheduledFor ..
+    SEP .. SEP .. #opts .. SEP .. #data .. SEP .. opts .. data
+end
+
+-- A record's fields, inline options text, data and outcome ('' while unfinished), and the
+-- length of its part before the outcome; nil for a damaged record.
+local function splitRecord(rec)
+  local f, pos = splitFields(rec, RECORD_FIELDS)
+  if not f then return nil end
+  local optsLen, dataLen = tonumber(f[12]), tonumber(f[13])
+  if not optsLen or not dataLen then return nil end
+  local dataStart, last = pos + optsLen, pos + optsLen + dataLen - 1
+  return f, string.sub(rec, pos, dataStart - 1), string.sub(rec, dataStart, last),
+    string.sub(rec, last + 1), last
+end
+
+-- The run state: 1 lock token ('' while no worker holds the job), 2 attempts made,
+-- 3 stalled count, 4 processed at (the latest attempt's start), 5 queued at (when it
+-- became, or becomes, waiting again; '' = as the record says), 6-8 the lengths of the
+-- progress JSON, the failed reason and the stacktrace, then those three texts.
+local function packRun(r)
+  return r.token .. SEP .. r.attempts .. SEP .. r.stalled .. SEP .. r.processed .. SEP ..
+    r.queued .. SEP .. #r.progress .. SEP .. #r.reason .. SEP .. #r.stack .. SEP ..
+    r.progress .. r.reason .. r.stack
+end
+
+local function newRun()
+  return {token = '', attempts = 0, stalled = 0, processed = '', queued = '', progress = '',
+    reason = '', stack = ''}
+end
+
+-- A run state from `s` at `pos` (default 1) as a table; a missing or damaged one reads as
+-- a fresh one (a script that raised halfway would keep its earlier writes).
+local function parseRun(s, pos)
+  local f, at = nil, nil
+  if s then f, at = splitFields(s, 8, pos) end
+  local r = newRun()
+  if not f then return r end
+  local a, b, c = tonumber(f[6]) or 0, tonumber(f[7]) or 0, tonumber(f[8]) or 0
+  r.token, r.processed, r.queued = f[1], f[4], f[5]
+  r.attempts, r.stalled = math.max(0, tonumber(f[2]) or 0), math.max(0, tonumber(f[3]) or 0)
+  r.progress = string.sub(s, at, at + a - 1)
+  r.reason = string.sub(s, at + a, at + a + b - 1)
+  r.stack = string.sub(s, at + a + b, at + a + b + c - 1)
+  return r
+end
+
+-- Whether the run state `s` is held under `token` (a token is never empty).
+local function holds(s, token)
+  return s ~= false and s ~= nil and string.sub(s, 1, #token + 1) == token .. SEP
+end
+
+-- A finished job's record: its record before the outcome, then the outcome: kind
+-- (completed, failed or dlq), finished at, the length of the value, the value (the return
+-- value JSON; '' for a failure, whose reason is in the run state), then the run state
+-- with an empty token (`runTail`: a run state from its first SEP on).
+local function finishedRecord(kind, finishedAt, value, runTail)
+  return kind .. SEP .. finishedAt .. SEP .. #value .. SEP .. value .. runTail
+end
+
+-- A job as read from its record `rec` and run state: a table with the record's fields `f`,
+-- its inline options text, data, derived state (layout 2 stores none: the outcome's kind
+-- once finished, else active while a worker holds it, delayed while in the delayed set,
+-- else waiting), finished at and value (finished jobs), and its run state `run` (nil: it
+-- never ran); nil for a damaged record.
+local function describeJob(id, rec)
+  local f, inline, data, outcome = splitRecord(rec)
+  if not f then return nil end
+  local job = {f = f, inline = inline, data = data}
+  if outcome ~= '' then
+    local o, pos = splitFields(outcome, 3)
+    if not o then return nil end
+    local n = tonumber(o[3]) or 0
+    job.state, job.finishedAt = o[1], o[2]
+    job.value, job.run = string.sub(outcome, pos, pos + n - 1), parseRun(outcome, pos + n)
+    return job
+  end
+  local s = redis.call('GET', runKey(id))
+  if s then job.run = parseRun(s) end
+  if job.run and job.run.token ~= '' then
+    job.state = 'active'
+  elseif redis.call('ZSCORE', K.delayed, id) then
+    job.state = 'delayed'
+  else
+    job.state = 'waiting'
+  end
+  return job
+end
+
+-- Options texts are stored once per queue: K.opts maps a reference to the text, and
+-- K.optsIndex the text to its reference. Past MAX_OPTS_TEXTS distinct texts (a client
+-- putting something per job into them) a job keeps its text inline instead.
+local MAX_OPTS_TEXTS = 1000
+local optsRefs, optsTexts = {}, {}
+
+-- The reference for `text`, stored if new; false when the text is to stay inline.
+local function optsRef(text)
+  local ref = optsRefs[text]
+  if ref == nil then
+    ref = redis.call('HGET', K.optsIndex, text)
+    if not ref then
+      local n = redis.call('HLEN', K.opts)
+      if n < MAX_OPTS_TEXTS then
+        ref = tostring(n + 1)  -- never reused: `clear` keeps both hashes
+        redis.call('HSET', K.opts, ref, text)
+        redis.call('HSET', K.optsIndex, text, ref)
+      else
+        ref = false
+      end
+    end
+    optsRefs[text] = ref
+  end
+  return ref
+end
+
+-- The options text of reference `ref` ('' = the record's inline `inline`).
+local function optsText(ref, inline)
+  if ref == '' then return inline end
+  local text = optsTexts[ref]
+  if not text then
+    text = redis.call('HGET', K.opts, ref) or '{}'
+    optsTexts[ref] = text
+  end
+  return text
 end
 
 -- Priority score: priority in the high bits, a counter in the low 32 bits keeps FIFO order
@@ -47,7 +211,7 @@ local function pushWaiting(id, priority, front, group)
   priority = tonumber(priority) or 0
   local wait, prioritized = K.wait, K.prioritized
   if group and group ~= '' then
-    wait, prioritized = groupKey(group) .. ':wait', groupKey(group) .. ':prio'
+    wait, prioritized = groupKey(group) .. ':wait:2', groupKey(group) .. ':prio:2'
     ringAdd(group)
     redis.call('INCR', K.groupsWaiting)
   end
@@ -136,7 +300,45 @@ local function ringAddAll(groups)
 end
 
 local function deleteJob(id)
-  redis.call('DEL', jobKey(id), jobKey(id) .. ':logs')
+  redis.call('DEL', jobKey(id), runKey(id), logsKey(id))
+end
+
+-- A job as a flat list of named fields (what readers in Python parse; docs/redis-layout.md
+-- names them), and its group ('' = none); nil when the job does not exist.
+local function jobFields(id)
+  local rec = redis.call('GET', jobKey(id))
+  if not rec then return nil end
+  local job = describeJob(id, rec)
+  if not job then
+    return {'state', 'failed', 'failed_reason', 'the job record is damaged'}, ''
+  end
+  local f = job.f
+  local out = {'name', f[2], 'data', job.data, 'opts', optsText(f[1], job.inline), 'state',
+    job.state, 'max_attempts', f[3], 'created_at', f[4], 'priority', f[5], 'delay', f[6]}
+  local function add(name, value)
+    if value and value ~= '' then
+      out[#out + 1] = name
+      out[#out + 1] = value
+    end
+  end
+  add('group', f[7])
+  add('idempotency_key', f[8])
+  add('schedule_id', f[9])
+  add('scheduled_for', f[10])
+  add('finished_at', job.finishedAt)
+  if job.state == 'completed' then add('return_value', job.value) end
+  local r = job.run
+  if r then
+    add('lock', r.token)
+    add('attempts_made', tostring(r.attempts))
+    add('stalled_count', tostring(r.stalled))
+    add('processed_at', r.processed)
+    add('queued_at', r.queued)
+    add('progress', r.progress)
+    add('failed_reason', r.reason)
+    add('stacktrace', r.stack)
+  end
+  return out, f[7]
 end
 
 -- Pop up to `n` ids from the list or sorted set `key` and delete their jobs; returns how
@@ -161,8 +363,8 @@ local function popAndDeleteGrouped(n)
   for _, group in ipairs(redis.call('SMEMBERS', K.groupsKnown)) do
     if removed >= n then break end
     local key = groupKey(group)
-    removed = removed + popAndDelete(key .. ':wait', n - removed, true)
-    removed = removed + popAndDelete(key .. ':prio', n - removed, false)
+    removed = removed + popAndDelete(key .. ':wait:2', n - removed, true)
+    removed = removed + popAndDelete(key .. ':prio:2', n - removed, false)
   end
   local left = 0
   if removed > 0 then
@@ -210,7 +412,7 @@ local function applyRetention(now)
   local function doom(ids)
     for _, id in ipairs(ids) do
       doomed[#doomed + 1] = jobKey(id)
-      doomed[#doomed + 1] = jobKey(id) .. ':logs'
+      doomed[#doomed + 1] = logsKey(id)
     end
   end
   for _, policy in ipairs(policies) do
@@ -325,11 +527,11 @@ end
 -- seen within its ttl (earlier in the batch too): its result is then that job's id.
 -- The jobs are read from the flat array `args` (ARGV, or one built like it) from index
 -- `first`, 8 values each: id ('' = next counter value), name, data, opts, priority, delay
--- ms, max attempts, idempotency key ('' = none). `extras[i]`, if given, holds more hash
--- fields of job i; `groups[i]`, if given, job i's group (its waiting jobs go to the
--- group's queue, and the group into the ring).
+-- ms, max attempts, idempotency key ('' = none). `extras[i]`, if given, holds job i's
+-- schedule id and scheduled time; `groups[i]`, if given, job i's group (its waiting jobs
+-- go to the group's queue, and the group into the ring).
 -- Returns {id, ...}, {created (true/false), ...} in input order. Counters and queue pushes
--- are taken once for the whole batch, so a new job costs one HSET.
+-- are taken once for the whole batch, so a new job costs one SET.
 local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, groups)
   local ids, created = {}, {}
   local batchIdem, batchIds = {}, {}
@@ -374,15 +576,12 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
     if created[i] then
       local a = first + (i - 1) * 8
       local name, priority, delay = args[a + 1], tonumber(args[a + 4]), tonumber(args[a + 5])
-      local queuedAt = nowText
-      if delay > 0 then queuedAt = tostring(now + delay) end
       local jobId = ids[i]
       if jobId == '' then
         nextId = nextId + 1
         jobId = tostring(nextId)
         ids[i] = jobId
       end
-      local state = 'waiting'
       local group = groups and groups[i]
       local toWait, toPriority = waiting, byPriority
       if group then
@@ -395,8 +594,7 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
         toWait, toPriority = queues[1], queues[2]
       end
       if delay > 0 then
-        state = 'delayed'
-        delayed[#delayed + 1] = queuedAt
+        delayed[#delayed + 1] = tostring(now + delay)
         delayed[#delayed + 1] = jobId
       elseif priority > 0 then
         nextSeq = nextSeq + 1
@@ -405,35 +603,20 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
       else
         toWait[#toWait + 1] = jobId
       end
-      local key = jobKey(jobId)
       local idem = args[a + 7]
-      -- Fields at their default are left out (readers take priority and delay as 0,
-      -- attempts_made as 0 and queued_at as created_at): every field costs Redis time to
-      -- write here and to scan when the job is fetched. A plain job takes the first call;
-      -- any other gathers its further fields into the same HSET, one write per new job.
-      if delay == 0 and priority == 0 and idem == '' and not extras and not group then
-        redis.call('HSET', key, 'name', name, 'data', args[a + 2], 'opts', args[a + 3],
-          'state', state, 'max_attempts', args[a + 6], 'created_at', nowText)
-      else
-        local more = {}
-        if extras and extras[i] then more = {unpack(extras[i])} end
-        if delay > 0 or priority > 0 then
-          local n = #more
-          more[n + 1], more[n + 2], more[n + 3], more[n + 4], more[n + 5], more[n + 6] =
-            'priority', args[a + 4], 'delay', args[a + 5], 'queued_at', queuedAt
-        end
-        if group then
-          local n = #more
-          more[n + 1], more[n + 2] = 'group', group
-        end
-        if idem ~= '' then
-          local n = #more
-          more[n + 1], more[n + 2] = 'idempotency_key', idem
-          redis.call('SET', BASE .. 'idem:' .. idem, jobId, 'PX', idemTtl)
-        end
-        redis.call('HSET', key, 'name', name, 'data', args[a + 2], 'opts', args[a + 3],
-          'state', state, 'max_attempts', args[a + 6], 'created_at', nowText, unpack(more))
+      if idem ~= '' then
+        redis.call('SET', BASE .. 'idem:' .. idem, jobId, 'PX', idemTtl)
       end
+      local opts, inline = args[a + 3], ''
+      local ref = optsRef(opts)
+      if not ref then ref, inline = '', opts end
+      local extra = extras and extras[i]
+      local scheduleId, scheduledFor = '', ''
+      if extra then scheduleId, scheduledFor = extra[1], extra[2] end
+      -- One write per new job: its whole record.
+      redis.call('SET', jobKey(jobId), packRecord(ref, name, args[a + 6], nowText,
+        args[a + 4], args[a + 5], group or '', idem, scheduleId, scheduledFor, inline,
+        args[a + 2]))
       addEvent('job-added', jobId, name, '0')
     end
   end
@@ -447,10 +630,10 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
     for _, group in ipairs(groupOrder) do
       local queues, key = byGroup[group], groupKey(group)
       for a, b in chunks(#queues[1], 1) do
-        redis.call('RPUSH', key .. ':wait', unpack(queues[1], a, b))
+        redis.call('RPUSH', key .. ':wait:2', unpack(queues[1], a, b))
       end
       for a, b in chunks(#queues[2], 2) do
-        redis.call('ZADD', key .. ':prio', unpack(queues[2], a, b))
+        redis.call('ZADD', key .. ':prio:2', unpack(queues[2], a, b))
       end
       if #queues[1] + #queues[2] > 0 then ring[#ring + 1] = group end
       queued = queued + #queues[1] + #queues[2] / 2

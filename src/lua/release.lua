@@ -8,17 +8,25 @@ local out = {}
 -- Backwards: each job goes to the front, so the first one fetched ends up first again.
 for i = #ARGV - 2, 2, -3 do
   local id, token, made = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local key = jobKey(id)
-  local f = redis.call('HMGET', key, 'lock', 'priority', 'group')
-  if f[1] ~= token then
+  local run = runKey(id)
+  local state = redis.call('GET', run)
+  if not holds(state, token) then
     out[(i - 2) / 3 + 1] = 0
   else
     out[(i - 2) / 3 + 1] = 1
-    redis.call('HSET', key, 'state', 'waiting', 'lock', '', 'attempts_made', made)
-    redis.call('HDEL', key, 'processed_at')
+    local r = parseRun(state)
+    r.token, r.attempts, r.processed = '', made, ''
+    if made == '0' and r.stalled == 0 and r.progress == '' and r.reason == '' then
+      redis.call('DEL', run)  -- exactly as before its first fetch
+    else
+      redis.call('SET', run, packRun(r))
+    end
     redis.call('ZREM', K.active, id)
-    if f[3] then leaveGroup(f[3], 1) end
-    pushWaiting(id, f[2], true, f[3])
+    local f = splitFields(redis.call('GET', jobKey(id)) or '', 7) or {}
+    local group = f[7]
+    if group == '' then group = nil end
+    if group then leaveGroup(group, 1) end
+    pushWaiting(id, f[5], true, group)
   end
 end
 wakeWorkers()

@@ -10,10 +10,12 @@ local now = serverNow()
 local ids
 if mode == 'job' then
   local id = ARGV[3]
-  local state = redis.call('HGET', jobKey(id), 'state')
-  if not state then
+  local rec = redis.call('GET', jobKey(id))
+  if not rec then
     return redis.error_reply('JQ_NOT_FOUND job ' .. id .. ' does not exist')
   end
+  local job = describeJob(id, rec)
+  local state = job and job.state or 'damaged'
   if state ~= 'failed' and state ~= 'dlq' then
     return redis.error_reply('JQ_STATE job ' .. id .. ' is ' .. state ..
       '; only failed or dead-lettered jobs can be retried')
@@ -29,17 +31,26 @@ else
   if limit ~= 0 then ids = redis.call('ZRANGE', source, 0, last) end
 end
 
+local moved = {}
 for _, id in ipairs(ids) do
   local key = jobKey(id)
   redis.call('ZREM', K.failed, id)
   redis.call('ZREM', K.dlq, id)
-  redis.call('HDEL', key, 'failed_reason', 'stacktrace', 'finished_at', 'processed_at',
-    'return_value', 'stalled_count', 'lock')
-  redis.call('HSET', key, 'state', 'waiting', 'attempts_made', 0, 'queued_at', now,
-    'progress', '0')
-  local f = redis.call('HMGET', key, 'priority', 'group')
-  pushWaiting(id, f[1], false, f[2])
+  local rec = redis.call('GET', key)
+  local f, _, _, _, last = nil, nil, nil, nil, nil
+  if rec then f, _, _, _, last = splitRecord(rec) end
+  if f then
+    -- Back to its record before the outcome, with a run state of its own (attempts reset)
+    -- that says when it queued again.
+    redis.call('SET', key, string.sub(rec, 1, last))
+    local r = newRun()
+    r.queued = now
+    redis.call('SET', runKey(id), packRun(r))
+    pushWaiting(id, f[5], false, f[7])
+    moved[#moved + 1] = id
+  end
 end
+ids = moved
 if #ids > 0 then
   wakeWorkers()
 end

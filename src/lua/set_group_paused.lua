@@ -10,7 +10,7 @@ if ARGV[3] == '1' then
 else
   redis.call('HDEL', key, 'paused')
   -- Fetch dropped it from the ring when it found it paused.
-  if redis.call('LLEN', key .. ':wait') + redis.call('ZCARD', key .. ':prio') > 0 then
+  if redis.call('LLEN', key .. ':wait:2') + redis.call('ZCARD', key .. ':prio:2') > 0 then
     ringAdd(group)
     wakeWorkers()
   end

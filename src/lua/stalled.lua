@@ -9,26 +9,30 @@ local now, nowText = serverNow()
 local out = {}
 
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 0, 1000)) do
-  local key = jobKey(id)
+  local key, run = jobKey(id), runKey(id)
   redis.call('ZREM', K.active, id)
-  if redis.call('EXISTS', key) == 1 then
-    redis.call('HDEL', key, 'lock')
-    local stalls = incrField(key, 'stalled_count', 1)
-    local name, attempts, group = unpack(redis.call('HMGET', key, 'name', 'attempts_made',
-      'group'))
+  local rec = redis.call('GET', key)
+  if rec then
+    local f, inline = splitRecord(rec)
+    f = f or {}
+    local r = parseRun(redis.call('GET', run))
+    r.token, r.stalled = '', r.stalled + 1
+    local name, attempts, group = eventName(f[2]), r.attempts, f[7]
+    if group == '' then group = nil end
     if group then leaveGroup(group, 1) end
-    name, attempts = eventName(name), tonumber(attempts) or 0
     addEvent('job-stalled', id, name, attempts)
-    if stalls > maxStalled then
+    if r.stalled > maxStalled then
       local reason = 'job stalled more than ' .. maxStalled .. ' times (its worker stopped '
         .. 'renewing the lock)'
       local state = 'failed'
       if dlqEnabled then state = 'dlq' end
-      redis.call('HSET', key, 'state', state, 'finished_at', now, 'failed_reason', reason)
+      r.reason, r.stack = reason, ''
+      redis.call('APPEND', key, finishedRecord(state, nowText, '', packRun(r)))
+      redis.call('DEL', run)
       if dlqEnabled then
         redis.call('ZADD', K.dlq, now, id)
       else
-        local decoded, opts = pcall(cjson.decode, redis.call('HGET', key, 'opts') or '{}')
+        local decoded, opts = pcall(cjson.decode, optsText(f[1] or '', inline or '{}'))
         if not decoded or type(opts) ~= 'table' then opts = {} end
         local retention = opts['remove_on_fail']
         if type(retention) ~= 'table' then retention = {} end
@@ -43,10 +47,10 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
       out[#out + 1] = name
       out[#out + 1] = state
     else
-      incrField(key, 'attempts_made', -1)
-      redis.call('HSET', key, 'state', 'waiting', 'queued_at', now)
-      local priority = tonumber(redis.call('HGET', key, 'priority') or '0')
-      pushWaiting(id, priority, true, group)
+      -- A stall is not an attempt.
+      r.attempts, r.queued = math.max(0, r.attempts - 1), nowText
+      redis.call('SET', run, packRun(r))
+      pushWaiting(id, f[5], true, group)
       out[#out + 1] = id
       out[#out + 1] = name
       out[#out + 1] = 'waiting'

@@ -2,18 +2,20 @@
 -- ARGV: 2 job id, 3 lock token, 4 "progress" or "log", 5 progress JSON or log line,
 --       6 max log lines
 -- Returns 1, or 0 when the worker no longer holds the job.
-local key = jobKey(ARGV[2])
-if redis.call('HGET', key, 'lock') ~= ARGV[3] then
+local id = ARGV[2]
+local run = redis.call('GET', runKey(id))
+if not holds(run, ARGV[3]) then
   return 0
 end
 if ARGV[4] == 'progress' then
-  redis.call('HSET', key, 'progress', ARGV[5])
-  local name, attempts = unpack(redis.call('HMGET', key, 'name', 'attempts_made'))
-  addEvent('job-progress', ARGV[2], eventName(name), tonumber(attempts) or 0, ARGV[5],
-    'progress')
+  local r = parseRun(run)
+  r.progress = ARGV[5]
+  redis.call('SET', runKey(id), packRun(r))
+  local f = splitFields(redis.call('GET', jobKey(id)) or '', 2)
+  addEvent('job-progress', id, eventName(f and f[2]), r.attempts, ARGV[5], 'progress')
   flushEvents()
 else
-  redis.call('RPUSH', key .. ':logs', ARGV[5])
-  redis.call('LTRIM', key .. ':logs', -tonumber(ARGV[6]), -1)
+  redis.call('RPUSH', logsKey(id), ARGV[5])
+  redis.call('LTRIM', logsKey(id), -tonumber(ARGV[6]), -1)
 end
 return 1

@@ -1,5 +1,5 @@
-"""Hostile data in Redis: a job hash damaged by hand fails that job with a reason, and
-the worker and the other jobs carry on."""
+"""Hostile data in Redis: a job damaged by hand fails that job with a reason, and the
+worker and the other jobs carry on."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from jobqueue import JobQueue, JobStatus, WorkerConfig
 from jobqueue.testing import redis_command
 
-from ..helpers import port_of
+from ..helpers import edit_record, port_of
 
 
 async def _true(value: bool) -> bool:
@@ -18,32 +18,31 @@ async def _true(value: bool) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "reason"),
+    ("damage", "reason"),
     [
-        ("data", "{not json", "unreadable"),
-        ("opts", "[]", "unreadable"),
-        ("name", None, "no processor is registered"),
-        ("data", None, "unreadable"),
-        ("attempts_made", "many", None),
-        ("created_at", "yesterday", None),
-        ("priority", "urgent", None),
+        ({"data": "{not json"}, "unreadable"),
+        ({"opts": "[]"}, "unreadable"),
+        ({"name": ""}, "no processor is registered"),
+        ({"data": ""}, "unreadable"),
+        ({"run": "many"}, None),
+        ({"created_at": "yesterday"}, None),
+        ({"priority": "urgent"}, None),
     ],
 )
-async def test_a_damaged_job_hash_fails_that_job_only(
+async def test_a_damaged_job_fails_that_job_only(
     make_queue: Callable[..., JobQueue],
     redis_url: str,
-    field: str,
-    value: str | None,
+    damage: dict[str, str],
     reason: str | None,
 ) -> None:
     queue = make_queue(worker=WorkerConfig(concurrency=1))
     queue.process("t", lambda job: "ran")
     damaged = await queue.add_job("t", {"n": 1}, attempts=1)
-    key = f"jq:{{{queue.name}}}:job:{damaged}"
-    if value is None:
-        redis_command(port_of(redis_url), "HDEL", key, field)
+    port = port_of(redis_url)
+    if "run" in damage:  # a run state that is not one
+        redis_command(port, "SET", f"jq:{{{queue.name}}}:j:{damaged}:s", damage["run"])
     else:
-        redis_command(port_of(redis_url), "HSET", key, field, value)
+        edit_record(port, queue.name, damaged, **damage)
     healthy = await queue.add_job("t", None)
     await queue.start_worker()
     info = await queue.wait_for(damaged, 10_000)
@@ -60,7 +59,7 @@ async def test_an_id_without_its_job_hash_is_skipped(
 ) -> None:
     queue = make_queue()
     queue.process("t", lambda job: "ran")
-    redis_command(port_of(redis_url), "RPUSH", f"jq:{{{queue.name}}}:wait", "ghost")
+    redis_command(port_of(redis_url), "RPUSH", f"jq:{{{queue.name}}}:wait:2", "ghost")
     real = await queue.add_job("t", None)
     await queue.start_worker()
     assert (await queue.wait_for(real, 10_000)).return_value == "ran"

@@ -256,7 +256,7 @@ async def _run_failover(
 
 
 def _exists(port: int, job_id: str) -> bool:
-    return redis_command(port, "EXISTS", f"jq:{{{NAME}}}:job:{job_id}") == 1
+    return redis_command(port, "EXISTS", f"jq:{{{NAME}}}:j:{job_id}") == 1
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ puts ``--jobs`` jobs into that state with the default job options and reports
 
 The baseline is taken after the queue has connected, loaded its scripts and started its
 worker, so fixed costs stay out; what remains per job is broken down with
-``MEMORY USAGE ... SAMPLES 0``: the job hash (mean of up to 100 jobs of the state), the
+``MEMORY USAGE ... SAMPLES 0``: the job's keys (mean of up to 100 jobs of the state), the
 state's list or sorted set, the events stream, and the rest (mostly the keyspace's bucket
 array). The events stream is capped (2,000 entries of about 8 KB), so on a much larger
 queue its share per job falls; the rest is the total minus the parts.
@@ -54,11 +54,11 @@ DELAY_MS = 3_600_000
 RETAINED = DEFAULT_RETENTION.count or 10_000
 # The key that holds each state's ids.
 STRUCTURE = {
-    "waiting": "wait",
-    "delayed": "delayed",
-    "completed": "completed",
-    "failed": "failed",
-    "dlq": "dlq",
+    "waiting": "wait:2",
+    "delayed": "delayed:2",
+    "completed": "completed:2",
+    "failed": "failed:2",
+    "dlq": "dlq:2",
 }
 PEER_SYSTEMS = ("jobqueue", "arq", "saq", "rq", "bullmq", "streaq", "ardiq", "chasquimq")
 
@@ -154,8 +154,11 @@ async def fill(port: int, url: str, state: str, jobs: int, size: int) -> dict[st
     after = used_memory(port)
     count = state_count(port, state)
     sample = state_ids(port, state, 100)
-    job_key = sum(memory_usage(port, key(f"job:{i}")) for i in sample) / len(sample)
-    encoding = command(port, "OBJECT", "ENCODING", key(f"job:{sample[0]}")).decode()
+    # A job is its record and, while it has a run state (docs/redis-layout.md), that too.
+    job_key = sum(
+        memory_usage(port, key(f"j:{i}")) + memory_usage(port, key(f"j:{i}:s")) for i in sample
+    ) / len(sample)
+    encoding = command(port, "OBJECT", "ENCODING", key(f"j:{sample[0]}")).decode()
     structure = memory_usage(port, key(STRUCTURE[state])) / count
     events = memory_usage(port, key("events")) / count
     total = (after - before) / count

@@ -39,9 +39,8 @@ for i = 0, count - 1 do
   end
   local name, attempts = eventName(ARGV[a + 8]), ARGV[a + 9]
   local key, run = jobKey(id), runKey(id)
-  local state = redis.call('GETDEL', run)
+  local state = redis.call('GET', run)
   if not holds(state, token) then
-    if state then redis.call('SET', run, state) end  -- another worker's: put it back
     out[#out + 1] = 0
   else
     out[#out + 1] = 1
@@ -49,8 +48,8 @@ for i = 0, count - 1 do
     local group = groupOf and groupOf[i + 1]
     if group then leaving[group] = (leaving[group] or 0) + 1 end
     if outcome == 'completed' then
-      -- The run state, less its token, becomes part of the finished record.
-      redis.call('APPEND', key, finishedRecord('completed', nowText, value,
+      -- The outcome replaces the run state, which (less its token) becomes part of it.
+      redis.call('SET', run, outcomeText('completed', nowText, value,
         string.sub(state, #token + 1)))
       keep(K.completed, id, nowText, keepCount, keepAge)
       addEvent('job-completed', id, name, attempts)
@@ -70,7 +69,7 @@ for i = 0, count - 1 do
         woke = true
         addEvent('job-retrying', id, name, attempts, value, 'reason')
       else
-        redis.call('APPEND', key, finishedRecord(outcome, nowText, '', packRun(r)))
+        redis.call('SET', run, outcomeText(outcome, nowText, '', packRun(r)))
         if outcome == 'dlq' then
           redis.call('ZADD', K.dlq, now, id)
           addEvent('job-failed', id, name, attempts, value, 'reason')

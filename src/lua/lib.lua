@@ -3,9 +3,9 @@
 -- keys (scripts.rs builds both from keys.rs). A job's keys are built from the base too. All
 -- keys share the queue's hash tag, so every script stays atomic on a Redis Cluster.
 
--- Layout 2 (docs/redis-layout.md). A job is the string `j:<id>`, its record. While it has
--- run (from its first fetch until it finishes) its run state is the string `j:<id>:s`, and
--- its log lines are the list `j:<id>:logs`. Fields in both strings are joined by the unit
+-- Layout 2 (docs/redis-layout.md). A job is the string `j:<id>`, its record. Once it has
+-- run, the string `j:<id>:s` holds its run state, and its outcome once it finished; its
+-- log lines are the list `j:<id>:logs`. Fields in both strings are joined by the unit
 -- separator \31; texts that may hold any byte come last and are cut by their lengths.
 local SEP = '\031'
 
@@ -38,8 +38,8 @@ end
 -- The record's fields, in order: 1 options reference ('' = the options text is inline),
 -- 2 name, 3 max attempts, 4 created at, 5 priority, 6 delay, 7 group, 8 idempotency key,
 -- 9 schedule id, 10 scheduled for, 11 trace context (reserved), 12 length of the inline
--- options text, 13 length of the data; then the inline options text, the data and, once
--- the job finished, its outcome (see finishedRecord).
+-- options text, 13 length of the data; then the inline options text and the data. A record
+-- is written once and never changes.
 local RECORD_FIELDS = 13
 
 local function packRecord(ref, name, maxAttempts, createdAt, priority, delay, group, idem,
@@ -49,16 +49,15 @@ local function packRecord(ref, name, maxAttempts, createdAt, priority, delay, gr
     SEP .. SEP .. #opts .. SEP .. #data .. SEP .. opts .. data
 end
 
--- A record's fields, inline options text, data and outcome ('' while unfinished), and the
--- length of its part before the outcome; nil for a damaged record.
+-- A record's fields, inline options text and data; nil for a damaged record.
 local function splitRecord(rec)
   local f, pos = splitFields(rec, RECORD_FIELDS)
   if not f then return nil end
   local optsLen, dataLen = tonumber(f[12]), tonumber(f[13])
   if not optsLen or not dataLen then return nil end
-  local dataStart, last = pos + optsLen, pos + optsLen + dataLen - 1
-  return f, string.sub(rec, pos, dataStart - 1), string.sub(rec, dataStart, last),
-    string.sub(rec, last + 1), last
+  local dataStart = pos + optsLen
+  return f, string.sub(rec, pos, dataStart - 1),
+    string.sub(rec, dataStart, dataStart + dataLen - 1)
 end
 
 -- The run state: 1 lock token ('' while no worker holds the job), 2 attempts made,
@@ -97,12 +96,15 @@ local function holds(s, token)
   return s ~= false and s ~= nil and string.sub(s, 1, #token + 1) == token .. SEP
 end
 
--- A finished job's record: its record before the outcome, then the outcome: kind
+-- A finished job's outcome, which replaces its run state in `j:<id>:s` (the record itself
+-- never changes): the record separator \30 (no lock token starts with it), kind
 -- (completed, failed or dlq), finished at, the length of the value, the value (the return
--- value JSON; '' for a failure, whose reason is in the run state), then the run state
+-- value JSON; '' for a failure, whose reason is in the run state part), then the run state
 -- with an empty token (`runTail`: a run state from its first SEP on).
-local function finishedRecord(kind, finishedAt, value, runTail)
-  return kind .. SEP .. finishedAt .. SEP .. #value .. SEP .. value .. runTail
+local FINISHED = '\030'
+
+local function outcomeText(kind, finishedAt, value, runTail)
+  return FINISHED .. kind .. SEP .. finishedAt .. SEP .. #value .. SEP .. value .. runTail
 end
 
 -- A job as read from its record `rec` and run state: a table with the record's fields `f`,
@@ -111,18 +113,18 @@ end
 -- else waiting), finished at and value (finished jobs), and its run state `run` (nil: it
 -- never ran); nil for a damaged record.
 local function describeJob(id, rec)
-  local f, inline, data, outcome = splitRecord(rec)
+  local f, inline, data = splitRecord(rec)
   if not f then return nil end
   local job = {f = f, inline = inline, data = data}
-  if outcome ~= '' then
-    local o, pos = splitFields(outcome, 3)
+  local s = redis.call('GET', runKey(id))
+  if s and string.sub(s, 1, 1) == FINISHED then
+    local o, pos = splitFields(s, 3, 2)
     if not o then return nil end
     local n = tonumber(o[3]) or 0
     job.state, job.finishedAt = o[1], o[2]
-    job.value, job.run = string.sub(outcome, pos, pos + n - 1), parseRun(outcome, pos + n)
+    job.value, job.run = string.sub(s, pos, pos + n - 1), parseRun(s, pos + n)
     return job
   end
-  local s = redis.call('GET', runKey(id))
   if s then job.run = parseRun(s) end
   if job.run and job.run.token ~= '' then
     job.state = 'active'
@@ -412,6 +414,7 @@ local function applyRetention(now)
   local function doom(ids)
     for _, id in ipairs(ids) do
       doomed[#doomed + 1] = jobKey(id)
+      doomed[#doomed + 1] = runKey(id)
       doomed[#doomed + 1] = logsKey(id)
     end
   end

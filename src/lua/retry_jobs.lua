@@ -36,13 +36,10 @@ for _, id in ipairs(ids) do
   local key = jobKey(id)
   redis.call('ZREM', K.failed, id)
   redis.call('ZREM', K.dlq, id)
-  local rec = redis.call('GET', key)
-  local f, _, _, _, last = nil, nil, nil, nil, nil
-  if rec then f, _, _, _, last = splitRecord(rec) end
+  local f = splitFields(redis.call('GET', key) or '', 7)
   if f then
-    -- Back to its record before the outcome, with a run state of its own (attempts reset)
-    -- that says when it queued again.
-    redis.call('SET', key, string.sub(rec, 1, last))
+    -- A run state of its own (attempts reset) replaces the outcome, and says when it
+    -- queued again.
     local r = newRun()
     r.queued = now
     redis.call('SET', runKey(id), packRun(r))

@@ -1,10 +1,10 @@
 //! A job's record as layout 2 stores it (`j:<id>`, written by `lib.lua`'s `packRecord`):
-//! 13 header fields ended by the unit separator 0x1f, then the inline options text and the
-//! data, cut by the lengths the last two header fields give. The worker splits the record
+//! 12 header fields ended by the unit separator 0x1f, then the inline options text (its
+//! length is the last header field) and the data, to the end. The worker splits the record
 //! the fetch script hands over as it is: splitting it in Lua cost Redis more.
 
 const SEP: u8 = 0x1f;
-const HEADER_FIELDS: usize = 13;
+const HEADER_FIELDS: usize = 12;
 
 /// What a worker needs of a fetched job's record.
 #[derive(Debug, PartialEq)]
@@ -36,9 +36,8 @@ impl Record {
                 .ok_or_else(|| format!("the job record's {what} is not a number"))
         };
         let opts_len = number(fields[11], "options length")?;
-        let data_len = number(fields[12], "data length")?;
-        if rest.len() < opts_len + data_len {
-            return Err("the job record is shorter than its lengths say".into());
+        if rest.len() < opts_len {
+            return Err("the job record is shorter than its options length says".into());
         }
         let text = |bytes: &[u8], what: &str| -> Result<String, String> {
             String::from_utf8(bytes.to_vec()).map_err(|_| format!("the job's {what} is not UTF-8"))
@@ -50,7 +49,7 @@ impl Record {
             created_at: number(fields[3], "creation time").unwrap_or(0) as i64,
             group: (!group.is_empty()).then_some(group),
             inline_opts: text(&rest[..opts_len], "options")?,
-            data: text(&rest[opts_len..opts_len + data_len], "data")?,
+            data: text(&rest[opts_len..], "data")?,
         })
     }
 }
@@ -74,19 +73,14 @@ mod tests {
             "",
         ];
         let mut raw = header.join("\x1f");
-        raw.push_str(&format!(
-            "\x1f{}\x1f{}\x1f{opts}{data}",
-            opts.len(),
-            data.len()
-        ));
+        raw.push_str(&format!("\x1f{}\x1f{opts}{data}", opts.len()));
         raw.into_bytes()
     }
 
     #[test]
-    fn splits_the_header_and_cuts_the_texts_by_their_lengths() {
-        // The data may hold the separator: only the lengths cut it.
-        let mut raw = record("g1", "{}", "{\"a\":\"\x1f\"}");
-        raw.extend_from_slice(b"completed\x1f1\x1f4\x1fnull"); // an outcome after it
+    fn splits_the_header_and_cuts_the_options_text_by_its_length() {
+        // The options text and the data may hold the separator: only the length cuts them.
+        let raw = record("g1", "{\"k\":\"\x1f\"}", "{\"a\":\"\x1f\"}");
         let parsed = Record::parse(&raw).unwrap();
         assert_eq!(
             parsed,
@@ -94,7 +88,7 @@ mod tests {
                 name: "send".into(),
                 created_at: 1_700_000_000_000,
                 group: Some("g1".into()),
-                inline_opts: "{}".into(),
+                inline_opts: "{\"k\":\"\x1f\"}".into(),
                 data: "{\"a\":\"\x1f\"}".into(),
             }
         );
@@ -104,7 +98,7 @@ mod tests {
     #[test]
     fn a_damaged_record_is_an_error_not_a_panic() {
         assert!(Record::parse(b"no separators").is_err());
-        let mut short = record("", "", "{\"long\":1}");
+        let mut short = record("", "{\"long\":1}", "");
         short.truncate(short.len() - 3);
         assert!(Record::parse(&short).is_err());
     }

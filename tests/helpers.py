@@ -75,16 +75,16 @@ def edit_record(
     key = f"jq:{{{queue_name}}}:j:{job_id}"
     record = redis_command(port, "GET", key)
     assert isinstance(record, bytes)
-    fields = record.split(b"\x1f", 13)
-    opts_len, data_len = int(fields[11]), int(fields[12])
-    old_opts, old_data = fields[13][:opts_len], fields[13][opts_len : opts_len + data_len]
+    fields = record.split(b"\x1f", 12)
+    opts_len = int(fields[11])
+    old_opts, old_data = fields[12][:opts_len], fields[12][opts_len:]
     for name, value in header.items():
         fields[RECORD_FIELDS.index(name)] = value.encode()
     new_opts = old_opts if opts is None else opts.encode()
     if opts is not None:
         fields[0] = b""  # the text is inline now
     new_data = old_data if data is None else data.encode()
-    head = [*fields[:11], str(len(new_opts)).encode(), str(len(new_data)).encode()]
+    head = [*fields[:11], str(len(new_opts)).encode()]
     redis_command(port, "SET", key, b"\x1f".join(head) + b"\x1f" + new_opts + new_data)
 
 

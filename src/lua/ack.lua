@@ -49,8 +49,8 @@ for i = 0, count - 1 do
     if group then leaving[group] = (leaving[group] or 0) + 1 end
     if outcome == 'completed' then
       -- The outcome replaces the run state, which (less its token) becomes part of it.
-      redis.call('SET', run, outcomeText('completed', nowText, value,
-        string.sub(state, #token + 1)))
+      redis.call('SET', run, outcomeText('completed', nowText, string.sub(state, #token + 1),
+        value))
       keep(K.completed, id, nowText, keepCount, keepAge)
       addEvent('job-completed', id, name, attempts)
     else
@@ -69,7 +69,7 @@ for i = 0, count - 1 do
         woke = true
         addEvent('job-retrying', id, name, attempts, value, 'reason')
       else
-        redis.call('SET', run, outcomeText(outcome, nowText, '', packRun(r)))
+        redis.call('SET', run, outcomeText(outcome, nowText, packRun(r), ''))
         if outcome == 'dlq' then
           redis.call('ZADD', K.dlq, now, id)
           addEvent('job-failed', id, name, attempts, value, 'reason')

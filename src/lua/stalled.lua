@@ -27,7 +27,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
       local state = 'failed'
       if dlqEnabled then state = 'dlq' end
       r.reason, r.stack = reason, ''
-      redis.call('SET', run, outcomeText(state, nowText, '', packRun(r)))
+      redis.call('SET', run, outcomeText(state, nowText, packRun(r), ''))
       if dlqEnabled then
         redis.call('ZADD', K.dlq, now, id)
       else

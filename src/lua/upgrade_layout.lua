@@ -50,7 +50,7 @@ local function convert(id)
     r.token = ''
     local value = ''
     if state == 'completed' then value = h.return_value or 'null' end
-    redis.call('SET', runKey(id), outcomeText(state, h.finished_at or now, value, packRun(r)))
+    redis.call('SET', runKey(id), outcomeText(state, h.finished_at or now, packRun(r), value))
   elseif r.token ~= '' or r.attempts > 0 or r.stalled > 0 or r.reason ~= '' or
       r.progress ~= '' or r.queued ~= '' then
     if state ~= 'active' then r.token = '' end

@@ -29,6 +29,13 @@ if grouped > 0 then
   end
 end
 
+-- The run states of the batch, with one MGET; the new ones go out with one MSET.
+local runKeys = {}
+for i = 1, count do runKeys[i] = BASE .. 'j:' .. ARGV[i * 10 - 7] .. ':s' end
+local states = mget(runKeys)
+local writes = {}
+local seen = {}  -- a job twice in one batch is applied once (its first entry)
+
 for i = 0, count - 1 do
   local a = 3 + i * 10
   local id, token, outcome, value, stack = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
@@ -38,20 +45,23 @@ for i = 0, count - 1 do
     keepCount, keepAge = tonumber(countText), tonumber(ageText)
   end
   local name, attempts = eventName(ARGV[a + 8]), ARGV[a + 9]
-  local key, run = jobKey(id), runKey(id)
-  local state = redis.call('GET', run)
-  if not holds(state, token) then
+  local state = states[i + 1]
+  if seen[id] or not holds(state, token) then
     out[#out + 1] = 0
   else
+    seen[id] = true
     out[#out + 1] = 1
     finished[#finished + 1] = id
     local group = groupOf and groupOf[i + 1]
     if group then leaving[group] = (leaving[group] or 0) + 1 end
+    local run = runKeys[i + 1]
     if outcome == 'completed' then
       -- The outcome replaces the run state, which (less its token) becomes part of it.
-      redis.call('SET', run, outcomeText('completed', nowText, string.sub(state, #token + 1),
-        value))
-      keep(K.completed, id, nowText, keepCount, keepAge)
+      if keep(K.completed, id, nowText, keepCount, keepAge) then
+        writes[#writes + 1] = run
+        writes[#writes + 1] = outcomeText('completed', nowText, string.sub(state, #token + 1),
+          value)
+      end
       addEvent('job-completed', id, name, attempts)
     else
       local r = parseRun(state)
@@ -59,29 +69,34 @@ for i = 0, count - 1 do
       if outcome == 'retry' then
         local retryDelay = tonumber(ARGV[a + 5])
         r.queued = now + retryDelay
-        redis.call('SET', run, packRun(r))
+        writes[#writes + 1] = run
+        writes[#writes + 1] = packRun(r)
         if retryDelay > 0 then
           redis.call('ZADD', K.delayed, now + retryDelay, id)
         else
-          local f = splitFields(redis.call('GET', key) or '', 5)
+          local f = splitFields(redis.call('GET', jobKey(id)) or '', 5)
           pushWaiting(id, f and f[5], false, group)
         end
         woke = true
         addEvent('job-retrying', id, name, attempts, value, 'reason')
       else
-        redis.call('SET', run, outcomeText(outcome, nowText, packRun(r), ''))
         if outcome == 'dlq' then
           redis.call('ZADD', K.dlq, now, id)
           addEvent('job-failed', id, name, attempts, value, 'reason')
           addEvent('job-dlq', id, name, attempts, value, 'reason')
         else
-          keep(K.failed, id, nowText, keepCount, keepAge)
           addEvent('job-failed', id, name, attempts, value, 'reason')
+        end
+        if outcome == 'dlq' or keep(K.failed, id, nowText, keepCount, keepAge) then
+          writes[#writes + 1] = run
+          writes[#writes + 1] = outcomeText(outcome, nowText, packRun(r), '')
         end
       end
     end
   end
 end
+-- Before the retention below, which may delete some of these jobs at once.
+mset(writes)
 for a, b in chunks(#finished, 1) do redis.call('ZREM', K.active, unpack(finished, a, b)) end
 if leaving then
   for group, n in pairs(leaving) do leaveGroup(group, n) end

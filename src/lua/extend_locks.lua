@@ -4,15 +4,21 @@
 -- Returns: the ids whose lock the worker no longer holds.
 local lockDuration, workerId, heartbeat = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local now = serverNow()
-local deadline = now + lockDuration
-local lost = {}
+local deadline = tostring(now + lockDuration)  -- made text once, not per job
+local lost, renewed, runKeys = {}, {}, {}
+for i = 5, #ARGV, 2 do runKeys[#runKeys + 1] = runKey(ARGV[i]) end
+local states = mget(runKeys)
 for i = 5, #ARGV, 2 do
-  local id, token = ARGV[i], ARGV[i + 1]
-  if holds(redis.call('GET', runKey(id)), token) then
-    redis.call('ZADD', K.active, 'XX', deadline, id)
+  local id = ARGV[i]
+  if holds(states[(i - 3) / 2], ARGV[i + 1]) then
+    renewed[#renewed + 1] = deadline
+    renewed[#renewed + 1] = id
   else
     lost[#lost + 1] = id
   end
+end
+for a, b in chunks(#renewed, 2) do
+  redis.call('ZADD', K.active, 'XX', unpack(renewed, a, b))
 end
 if heartbeat < 0 then
   redis.call('ZREM', K.workers, workerId)

@@ -219,26 +219,41 @@ local dropped
 
 -- Grouped jobs first (the reply's header says how many), then the ungrouped ones.
 local groupedCount = groupedIds and #groupedIds or 0
--- A first attempt creates the run state (SET NX); a job that ran before has one, which it
--- keeps (attempts, stalled count, progress, the last failure), with the new token.
-local firstRun = SEP .. '1' .. SEP .. '0' .. SEP .. nowText .. SEP .. SEP .. '0' .. SEP .. '0' ..
-  SEP .. '0' .. SEP
+local found = groupedCount + #ids
+-- The records and run states of the batch, with one MGET (keys: records, then run states).
+local keys = {}
+for i = 1, found do
+  local id = ids[i - groupedCount]
+  if i <= groupedCount then id = groupedIds[i] end
+  local key = BASE .. 'j:' .. id
+  keys[i], keys[found + i] = key, key .. ':s'
+end
+local got = mget(keys)
+-- Every job of the call shares the lock token: a fetch call is unique, and a job is taken
+-- once per call. A first attempt gets a run state made once for the whole batch; a job
+-- that ran before keeps its own (attempts, stalled count, progress, the last failure), with
+-- the new token.
+local token = tokenPrefix
+local firstRun = token .. SEP .. '1' .. SEP .. '0' .. SEP .. nowText .. SEP .. SEP .. '0' ..
+  SEP .. '0' .. SEP .. '0' .. SEP
+local runs = {}
 local lastRef
-for i = 1, groupedCount + #ids do
+for i = 1, found do
   local id, group = ids[i - groupedCount], nil
   if i <= groupedCount then id, group = groupedIds[i], groupOf[i] end
-  local rec = redis.call('GET', jobKey(id))
+  local rec = got[i]
   -- An id whose record is gone (removed by hand) is dropped, not turned into a job.
   if rec then
-    local token = tokenPrefix .. ':' .. id
-    local made, madeText, progress = 1, '1', ''
-    if not redis.call('SET', runKey(id), token .. firstRun, 'NX') then
-      local r = parseRun(redis.call('GET', runKey(id)))
+    local made, madeText, progress, run = 1, '1', '', firstRun
+    local state = got[found + i]
+    if state then
+      local r = parseRun(state)
       made = r.attempts + 1
       r.token, r.attempts, r.processed = token, made, nowText
-      madeText, progress = tostring(made), r.progress
-      redis.call('SET', runKey(id), packRun(r))
+      madeText, progress, run = tostring(made), r.progress, packRun(r)
     end
+    runs[#runs + 1] = keys[found + i]
+    runs[#runs + 1] = run
     local ref, name = string.match(rec, '^([^\031]*)\031([^\031]*)')
     if not name then ref, name = '', '' end  -- damaged: the worker fails it with a reason
     active[#active + 1] = deadline
@@ -263,6 +278,7 @@ for i = 1, groupedCount + #ids do
     dropped[group] = (dropped[group] or 0) + 1  -- its slot was counted: free it
   end
 end
+mset(runs)
 if dropped then
   for group, n in pairs(dropped) do leaveGroup(group, n) end
 end
@@ -274,7 +290,6 @@ end
 
 -- Leave the marker for the next idle worker while jobs remain; drop it otherwise. Taking
 -- fewer jobs than asked for means none that may run now remain: no need to count them.
-local found = #ids + groupedCount
 local exhausted = take > 0 and found < take and not ringUnvisited
 if exhausted then out[4] = 1 end
 if not exhausted and (redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) > 0

@@ -24,6 +24,7 @@ from jobqueue import (
     QueueSettings,
 )
 from jobqueue.errors import InvalidOptionError, JobQueueError, QueueClosedError
+from jobqueue.fleet import parse_entry
 from jobqueue.job import Job
 from jobqueue.sync import JobQueue as SyncJobQueue
 from jobqueue.testing import redis_command, redis_keys
@@ -201,6 +202,22 @@ async def test_only_events_after_the_start_are_delivered(
         await producer.add_job("after", None)
         await eventually(lambda: _value(seen))
     assert seen == ["after"]
+
+
+def test_one_event_may_list_the_ids_of_a_batch() -> None:
+    # Like events of one batch (kind, name, attempts, no detail) are written once.
+    payload = "\x1f".join(
+        ["job-completed", "1 2 3", "send", "1", "", "job-failed", "4", "send", "2", '"boom"']
+    )
+    events = parse_entry("1700000000000-0", payload)
+    assert [(e.event, e.id, e.attempts) for e in events] == [
+        (QueueEvent.JOB_COMPLETED, "1", 1),
+        (QueueEvent.JOB_COMPLETED, "2", 1),
+        (QueueEvent.JOB_COMPLETED, "3", 1),
+        (QueueEvent.JOB_FAILED, "4", 2),
+    ]
+    assert events[3].failed_reason == "boom"
+    assert {e.timestamp for e in events} == {1700000000000}
 
 
 async def test_a_damaged_entry_is_reported_and_reading_goes_on(

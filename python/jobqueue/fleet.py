@@ -58,8 +58,9 @@ class JobEvent:
 
 def parse_entry(entry_id: str, payload: str) -> list[JobEvent]:
     """The events of one stream entry: 5 values per event joined by ``\\x1f`` (event, id,
-    name, attempts, detail: '' or JSON). An unknown event kind is skipped (written by a
-    newer version)."""
+    name, attempts, detail: '' or JSON). The id value may list several ids separated by
+    spaces: like events of one batch, written once. An unknown event kind is skipped
+    (written by a newer version)."""
     timestamp = int(entry_id.split("-", 1)[0])
     values = payload.split(_SEPARATOR)
     if len(values) % _VALUES_PER_EVENT:
@@ -72,10 +73,10 @@ def parse_entry(entry_id: str, payload: str) -> list[JobEvent]:
         except ValueError:
             continue
         decoded = orjson.loads(detail) if detail else None
-        events.append(
+        events.extend(
             JobEvent(
                 kind,
-                job_id,
+                one_id,
                 name,
                 int(attempts),
                 timestamp,
@@ -83,6 +84,7 @@ def parse_entry(entry_id: str, payload: str) -> list[JobEvent]:
                 progress=decoded if kind is QueueEvent.JOB_PROGRESS else None,
                 limit=decoded if kind is QueueEvent.GROUP_LIMIT_CHANGED else None,
             )
+            for one_id in job_id.split(" ")
         )
     return events
 

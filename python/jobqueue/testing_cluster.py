@@ -1,0 +1,210 @@
+"""A throwaway Redis Cluster for tests: ``primaries`` primaries (and ``replicas`` replicas
+each), every node a :class:`~jobqueue.testing.RedisServer` on a free loopback port.
+
+>>> with RedisCluster() as cluster:
+...     queue = JobQueue("q", redis=cluster.url)
+...     cluster.move_slot(cluster.slot_of("{q}"), to_port=cluster.other_primary(...))
+
+Readiness is polled, never slept for: the cluster is ready once every node says
+``cluster_state:ok`` and they all agree on who serves which slot.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+
+from .testing import HOST, RedisServer, StartStop, free_port, redis_command
+
+__all__ = ["RedisCluster"]
+
+READY_TIMEOUT_S = 30.0
+SLOTS = 16384
+
+
+def _ok(reply: object, what: str) -> object:
+    if isinstance(reply, RuntimeError):
+        raise RuntimeError(f"{what}: {reply}")
+    return reply
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (10000 higher) is free too: so at most 55535."""
+    while True:
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as bus:
+            try:
+                bus.bind((HOST, port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+def _wait(what: str, ready: Callable[[], bool], timeout: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ready():
+                return
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"redis cluster: {what} not within {timeout:g} s")
+        time.sleep(0.05)
+
+
+class RedisCluster(StartStop):
+    """A cluster of ``primaries`` primaries with ``replicas`` replicas each."""
+
+    def __init__(self, *, primaries: int = 3, replicas: int = 0) -> None:
+        self.primaries = primaries
+        self.replicas = replicas
+        node_args = [
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", "2000",
+            # A (re)joining replica is in sync in milliseconds.
+            "--repl-diskless-sync", "yes",
+            "--repl-diskless-sync-delay", "0",
+        ]  # fmt: skip
+        self.servers = [
+            RedisServer(port=_cluster_port(), extra_args=node_args)
+            for _ in range(primaries * (1 + replicas))
+        ]
+
+    @property
+    def nodes(self) -> list[tuple[str, int]]:
+        return [(HOST, s.port) for s in self.servers]
+
+    @property
+    def url(self) -> str:
+        """``redis+cluster://host:port,...``."""
+        return "redis+cluster://" + ",".join(f"{h}:{p}" for h, p in self.nodes)
+
+    def start(self) -> RedisCluster:
+        for server in self.servers:
+            server.start()
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed (it comes with redis-server)")
+        nodes = [f"{h}:{p}" for h, p in self.nodes]
+        replicas = ["--cluster-replicas", str(self.replicas)]
+        subprocess.run(
+            [cli, "--cluster", "create", *nodes, *replicas, "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=READY_TIMEOUT_S,
+        )
+        self.wait_until_stable()
+        return self
+
+    def wait_until_stable(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Wait until every running node says ``cluster_state:ok`` and all of them map
+        every slot to the same primaries."""
+
+        def stable() -> bool:
+            running = [s for s in self.servers if s.running]
+            states = {self._info_field(s.port, "cluster_state") for s in running}
+            maps = {tuple(sorted(self._slot_map(s.port).items())) for s in running}
+            full = all(len(dict(m)) == SLOTS for m in maps)
+            return states == {"ok"} and len(maps) == 1 and full
+
+        _wait("a stable cluster", stable, timeout)
+
+    def _info_field(self, port: int, name: str) -> str | None:
+        reply = redis_command(port, "CLUSTER", "INFO")
+        text = reply.decode() if isinstance(reply, bytes) else ""
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key == name:
+                return value.strip()
+        return None
+
+    def _slot_map(self, port: int) -> dict[int, int]:
+        """slot -> port of its primary, as node ``port`` sees it."""
+        reply = _ok(redis_command(port, "CLUSTER", "SLOTS"), "CLUSTER SLOTS")
+        found: dict[int, int] = {}
+        for entry in reply if isinstance(reply, list) else []:
+            first, last, primary = entry[0], entry[1], entry[2]
+            for slot in range(first, last + 1):
+                found[slot] = int(primary[1])
+        return found
+
+    def slot_of(self, key: str) -> int:
+        reply = _ok(redis_command(self.servers[0].port, "CLUSTER", "KEYSLOT", key), "KEYSLOT")
+        assert isinstance(reply, int)
+        return reply
+
+    def owner(self, slot: int) -> int:
+        """The port of the primary that serves ``slot``."""
+        for server in self.servers:
+            if server.running:
+                return self._slot_map(server.port)[slot]
+        raise RuntimeError("no node of the cluster runs")
+
+    def primary_ports(self) -> list[int]:
+        """The ports of the primaries that serve slots, in the order of their first slot."""
+        ports: list[int] = []
+        for port in sorted(self._slot_map(self.owner(0)).items()):
+            if port[1] not in ports:
+                ports.append(port[1])
+        return ports
+
+    def node_id(self, port: int) -> str:
+        reply = _ok(redis_command(port, "CLUSTER", "MYID"), "CLUSTER MYID")
+        assert isinstance(reply, bytes)
+        return reply.decode()
+
+    def move_slot(
+        self,
+        slot: int,
+        to_port: int,
+        *,
+        batch: int = 10,
+        between_batches: Callable[[], None] | None = None,
+    ) -> int:
+        """Move ``slot`` and its keys to the primary on ``to_port`` as ``redis-cli --cluster
+        reshard`` does (IMPORTING, MIGRATING, ``MIGRATE`` in batches of ``batch`` keys, then
+        ``SETSLOT NODE`` on every primary), while clients keep running; returns the number
+        of keys moved. ``between_batches`` runs after each batch (to stretch the window)."""
+        from_port = self.owner(slot)
+        if from_port == to_port:
+            return 0
+        to_id, from_id = self.node_id(to_port), self.node_id(from_port)
+        _ok(redis_command(to_port, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", from_id), "IMP")
+        _ok(redis_command(from_port, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", to_id), "MIG")
+        moved = 0
+        while True:
+            keys = redis_command(from_port, "CLUSTER", "GETKEYSINSLOT", str(slot), str(batch))
+            if not isinstance(keys, list) or not keys:
+                break
+            names = [k for k in keys if isinstance(k, bytes)]
+            reply = redis_command(
+                from_port,
+                *["MIGRATE", HOST, str(to_port), "", "0", "5000", "KEYS"],
+                *names,
+                timeout=10.0,
+            )
+            _ok(reply, "MIGRATE")
+            moved += len(names)
+            if between_batches is not None:
+                between_batches()
+        # The target first, then the source: the order redis-cli uses, so that no client
+        # is sent back and forth between two nodes that both disown the slot.
+        ports = [to_port, from_port] + [
+            p for p in self.primary_ports() if p not in (to_port, from_port)
+        ]
+        for port in ports:
+            _ok(redis_command(port, "CLUSTER", "SETSLOT", str(slot), "NODE", to_id), "SETSLOT")
+        self.wait_until_stable()
+        return moved
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()

@@ -190,10 +190,16 @@ fn hash_tag(key: &[u8]) -> Option<&[u8]> {
 }
 
 /// Replies by which the cluster refused a command before running it: safe to send again
-/// (a slot that migrates or has no reachable primary, a redirect redis-rs gave up on).
+/// (a slot that migrates or has no reachable primary, a redirect redis-rs gave up on, a
+/// script missing on a node the caller has just loaded it on, a blocking wait ended
+/// unserved because its node became a replica).
 pub fn is_refusal(err: &redis::RedisError) -> bool {
-    err.code()
-        .is_some_and(|code| matches!(code, "TRYAGAIN" | "CLUSTERDOWN" | "MOVED" | "ASK"))
+    err.code().is_some_and(|code| {
+        matches!(
+            code,
+            "TRYAGAIN" | "CLUSTERDOWN" | "MOVED" | "ASK" | "NOSCRIPT" | "UNBLOCKED"
+        )
+    })
 }
 
 /// The wait before retry number `attempt` (from 1) of a refused command: 10 ms more each

@@ -216,7 +216,10 @@ impl RedisConn {
                     let mut conn = conn.clone();
                     match eval.query_async(&mut conn).await {
                         // A primary that never ran the script (new after a failover or a
-                        // SCRIPT FLUSH): load it there and call again.
+                        // SCRIPT FLUSH): load it where the slot map says the queue is
+                        // and call again. Just after a failover the map may be stale; a
+                        // second NOSCRIPT is then retried as a refusal, once the map
+                        // has been refreshed.
                         Err(e) if e.code() == Some("NOSCRIPT") => {
                             invocation.load_async(&mut conn).await?;
                             eval.query_async(&mut conn).await
@@ -235,11 +238,15 @@ impl RedisConn {
 
     /// Run `attempt` again while a cluster refuses it without running it, with a short
     /// backoff, until the command timeout (the connect timeout without one) has passed.
+    /// On one server, once: its refusals are answers.
     async fn with_refusals_retried<T, F, Fut>(&self, mut attempt: F) -> redis::RedisResult<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        if !self.is_cluster() {
+            return attempt().await;
+        }
         let patience = self
             .options
             .command_timeout

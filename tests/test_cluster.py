@@ -18,6 +18,7 @@ from jobqueue import (
     JobStatus,
     QueueEvent,
     QueueEvents,
+    QueueSettings,
     RedisConfig,
 )
 from jobqueue import sync as jq_sync
@@ -33,17 +34,6 @@ from .helpers import eventually
 def cluster() -> Iterator[RedisCluster]:
     with RedisCluster() as found:
         yield found
-
-
-def names_on_each_primary(cluster: RedisCluster, prefix: str) -> list[str]:
-    """One queue name per primary, each hashing to a slot that primary serves."""
-    found: dict[int, str] = {}
-    n = 0
-    while len(found) < cluster.primaries:
-        name = f"{prefix}-{n}"
-        found.setdefault(cluster.owner(cluster.slot_of(f"{{{name}}}")), name)
-        n += 1
-    return list(found.values())
 
 
 @pytest.fixture
@@ -117,7 +107,7 @@ async def test_queues_on_every_node_each_complete_their_jobs_once(
 ) -> None:
     """Three queues, one per primary, two workers each: every job runs exactly once."""
     per_queue = 2000
-    names = names_on_each_primary(cluster, unique("spread"))
+    names = cluster.queue_names_per_primary(unique("spread"))
     ran: dict[str, list[int]] = {name: [] for name in names}
     for name in names:
         for _ in range(2):
@@ -231,3 +221,24 @@ async def test_a_node_that_lost_its_scripts_loads_them_again(
     await queue.add_job("n", 1000)
     await eventually(lambda: _true(len(ran) >= 1001), timeout=20)
     assert sorted(ran) == list(range(1001))
+
+
+async def test_settings_are_read_on_the_queues_node(
+    cluster: RedisCluster, make_queue: Callable[..., JobQueue]
+) -> None:
+    """Commands without a key (the settings check, health_check) go to the primary that
+    serves the queue's slot: an evicting policy there is found, elsewhere it is not."""
+    here, elsewhere = cluster.queue_names_per_primary(unique("settings"))[:2]
+    node = cluster.owner(cluster.slot_of(f"{{{here}}}"))
+    assert redis_command(node, "CONFIG", "SET", "maxmemory-policy", "allkeys-lru") == "OK"
+    try:
+        found = await make_queue(
+            elsewhere, settings=QueueSettings(on_unsafe_redis="ignore")
+        ).health_check()
+        assert not any(f.setting == "maxmemory-policy" for f in found.findings)
+        found = await make_queue(
+            here, settings=QueueSettings(on_unsafe_redis="ignore")
+        ).health_check()
+        assert any(f.setting == "maxmemory-policy" for f in found.findings)
+    finally:
+        redis_command(node, "CONFIG", "SET", "maxmemory-policy", "noeviction")

@@ -156,6 +156,16 @@ class RedisCluster(StartStop):
                 ports.append(port[1])
         return ports
 
+    def queue_names_per_primary(self, prefix: str) -> list[str]:
+        """One queue name per primary (``prefix-N``), each in a slot that primary serves."""
+        found: dict[int, str] = {}
+        n = 0
+        while len(found) < self.primaries:
+            name = f"{prefix}-{n}"
+            found.setdefault(self.owner(self.slot_of(f"{{{name}}}")), name)
+            n += 1
+        return list(found.values())
+
     def node_id(self, port: int) -> str:
         reply = _ok(redis_command(port, "CLUSTER", "MYID"), "CLUSTER MYID")
         assert isinstance(reply, bytes)
@@ -204,6 +214,40 @@ class RedisCluster(StartStop):
             _ok(redis_command(port, "CLUSTER", "SETSLOT", str(slot), "NODE", to_id), "SETSLOT")
         self.wait_until_stable()
         return moved
+
+    def replica_of(self, primary_port: int) -> RedisServer:
+        """A running replica of the primary on ``primary_port``."""
+        primary_id = self.node_id(primary_port)
+        for server in self.servers:
+            if server.running and server.port != primary_port:
+                role = redis_command(server.port, "ROLE")
+                if isinstance(role, list) and role[0] == b"slave" and role[2] == primary_port:
+                    return server
+        raise RuntimeError(f"the primary {primary_port} ({primary_id}) has no replica")
+
+    def wait_replicas_in_sync(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Wait until every running replica has its link to its primary up."""
+
+        def in_sync() -> bool:
+            for server in self.servers:
+                if not server.running:
+                    continue
+                role = redis_command(server.port, "ROLE")
+                if isinstance(role, list) and role[0] == b"slave" and role[3] != b"connected":
+                    return False
+            return True
+
+        _wait("the replicas in sync", in_sync, timeout)
+
+    def server_on(self, port: int) -> RedisServer:
+        return next(s for s in self.servers if s.port == port)
+
+    def wait_for_failover(self, slot: int, old_port: int, timeout: float = READY_TIMEOUT_S) -> int:
+        """Wait until a node other than ``old_port`` serves ``slot`` and the running nodes
+        agree on a full slot map; the new primary's port."""
+        _wait("the failover", lambda: self.owner(slot) != old_port, timeout)
+        self.wait_until_stable(timeout)
+        return self.owner(slot)
 
     def stop(self) -> None:
         for server in self.servers:

@@ -170,6 +170,22 @@ async def test_public_calls_work_on_a_cluster(
     assert await queue.clear() >= 0
 
 
+async def test_groups_and_their_limits_on_a_cluster(
+    cluster: RedisCluster, make_queue: Callable[..., JobQueue]
+) -> None:
+    queue = make_queue(unique("groups"))
+    await queue.set_group_limit("tenant", concurrency=2)
+    ids = await queue.add_jobs([("g", n, {"group": "tenant"}) for n in range(20)])
+    stats = await queue.get_group_stats("tenant")
+    assert (stats.waiting, stats.concurrency) == (20, 2)
+    ran: list[int] = []
+    queue.process("g", lambda job: ran.append(job.data))
+    await queue.start_worker()
+    for job_id in ids:
+        await queue.wait_for(job_id, 10_000)
+    assert sorted(ran) == list(range(20))
+
+
 async def test_sync_facade_adds_from_threads_on_a_cluster(cluster: RedisCluster) -> None:
     name = unique("sync")
 

@@ -11,6 +11,7 @@ Readiness is polled, never slept for: the cluster is ready once every node says
 
 from __future__ import annotations
 
+import binascii
 import shutil
 import socket
 import subprocess
@@ -89,9 +90,7 @@ class RedisCluster(StartStop):
     def start(self) -> RedisCluster:
         for server in self.servers:
             server.start()
-        cli = shutil.which("redis-cli")
-        if cli is None:
-            raise RuntimeError("redis-cli is not installed (it comes with redis-server)")
+        cli = self._cli()
         nodes = [f"{h}:{p}" for h, p in self.nodes]
         replicas = ["--cluster-replicas", str(self.replicas)]
         subprocess.run(
@@ -103,6 +102,13 @@ class RedisCluster(StartStop):
         )
         self.wait_until_stable()
         return self
+
+    @staticmethod
+    def _cli() -> str:
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            raise RuntimeError("redis-cli is not installed (it comes with redis-server)")
+        return cli
 
     def wait_until_stable(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Wait until every running node says ``cluster_state:ok`` and all of them map
@@ -165,6 +171,33 @@ class RedisCluster(StartStop):
             found.setdefault(self.owner(self.slot_of(f"{{{name}}}")), name)
             n += 1
         return list(found.values())
+
+    @staticmethod
+    def name_in_slot(prefix: str, slot: int) -> str:
+        """A queue name (``prefix-N``) whose keys hash to ``slot`` (CRC16/XMODEM, as Redis)."""
+        n = 0
+        while binascii.crc_hqx(f"{prefix}-{n}".encode(), 0) % SLOTS != slot:
+            n += 1
+        return f"{prefix}-{n}"
+
+    def first_slot(self, port: int) -> int:
+        """The lowest slot the primary on ``port`` serves (the first that ``redis-cli
+        --cluster reshard`` takes from it)."""
+        return min(slot for slot, owner in self._slot_map(self.owner(0)).items() if owner == port)
+
+    def reshard_with_cli(self, from_port: int, to_port: int, slots: int = 1) -> None:
+        """``redis-cli --cluster reshard``: move the ``slots`` lowest slots of the primary
+        on ``from_port`` to the one on ``to_port``, keys and all; then wait until stable."""
+        subprocess.run(
+            [self._cli(), "--cluster", "reshard", f"{HOST}:{from_port}"]
+            + ["--cluster-from", self.node_id(from_port), "--cluster-to", self.node_id(to_port)]
+            + ["--cluster-slots", str(slots), "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=READY_TIMEOUT_S,
+        )
+        self.wait_until_stable()
 
     def node_id(self, port: int) -> str:
         reply = _ok(redis_command(port, "CLUSTER", "MYID"), "CLUSTER MYID")

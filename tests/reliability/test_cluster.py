@@ -37,11 +37,14 @@ async def _true(value: bool) -> bool:
     return value
 
 
-async def test_a_live_reshard_loses_no_job(cluster: RedisCluster) -> None:
-    name = f"reshard-{uuid.uuid4().hex[:6]}"
-    slot = cluster.slot_of(f"{{{name}}}")
-    source = cluster.owner(slot)
-    target = next(p for p in cluster.primary_ports() if p != source)
+@pytest.mark.parametrize("tool", ["migrate", "redis-cli"])
+async def test_a_live_reshard_loses_no_job(cluster: RedisCluster, tool: str) -> None:
+    """``migrate``: the fixture's move_slot (small batches, a pause between them, so the
+    move is long); ``redis-cli``: ``redis-cli --cluster reshard`` moving one slot, the
+    lowest of its node, which is the queue's."""
+    source, target = cluster.primary_ports()[:2]
+    slot = cluster.first_slot(source)
+    name = cluster.name_in_slot(f"reshard-{uuid.uuid4().hex[:6]}", slot)
     ran: list[int] = []
 
     async def record(job: Job[int]) -> None:
@@ -78,9 +81,13 @@ async def test_a_live_reshard_loses_no_job(cluster: RedisCluster) -> None:
         await eventually(lambda: _true(len(ran) >= 1000), timeout=20)
         moving.set()
         started = time.monotonic()
-        moved = await asyncio.to_thread(
-            cluster.move_slot, slot, target, between_batches=lambda: time.sleep(0.002)
-        )
+        if tool == "migrate":
+            moved = await asyncio.to_thread(
+                cluster.move_slot, slot, target, between_batches=lambda: time.sleep(0.002)
+            )
+        else:
+            moved = _keys_in(source, slot)
+            await asyncio.to_thread(cluster.reshard_with_cli, source, target)
         took = time.monotonic() - started
         moving.clear()
         await producing
@@ -88,7 +95,7 @@ async def test_a_live_reshard_loses_no_job(cluster: RedisCluster) -> None:
         stats = await producer.get_stats()
         refusals = {p: _errorstats(p) for p in (source, target)}
         print(
-            f"\nreshard: refusals by node {refusals}; {moved} keys moved in {took:.2f} s "
+            f"\nreshard ({tool}): refusals by node {refusals}; {moved} keys moved in {took:.2f} s "
             f"while {len(added)} jobs were added; "
             f"slowest add during the move {slowest_add * 1000:.0f} ms; "
             f"ran {len(ran)} times for {len(set(ran))} jobs"
@@ -97,7 +104,7 @@ async def test_a_live_reshard_loses_no_job(cluster: RedisCluster) -> None:
         assert (stats.completed, stats.waiting, stats.active) == (len(added), 0, 0)
         assert moved > 0
         assert cluster.owner(slot) == target
-        assert redis_command(source, "CLUSTER", "COUNTKEYSINSLOT", str(slot)) == 0
+        assert _keys_in(source, slot) == 0
         # The workers' blocking waits followed the slot: a new job is taken at once.
         late = await producer.add_job("n", -1)
         info = await producer.wait_for(late, 5_000)
@@ -207,3 +214,9 @@ async def test_a_failover_of_the_queues_primary_is_followed(
     finally:
         stop_processes(workers)
         await queue.close(timeout=5000)
+
+
+def _keys_in(port: int, slot: int) -> int:
+    reply = redis_command(port, "CLUSTER", "COUNTKEYSINSLOT", str(slot))
+    assert isinstance(reply, int)
+    return reply

@@ -32,18 +32,34 @@ def _ok(reply: object, what: str) -> object:
     return reply
 
 
-def _cluster_port() -> int:
-    """A free port whose cluster bus port (10000 higher) is free too: so at most 55535."""
+def _cluster_port(taken: set[int]) -> int:
+    """A free port, not in ``taken``, whose cluster bus port (10000 higher) is free too: so
+    at most 55535."""
     while True:
         port = free_port()
-        if port > 55535:
+        if port > 55535 or port in taken:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as bus:
             try:
                 bus.bind((HOST, port + 10000))
             except OSError:
                 continue
+        taken.add(port)
         return port
+
+
+def _cli(command: str, *args: str) -> None:
+    """``redis-cli --cluster <command> <args> --cluster-yes``; raises when it fails."""
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        raise RuntimeError("redis-cli is not installed (it comes with redis-server)")
+    subprocess.run(
+        [cli, "--cluster", command, *args, "--cluster-yes"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=READY_TIMEOUT_S,
+    )
 
 
 def _wait(what: str, ready: Callable[[], bool], timeout: float = READY_TIMEOUT_S) -> None:
@@ -73,8 +89,9 @@ class RedisCluster(StartStop):
             "--repl-diskless-sync", "yes",
             "--repl-diskless-sync-delay", "0",
         ]  # fmt: skip
+        taken: set[int] = set()
         self.servers = [
-            RedisServer(port=_cluster_port(), extra_args=node_args)
+            RedisServer(port=_cluster_port(taken), extra_args=node_args)
             for _ in range(primaries * (1 + replicas))
         ]
 
@@ -90,25 +107,10 @@ class RedisCluster(StartStop):
     def start(self) -> RedisCluster:
         for server in self.servers:
             server.start()
-        cli = self._cli()
-        nodes = [f"{h}:{p}" for h, p in self.nodes]
         replicas = ["--cluster-replicas", str(self.replicas)]
-        subprocess.run(
-            [cli, "--cluster", "create", *nodes, *replicas, "--cluster-yes"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            timeout=READY_TIMEOUT_S,
-        )
+        _cli("create", *(f"{h}:{p}" for h, p in self.nodes), *replicas)
         self.wait_until_stable()
         return self
-
-    @staticmethod
-    def _cli() -> str:
-        cli = shutil.which("redis-cli")
-        if cli is None:
-            raise RuntimeError("redis-cli is not installed (it comes with redis-server)")
-        return cli
 
     def wait_until_stable(self, timeout: float = READY_TIMEOUT_S) -> None:
         """Wait until every running node says ``cluster_state:ok`` and all of them map
@@ -188,15 +190,8 @@ class RedisCluster(StartStop):
     def reshard_with_cli(self, from_port: int, to_port: int, slots: int = 1) -> None:
         """``redis-cli --cluster reshard``: move the ``slots`` lowest slots of the primary
         on ``from_port`` to the one on ``to_port``, keys and all; then wait until stable."""
-        subprocess.run(
-            [self._cli(), "--cluster", "reshard", f"{HOST}:{from_port}"]
-            + ["--cluster-from", self.node_id(from_port), "--cluster-to", self.node_id(to_port)]
-            + ["--cluster-slots", str(slots), "--cluster-yes"],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            timeout=READY_TIMEOUT_S,
-        )
+        nodes = ["--cluster-from", self.node_id(from_port), "--cluster-to", self.node_id(to_port)]
+        _cli("reshard", f"{HOST}:{from_port}", *nodes, "--cluster-slots", str(slots))
         self.wait_until_stable()
 
     def node_id(self, port: int) -> str:

@@ -11,6 +11,9 @@ Per topology, alternating (single, cluster, single, ...) so the machine's noise 
 - drain of 3 queues: 3 queues (on a cluster one per primary) of ``--jobs`` / 3 jobs each,
   one worker process per queue, all at once: the aggregate rate.
 
+For each step the CPU time redis-server used (all nodes of the cluster), per job: for
+the drain steps it covers adding the jobs too.
+
 Everything runs on this machine's cores, shared by the servers, the workers and this
 process: the cluster figures show the cost of the cluster client, not a scale-out.
 Prints medians and writes ``benches/results/cluster.json``.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -105,33 +109,52 @@ STEPS: dict[str, Callable[[str, Names, int, int], Awaitable[float]]] = {
 }
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) the processes used so far, from /proc (Linux)."""
+    ticks = 0
+    for pid in pids:
+        # The fields after the command name (in parentheses): utime and stime are 12 and 13.
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    rates: dict[str, dict[str, list[float]]] = {
-        topology: {step: [] for step in STEPS} for topology in ("single", "cluster")
+    topologies = ("single", "cluster")
+    rates: dict[str, dict[str, list[float]]] = {t: {step: [] for step in STEPS} for t in topologies}
+    cpu_us: dict[str, dict[str, list[float]]] = {
+        t: {step: [] for step in STEPS} for t in topologies
     }
     with RedisServer() as server, RedisCluster() as cluster:
         names = cluster.queue_names_per_primary("bench")
         urls = {"single": server.url, "cluster": cluster.url}
+        pids = {"single": [server.pid], "cluster": [s.pid for s in cluster.servers]}
         for _ in range(args.repeats):
             for step, run in STEPS.items():
                 for topology, url in urls.items():
+                    jobs = args.jobs // 4 if step == "single_add_jobs_per_s" else args.jobs
+                    before = _cpu_s([p for p in pids[topology] if p is not None])
                     rate = asyncio.run(run(url, names, args.jobs, args.batch))
+                    used = _cpu_s([p for p in pids[topology] if p is not None]) - before
                     rates[topology][step].append(rate)
+                    cpu_us[topology][step].append(used / jobs * 1e6)
     for step in STEPS:
-        single = statistics.median(rates["single"][step])
-        on_cluster = statistics.median(rates["cluster"][step])
+        single, on_cluster = (statistics.median(rates[t][step]) for t in topologies)
+        cpu_single, cpu_cluster = (statistics.median(cpu_us[t][step]) for t in topologies)
         print(
             f"{step:<27}: single {single:>9,.0f}  cluster {on_cluster:>9,.0f} jobs/s "
-            f"({on_cluster / single:.0%})"
+            f"({on_cluster / single:.0%}); redis-server CPU per job {cpu_single:.1f} / "
+            f"{cpu_cluster:.1f} us"
         )
     out = Path(__file__).parent / "results" / "cluster.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"jobs": args.jobs, "batch": args.batch, **rates}, indent=2))
+    result = {"jobs": args.jobs, "batch": args.batch, "rates": rates, "cpu_us_per_job": cpu_us}
+    out.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -13,14 +13,18 @@
 //! - a refusal that wrote nothing (`TRYAGAIN`, `CLUSTERDOWN`, a redirect redis-rs gave up
 //!   on) is retried with a short backoff until the command deadline ([`is_refusal`]).
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Arg, Cmd, ConnectionAddr, ConnectionInfo, RedisFuture, ScriptInvocation, Value};
+use redis::{
+    Arg, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, RedisFuture, RedisResult,
+    ScriptInvocation, Value,
+};
 
 /// The seed nodes of a cluster; any one that answers tells the whole topology.
 #[derive(Clone)]
@@ -136,6 +140,67 @@ impl ConnectionLike for Conn {
     }
 }
 
+/// Run `invocation`'s script on `conn`. On a cluster the call is guarded against slot
+/// migrations ([`guarded_eval`]), a script the queue's node lacks is loaded there, and
+/// refusals are retried for up to `patience` ([`retry_refusals`]).
+pub async fn invoke<T: FromRedisValue>(
+    conn: &Conn,
+    invocation: &ScriptInvocation<'_>,
+    patience: Duration,
+) -> RedisResult<T> {
+    if let Conn::Single(_) = conn {
+        return invocation.invoke_async(&mut conn.clone()).await;
+    }
+    let eval = guarded_eval(invocation);
+    retry_refusals(conn, patience, || async {
+        let mut conn = conn.clone();
+        match eval.query_async(&mut conn).await {
+            // A primary that never ran the script (new after a failover or a SCRIPT
+            // FLUSH): load it where the slot map says the queue is and call again. Just
+            // after a failover the map may be stale; a second NOSCRIPT is then retried
+            // as a refusal, once the map has been refreshed.
+            Err(e) if e.code() == Some("NOSCRIPT") => {
+                invocation.load_async(&mut conn).await?;
+                eval.query_async(&mut conn).await
+            }
+            outcome => outcome,
+        }
+    })
+    .await
+}
+
+/// Run `attempt` again while a cluster refuses it without running it ([`is_refusal`]),
+/// with a short backoff, until `patience` has passed. On one server, once: its refusals
+/// are answers.
+pub async fn retry_refusals<T, F, Fut>(
+    conn: &Conn,
+    patience: Duration,
+    mut attempt: F,
+) -> RedisResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = RedisResult<T>>,
+{
+    if let Conn::Single(_) = conn {
+        return attempt().await;
+    }
+    let deadline = Instant::now() + patience;
+    let mut retries = 0;
+    loop {
+        match attempt().await {
+            Err(e) if is_refusal(&e) => {
+                retries += 1;
+                let wait = refusal_backoff(retries);
+                if Instant::now() + wait >= deadline {
+                    return Err(e);
+                }
+                tokio::time::sleep(wait).await;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 /// The suffixes of the two keys a guarded script call declares; no key of a queue ends so.
 const PROBE_KEYS: [&str; 2] = ["cluster:probe:1", "cluster:probe:2"];
 
@@ -193,7 +258,7 @@ fn hash_tag(key: &[u8]) -> Option<&[u8]> {
 /// (a slot that migrates or has no reachable primary, a redirect redis-rs gave up on, a
 /// script missing on a node the caller has just loaded it on, a blocking wait ended
 /// unserved because its node became a replica).
-pub fn is_refusal(err: &redis::RedisError) -> bool {
+fn is_refusal(err: &redis::RedisError) -> bool {
     err.code().is_some_and(|code| {
         matches!(
             code,
@@ -204,7 +269,7 @@ pub fn is_refusal(err: &redis::RedisError) -> bool {
 
 /// The wait before retry number `attempt` (from 1) of a refused command: 10 ms more each
 /// time, at most 100 ms (a slot migration or a failover takes from milliseconds to seconds).
-pub fn refusal_backoff(attempt: u32) -> Duration {
+fn refusal_backoff(attempt: u32) -> Duration {
     Duration::from_millis((u64::from(attempt) * 10).min(100))
 }
 

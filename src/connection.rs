@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use pyo3::prelude::*;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, FromRedisValue, ScriptInvocation};
 
-use crate::cluster::{guarded_eval, is_refusal, refusal_backoff, ClusterNodes, Conn};
+use crate::cluster::{self, guarded_eval, ClusterNodes, Conn};
 use crate::errors::{is_connection_error, JqError};
 use crate::redis_settings::SettingsCheck;
 use crate::sentinel::{check_primary, Sentinels};
@@ -207,65 +207,20 @@ impl RedisConn {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, JqError> {
-        let mut conn = self.get().await?;
-        let outcome = match conn {
-            Conn::Single(_) => invocation.invoke_async(&mut conn).await,
-            Conn::Cluster(_) => {
-                let eval = guarded_eval(invocation);
-                self.with_refusals_retried(|| async {
-                    let mut conn = conn.clone();
-                    match eval.query_async(&mut conn).await {
-                        // A primary that never ran the script (new after a failover or a
-                        // SCRIPT FLUSH): load it where the slot map says the queue is
-                        // and call again. Just after a failover the map may be stale; a
-                        // second NOSCRIPT is then retried as a refusal, once the map
-                        // has been refreshed.
-                        Err(e) if e.code() == Some("NOSCRIPT") => {
-                            invocation.load_async(&mut conn).await?;
-                            eval.query_async(&mut conn).await
-                        }
-                        outcome => outcome,
-                    }
-                })
-                .await
-            }
-        };
+        let conn = self.get().await?;
+        let outcome = cluster::invoke(&conn, invocation, self.patience()).await;
         outcome.map_err(|e| {
             self.note_error(&e);
             JqError::from(e)
         })
     }
 
-    /// Run `attempt` again while a cluster refuses it without running it, with a short
-    /// backoff, until the command timeout (the connect timeout without one) has passed.
-    /// On one server, once: its refusals are answers.
-    async fn with_refusals_retried<T, F, Fut>(&self, mut attempt: F) -> redis::RedisResult<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        if !self.is_cluster() {
-            return attempt().await;
-        }
-        let patience = self
-            .options
+    /// How long a cluster's refusals are retried: the command timeout, else the connect
+    /// timeout.
+    fn patience(&self) -> Duration {
+        self.options
             .command_timeout
-            .unwrap_or(self.options.connect_timeout);
-        let deadline = Instant::now() + patience;
-        let mut retries = 0;
-        loop {
-            match attempt().await {
-                Err(e) if is_refusal(&e) => {
-                    retries += 1;
-                    let wait = refusal_backoff(retries);
-                    if Instant::now() + wait >= deadline {
-                        return Err(e);
-                    }
-                    tokio::time::sleep(wait).await;
-                }
-                outcome => return outcome,
-            }
-        }
+            .unwrap_or(self.options.connect_timeout)
     }
 
     /// A script and `WAIT replicas timeout` in one pipeline (one round trip, on the same
@@ -284,18 +239,17 @@ impl RedisConn {
             Conn::Cluster(_) => pipe.add_command(guarded_eval(invocation)),
         };
         pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
-        let outcome = self
-            .with_refusals_retried(|| async {
-                let mut conn = conn.clone();
-                match pipe.query_async(&mut conn).await {
-                    Err(e) if e.code() == Some("NOSCRIPT") => {
-                        invocation.load_async(&mut conn).await?;
-                        pipe.query_async(&mut conn).await
-                    }
-                    outcome => outcome,
+        let outcome = cluster::retry_refusals(&conn, self.patience(), || async {
+            let mut conn = conn.clone();
+            match pipe.query_async(&mut conn).await {
+                Err(e) if e.code() == Some("NOSCRIPT") => {
+                    invocation.load_async(&mut conn).await?;
+                    pipe.query_async(&mut conn).await
                 }
-            })
-            .await;
+                outcome => outcome,
+            }
+        })
+        .await;
         outcome.map_err(|e| {
             self.note_error(&e);
             JqError::from(e)
@@ -304,9 +258,10 @@ impl RedisConn {
 
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, JqError> {
         let conn = self.get().await?;
-        let outcome = self
-            .with_refusals_retried(|| async { cmd.query_async(&mut conn.clone()).await })
-            .await;
+        let outcome = cluster::retry_refusals(&conn, self.patience(), || async {
+            cmd.query_async(&mut conn.clone()).await
+        })
+        .await;
         outcome.map_err(|e| {
             self.note_error(&e);
             JqError::from(e)

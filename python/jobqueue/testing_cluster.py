@@ -48,6 +48,13 @@ def _cluster_port(taken: set[int]) -> int:
         return port
 
 
+def _role_offset(role: object) -> int:
+    """The replication offset a replica's ROLE reply tells (-1 when it is no replica)."""
+    if isinstance(role, list) and role[0] == b"slave" and isinstance(role[4], int):
+        return role[4]
+    return -1
+
+
 def _cli(command: str, *args: str) -> None:
     """``redis-cli --cluster <command> <args> --cluster-yes``; raises when it fails."""
     cli = shutil.which("redis-cli")
@@ -254,18 +261,34 @@ class RedisCluster(StartStop):
         raise RuntimeError(f"the primary {primary_port} ({primary_id}) has no replica")
 
     def wait_replicas_in_sync(self, timeout: float = READY_TIMEOUT_S) -> None:
-        """Wait until every running replica has its link to its primary up."""
+        """Wait until every running replica is linked to its primary and has all of its
+        writes. A link that is up is not enough: after a diskless full sync Redis 7.0
+        sends a replica the write stream only once the replica has acknowledged (within a
+        second), so a failover just after a sync would lose every write made meanwhile."""
 
-        def in_sync() -> bool:
-            for server in self.servers:
-                if not server.running:
-                    continue
-                role = redis_command(server.port, "ROLE")
-                if isinstance(role, list) and role[0] == b"slave" and role[3] != b"connected":
-                    return False
-            return True
+        def linked() -> bool:
+            roles = [redis_command(s.port, "ROLE") for s in self.servers if s.running]
+            replicas = [r for r in roles if isinstance(r, list) and r[0] == b"slave"]
+            return all(r[3] == b"connected" for r in replicas)
 
-        _wait("the replicas in sync", in_sync, timeout)
+        _wait("the replicas linked", linked, timeout)
+        wanted: dict[int, int] = {}  # replica port -> the offset it must reach
+        for port in self.primary_ports():
+            key = self.name_in_slot("jobqueue-sync", self.first_slot(port))
+            _ok(redis_command(port, "SET", key, "1"), "SET")  # a write to wait for
+            _ok(redis_command(port, "DEL", key), "DEL")
+            role = redis_command(port, "ROLE")
+            assert isinstance(role, list)
+            for replica in role[2]:
+                wanted[int(replica[1])] = role[1]
+
+        def caught_up() -> bool:
+            return all(
+                _role_offset(redis_command(port, "ROLE")) >= offset
+                for port, offset in wanted.items()
+            )
+
+        _wait("the replicas in sync", caught_up, timeout)
 
     def server_on(self, port: int) -> RedisServer:
         return next(s for s in self.servers if s.port == port)

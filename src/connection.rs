@@ -5,14 +5,18 @@
 //! longer in total than the connect timeout. A request that fails because the connection
 //! broke is not retried (a script may have run); it raises `ConnectionError` and the next
 //! call reconnects.
+//!
+//! On a cluster (`cluster.rs`) the connection is redis-rs's cluster client; script calls
+//! are guarded against slot migrations, and refusals that wrote nothing are retried until
+//! the command deadline.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
-use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, FromRedisValue, ScriptInvocation};
 
+use crate::cluster::{self, guarded_eval, ClusterNodes, Conn};
 use crate::errors::{is_connection_error, JqError};
 use crate::keys::QueueKeys;
 use crate::redis_settings::SettingsCheck;
@@ -41,13 +45,17 @@ pub struct ConnectionOptions {
     /// Set: the URL gives the login and database only; the server is the primary these
     /// sentinels name, asked again on every new connection (so after a failover too).
     pub sentinels: Option<Sentinels>,
+    /// Set: the URL gives the login only; these nodes seed a cluster connection, and
+    /// `home_key` (a key of the queue) names the slot that keyless commands go to.
+    pub cluster: Option<ClusterNodes>,
+    pub home_key: String,
 }
 
 pub struct RedisConn {
     client: Client,
     options: ConnectionOptions,
     /// The live connection and the pid that opened it (a forked child must not share it).
-    current: Mutex<Option<(u32, MultiplexedConnection)>>,
+    current: Mutex<Option<(u32, Conn)>>,
     /// Serialises reconnects so that concurrent callers share one attempt.
     connecting: tokio::sync::Mutex<()>,
     /// The server the live connection reaches (with Sentinel: the primary it found).
@@ -110,6 +118,11 @@ impl RedisConn {
             settings_check: None,
             upgrade_layout: None,
             sentinels: o.sentinels.clone(),
+            // On a cluster: a cluster connection of its own, so a blocking command stalls
+            // only it (redis-rs #361); redis-rs routes it to the slot's primary and follows
+            // the slot (MOVED) after a reshard or a failover.
+            cluster: o.cluster.clone(),
+            home_key: o.home_key.clone(),
         })
     }
 
@@ -125,6 +138,11 @@ impl RedisConn {
     /// The login and database the URL names (and its server, unless Sentinel picks it).
     pub fn info(&self) -> &redis::ConnectionInfo {
         self.client.get_connection_info()
+    }
+
+    /// Whether this connects to a cluster (many servers: no single one to reach).
+    pub fn is_cluster(&self) -> bool {
+        self.options.cluster.is_some()
     }
 
     /// The server to reach: the URL's, or with Sentinel the primary found by the last
@@ -148,7 +166,7 @@ impl RedisConn {
         )
     }
 
-    fn cached(&self) -> Option<MultiplexedConnection> {
+    fn cached(&self) -> Option<Conn> {
         let pid = crate::runtime::current_pid();
         let slot = self.current.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_ref() {
@@ -159,7 +177,7 @@ impl RedisConn {
 
     /// A healthy connection, connecting (with retries) when there is none. A new
     /// connection passes the settings check first, when there is one.
-    pub async fn get(&self) -> Result<MultiplexedConnection, JqError> {
+    pub async fn get(&self) -> Result<Conn, JqError> {
         if let Some(conn) = self.cached() {
             return Ok(conn);
         }
@@ -172,7 +190,7 @@ impl RedisConn {
             check.on_connect(&mut conn).await?; // a refusal drops the connection unused
         }
         if let Some(keys) = &self.options.upgrade_layout {
-            crate::layout_upgrade::upgrade(&mut conn, keys).await?;
+            crate::layout_upgrade::upgrade(&conn, keys, self.patience()).await?;
         }
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((crate::runtime::current_pid(), conn.clone()));
@@ -197,11 +215,20 @@ impl RedisConn {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, JqError> {
-        let mut conn = self.get().await?;
-        invocation.invoke_async(&mut conn).await.map_err(|e| {
+        let conn = self.get().await?;
+        let outcome = cluster::invoke(&conn, invocation, self.patience()).await;
+        outcome.map_err(|e| {
             self.note_error(&e);
             JqError::from(e)
         })
+    }
+
+    /// How long a cluster's refusals are retried: the command timeout, else the connect
+    /// timeout.
+    fn patience(&self) -> Duration {
+        self.options
+            .command_timeout
+            .unwrap_or(self.options.connect_timeout)
     }
 
     /// A script and `WAIT replicas timeout` in one pipeline (one round trip, on the same
@@ -213,19 +240,24 @@ impl RedisConn {
         replicas: u32,
         timeout_ms: u64,
     ) -> Result<(T, i64), JqError> {
-        let mut conn = self.get().await?;
+        let conn = self.get().await?;
         let mut pipe = redis::pipe();
-        pipe.invoke_script(invocation)
-            .cmd("WAIT")
-            .arg(replicas)
-            .arg(timeout_ms);
-        let mut outcome = pipe.query_async(&mut conn).await;
-        if matches!(&outcome, Err(e) if e.code() == Some("NOSCRIPT")) {
-            outcome = match invocation.load_async(&mut conn).await {
-                Ok(_) => pipe.query_async(&mut conn).await,
-                Err(e) => Err(e),
-            };
-        }
+        match conn {
+            Conn::Single(_) => pipe.invoke_script(invocation),
+            Conn::Cluster(_) => pipe.add_command(guarded_eval(invocation)),
+        };
+        pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
+        let outcome = cluster::retry_refusals(&conn, self.patience(), || async {
+            let mut conn = conn.clone();
+            match pipe.query_async(&mut conn).await {
+                Err(e) if e.code() == Some("NOSCRIPT") => {
+                    invocation.load_async(&mut conn).await?;
+                    pipe.query_async(&mut conn).await
+                }
+                outcome => outcome,
+            }
+        })
+        .await;
         outcome.map_err(|e| {
             self.note_error(&e);
             JqError::from(e)
@@ -233,14 +265,18 @@ impl RedisConn {
     }
 
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, JqError> {
-        let mut conn = self.get().await?;
-        cmd.query_async(&mut conn).await.map_err(|e| {
+        let conn = self.get().await?;
+        let outcome = cluster::retry_refusals(&conn, self.patience(), || async {
+            cmd.query_async(&mut conn.clone()).await
+        })
+        .await;
+        outcome.map_err(|e| {
             self.note_error(&e);
             JqError::from(e)
         })
     }
 
-    async fn connect_with_retries(&self) -> Result<MultiplexedConnection, JqError> {
+    async fn connect_with_retries(&self) -> Result<Conn, JqError> {
         let deadline = Instant::now() + self.options.connect_timeout;
         let mut times: u32 = 0;
         loop {
@@ -271,20 +307,36 @@ impl RedisConn {
     }
 
     fn unreachable(&self, reason: &str, stop: &str) -> JqError {
-        let target = match &self.options.sentinels {
-            Some(sentinels) => sentinels.describe(),
-            None => redact(&self.options.url),
+        let target = match (&self.options.sentinels, &self.options.cluster) {
+            (Some(sentinels), _) => sentinels.describe(),
+            (None, Some(cluster)) => cluster.describe(),
+            (None, None) => redact(&self.options.url),
         };
         JqError::Connection(format!(
             "cannot connect to Redis at {target}: {reason} ({stop})"
         ))
     }
 
-    async fn connect_once(&self, timeout: Duration) -> Result<MultiplexedConnection, String> {
+    async fn connect_once(&self, timeout: Duration) -> Result<Conn, String> {
+        if let Some(cluster) = &self.options.cluster {
+            let conn = cluster
+                .connect(
+                    self.info(),
+                    &self.options.home_key,
+                    timeout,
+                    self.options.command_timeout,
+                )
+                .await?;
+            let mut conn = Conn::Cluster(conn);
+            if self.options.ready_check {
+                wait_until_loaded(&mut conn).await?;
+            }
+            return Ok(conn);
+        }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(self.options.command_timeout);
-        let (mut conn, server) = match &self.options.sentinels {
+        let (conn, server) = match &self.options.sentinels {
             None => {
                 let conn = self
                     .client
@@ -304,6 +356,7 @@ impl RedisConn {
                 (conn, primary)
             }
         };
+        let mut conn = Conn::Single(conn);
         if self.options.ready_check {
             wait_until_loaded(&mut conn).await?;
         }
@@ -338,7 +391,7 @@ pub fn default_retry_delay(times: u32) -> Duration {
 }
 
 /// The ready check: a server still loading its dataset answers `LOADING` to most commands.
-async fn wait_until_loaded(conn: &mut MultiplexedConnection) -> Result<(), String> {
+async fn wait_until_loaded(conn: &mut Conn) -> Result<(), String> {
     loop {
         let info: String = redis::cmd("INFO")
             .arg("persistence")

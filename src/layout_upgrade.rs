@@ -4,8 +4,9 @@
 //! a fleet upgrades). On a queue already at layout 2 this costs one script call per new
 //! connection.
 
-use redis::aio::MultiplexedConnection;
+use std::time::Duration;
 
+use crate::cluster::{self, Conn};
 use crate::errors::JqError;
 use crate::keys::QueueKeys;
 use crate::scripts;
@@ -14,13 +15,14 @@ use crate::scripts;
 const UPGRADE_BATCH: usize = 1000;
 
 /// Convert the queue of `keys` to this layout, if it is of an older one; returns how many
-/// jobs were converted.
-pub async fn upgrade(conn: &mut MultiplexedConnection, keys: &QueueKeys) -> Result<u64, JqError> {
+/// jobs were converted. On a cluster, refusals (a migrating slot) are retried for up to
+/// `patience` per call, as for every script call.
+pub async fn upgrade(conn: &Conn, keys: &QueueKeys, patience: Duration) -> Result<u64, JqError> {
     let mut converted = 0;
     loop {
         let mut inv = scripts::invocation(&scripts::UPGRADE_LAYOUT, keys);
         inv.arg(UPGRADE_BATCH);
-        let (count, done): (u64, i64) = inv.invoke_async(conn).await?;
+        let (count, done): (u64, i64) = cluster::invoke(conn, &inv, patience).await?;
         converted += count;
         if done == 1 {
             return Ok(converted);

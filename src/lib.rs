@@ -2,6 +2,7 @@
 
 pub mod backoff;
 mod blocking_add;
+pub mod cluster;
 pub mod connection;
 pub mod errors;
 pub mod groups;

@@ -93,13 +93,13 @@ pub struct LoopChannel {
 }
 
 impl LoopChannel {
-    /// A channel for `core`'s server, or None when its connection needs TLS or its adds
-    /// WAIT for replicas (both stay on the native connection). With Sentinel, the server
+    /// A channel for `core`'s server, or None when its connection needs TLS, is to a
+    /// cluster or its adds WAIT for replicas (all stay on the native connection). With Sentinel, the server
     /// is the primary the native connection found; while it has none this raises
     /// `ConnectionError` and the caller keeps to the native connection for now.
     pub(crate) fn for_queue(core: &Arc<QueueCore>) -> PyResult<Option<(Endpoint, LoopChannel)>> {
         let conn = &core.conn;
-        if conn.uses_tls() || core.durability.is_some() {
+        if conn.uses_tls() || conn.is_cluster() || core.durability.is_some() {
             return Ok(None);
         }
         let (connect_ms, command_ms) = conn.timeouts_ms();

@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use redis::{FromRedisValue, Value};
 
 use crate::blocking_add::BlockingAdds;
+use crate::cluster::ClusterNodes;
 use crate::connection::{ConnectionOptions, RedisConn, TlsMaterial};
 use crate::errors::JqError;
 use crate::json::to_json_named;
@@ -258,7 +259,8 @@ impl NativeQueue {
         name, prefix, url, *, tls=false, tls_root_cert=None, tls_client_cert=None,
         tls_client_key=None, connect_timeout_ms=10_000, command_timeout_ms=None,
         ready_check=true, retry_strategy=None, max_payload_bytes=10 * 1024 * 1024,
-        idempotency_ttl_ms=86_400_000, on_connect=None, sentinel=None, durability=None
+        idempotency_ttl_ms=86_400_000, on_connect=None, sentinel=None, durability=None,
+        cluster=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -279,12 +281,14 @@ impl NativeQueue {
         on_connect: Option<Py<PyAny>>,
         sentinel: Option<SentinelArg>,
         durability: Option<(u32, u64)>,
+        cluster: Option<Vec<(String, u16)>>,
     ) -> PyResult<Self> {
         let tls = tls.then_some(TlsMaterial {
             root_cert: tls_root_cert,
             client_cert: tls_client_cert,
             client_key: tls_client_key,
         });
+        let keys = QueueKeys::new(prefix, name);
         let conn = RedisConn::new(ConnectionOptions {
             url,
             tls,
@@ -300,10 +304,12 @@ impl NativeQueue {
                 username,
                 password,
             }),
+            cluster: cluster.map(|nodes| ClusterNodes { nodes }),
+            home_key: keys.declared().to_string(),
         })?;
         Ok(Self {
             core: Arc::new(QueueCore {
-                keys: QueueKeys::new(prefix, name),
+                keys,
                 blocking: conn.for_blocking(py)?,
                 events: conn.for_blocking(py)?,
                 conn,

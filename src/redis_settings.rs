@@ -8,9 +8,9 @@
 
 use std::collections::HashMap;
 
+use crate::cluster::Conn;
 use pyo3::prelude::*;
 use pyo3_async_runtimes::generic::ContextExt;
-use redis::aio::MultiplexedConnection;
 
 use crate::errors::{is_connection_error, JqError};
 use crate::queue::NativeQueue;
@@ -37,10 +37,7 @@ fn refusal(err: redis::RedisError) -> Result<String, JqError> {
 }
 
 /// `CONFIG GET name`: the value, or None when the server has no such setting.
-async fn config_get(
-    conn: &mut MultiplexedConnection,
-    name: &str,
-) -> redis::RedisResult<Option<String>> {
+async fn config_get(conn: &mut Conn, name: &str) -> redis::RedisResult<Option<String>> {
     let pair: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg(name)
@@ -50,10 +47,7 @@ async fn config_get(
 }
 
 /// The fields of one `INFO` section.
-async fn info(
-    conn: &mut MultiplexedConnection,
-    section: &str,
-) -> redis::RedisResult<HashMap<String, String>> {
+async fn info(conn: &mut Conn, section: &str) -> redis::RedisResult<HashMap<String, String>> {
     let text: String = redis::cmd("INFO").arg(section).query_async(conn).await?;
     Ok(text
         .lines()
@@ -63,27 +57,21 @@ async fn info(
 }
 
 /// `CONFIG GET name`, None when the server refuses to tell.
-async fn config_or_none(
-    conn: &mut MultiplexedConnection,
-    name: &str,
-) -> Result<Option<String>, JqError> {
+async fn config_or_none(conn: &mut Conn, name: &str) -> Result<Option<String>, JqError> {
     config_get(conn, name)
         .await
         .or_else(|err| refusal(err).map(|_| None))
 }
 
 /// An `INFO` section, empty when the server refuses to tell.
-async fn info_or_empty(
-    conn: &mut MultiplexedConnection,
-    section: &str,
-) -> Result<HashMap<String, String>, JqError> {
+async fn info_or_empty(conn: &mut Conn, section: &str) -> Result<HashMap<String, String>, JqError> {
     info(conn, section)
         .await
         .or_else(|err| refusal(err).map(|_| HashMap::new()))
 }
 
 /// The eviction policy: by `CONFIG GET`, else from `INFO memory`.
-pub async fn read_policy(conn: &mut MultiplexedConnection) -> Result<PolicyReading, JqError> {
+pub async fn read_policy(conn: &mut Conn) -> Result<PolicyReading, JqError> {
     let config_problem = match config_get(conn, "maxmemory-policy").await {
         Ok(Some(policy)) => {
             return Ok(PolicyReading {
@@ -128,7 +116,7 @@ impl SettingsCheck {
 
     /// Read the policy and let the hook judge it. Err refuses the connection: the
     /// connection broke, or the server is unsafe and the queue refuses such servers.
-    pub async fn on_connect(&self, conn: &mut MultiplexedConnection) -> Result<(), JqError> {
+    pub async fn on_connect(&self, conn: &mut Conn) -> Result<(), JqError> {
         let reading = read_policy(conn).await?;
         let refused = Python::attach(|py| -> PyResult<Option<String>> {
             // The event loop of the call that is connecting (none in the worker's own
@@ -159,7 +147,7 @@ type SettingsReading = (
     Option<String>,
 );
 
-async fn read_settings(conn: &mut MultiplexedConnection) -> Result<SettingsReading, JqError> {
+async fn read_settings(conn: &mut Conn) -> Result<SettingsReading, JqError> {
     let policy = read_policy(conn).await?;
     let memory = info_or_empty(conn, "memory").await?;
     let bytes = |field: &str| memory.get(field).and_then(|v| v.parse().ok());

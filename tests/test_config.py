@@ -38,8 +38,6 @@ from jobqueue.errors import InvalidOptionError
         (lambda: RedisConfig(tls="yes"), "tls"),
         (lambda: RedisConfig(retry_strategy=5), "redis.retry_strategy"),  # type: ignore[arg-type]
         (lambda: RedisConfig(enable_ready_check=1), "redis.enable_ready_check"),  # type: ignore[arg-type]
-        (lambda: RedisConfig(cluster_nodes=["a:1"]), "redis.cluster_nodes"),
-        (lambda: RedisConfig(url="redis+cluster://a:1"), "redis.cluster_nodes"),
         (lambda: RedisConfig(sentinels=["a:1"]), "redis.service_name"),
         (lambda: RedisConfig(service_name="s"), "redis.sentinels"),
         (lambda: RedisConfig(sentinels=[], service_name="s"), "redis.sentinels"),

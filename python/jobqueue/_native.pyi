@@ -56,6 +56,7 @@ class NativeQueue:
         | None = None,
         sentinel: tuple[list[tuple[str, int]], str, str | None, str | None] | None = None,
         durability: tuple[int, int] | None = None,
+        cluster: list[tuple[str, int]] | None = None,
     ) -> None: ...
     @property
     def key_base(self) -> str: ...

@@ -16,9 +16,11 @@ from .errors import InvalidOptionError
 
 DEFAULT_URL = "redis://localhost:6379/0"
 URL_ENV_VARS = ("JOBQUEUE_REDIS_URL", "REDIS_URL")
-SCHEMES = ("redis", "rediss", "unix", "redis+unix", "redis+sentinel")
+SCHEMES = ("redis", "rediss", "unix", "redis+unix", "redis+sentinel", "redis+cluster")
 SENTINEL_SCHEME = "redis+sentinel"
+CLUSTER_SCHEME = "redis+cluster"
 DEFAULT_SENTINEL_PORT = 26379
+DEFAULT_REDIS_PORT = 6379
 
 RetryStrategy = Callable[[int], "int | float | None"]
 
@@ -96,7 +98,9 @@ class RedisConfig:
     enable_ready_check: bool = True
     connect_timeout: v.Duration = 10_000
     command_timeout: v.Duration | None = None
-    cluster_nodes: Sequence[str] | None = None
+    #: Redis Cluster: seed nodes ``[("host", 6379), ...]`` (or ``"host:port"`` strings); the
+    #: client learns the others from them. ``username``/``password`` log in to every node.
+    cluster_nodes: Sequence[tuple[str, int] | str] | None = None
     #: Sentinel: ``[("host", 26379), ...]`` (or ``"host:port"`` strings) and the service.
     #: ``username``/``password`` log in to the Redis servers, ``sentinel_*`` to sentinels.
     sentinels: Sequence[tuple[str, int] | str] | None = None
@@ -146,16 +150,43 @@ class RedisConfig:
                 "command_timeout",
                 v.duration_ms(self.command_timeout, "redis.command_timeout", minimum=1),
             )
-        # Cluster and Sentinel need a connection type the native core does not have yet;
-        # refuse them clearly rather than connect to a single node by surprise.
-        if self.cluster_nodes is not None or (self.url or "").startswith("redis+cluster"):
-            raise InvalidOptionError("redis.cluster_nodes", "Redis Cluster is not supported yet")
         self._check_sentinel()
+        self._check_cluster()
+
+    def _check_cluster(self) -> None:
+        from_url = urlsplit(self.url or "").scheme == CLUSTER_SCHEME
+        if self.cluster_nodes is not None:
+            object.__setattr__(
+                self,
+                "cluster_nodes",
+                _nodes(self.cluster_nodes, "redis.cluster_nodes", DEFAULT_REDIS_PORT),
+            )
+        elif from_url:
+            object.__setattr__(self, "cluster_nodes", _cluster_url(self.url or ""))
+        if self.cluster_nodes is None:
+            return
+        # Combinations a cluster cannot serve are refused here, before anything connects.
+        if self.sentinels is not None:
+            raise InvalidOptionError(
+                "redis.cluster_nodes", "a cluster and sentinels cannot be combined"
+            )
+        if self.host is not None or self.port is not None:
+            raise InvalidOptionError(
+                "redis.host", "a cluster is reached through cluster_nodes, not host or port"
+            )
+        if self.db not in (None, 0) or (from_url and _db_of(urlsplit(self.url or "").path)):
+            raise InvalidOptionError("redis.db", "a cluster has database 0 only")
+        if self.tls is not None or urlsplit(self.url or "").scheme == "rediss":
+            raise InvalidOptionError("redis.tls", "TLS with Redis Cluster is not supported yet")
+        if self.url is not None and urlsplit(self.url).scheme in ("unix", "redis+unix"):
+            raise InvalidOptionError("redis.url", "a cluster is reached over TCP, not a socket")
 
     def _check_sentinel(self) -> None:
         from_url = urlsplit(self.url or "").scheme == SENTINEL_SCHEME
         if self.sentinels is not None:
-            object.__setattr__(self, "sentinels", _sentinel_nodes(self.sentinels))
+            object.__setattr__(
+                self, "sentinels", _nodes(self.sentinels, "redis.sentinels", DEFAULT_SENTINEL_PORT)
+            )
         elif from_url:
             object.__setattr__(self, "sentinels", _sentinel_url(self.url or "")[0])
         if self.service_name is None and from_url:
@@ -204,6 +235,8 @@ class RedisConfig:
             "ready_check": self.enable_ready_check,
             "retry_strategy": self.retry_strategy,
         }
+        if self.cluster_nodes is not None:
+            kwargs["cluster"] = [node for node in self.cluster_nodes if isinstance(node, tuple)]
         if self.sentinels is not None:
             nodes = [node for node in self.sentinels if isinstance(node, tuple)]
             kwargs["sentinel"] = (
@@ -239,6 +272,11 @@ class RedisConfig:
             host, port = next(n for n in self.sentinels if isinstance(n, tuple))
             path = parts.path if parts.scheme == SENTINEL_SCHEME else ""
             db = self.db if self.db is not None else _sentinel_db(path)
+        elif self.cluster_nodes is not None:
+            # The native core takes the servers from cluster_nodes; this URL carries the
+            # login (its host is a placeholder: the first node).
+            host, port = next(n for n in self.cluster_nodes if isinstance(n, tuple))
+            db = 0
         else:
             host = self.host or parts.hostname or "localhost"
             port = self.port or parts.port or 6379
@@ -276,7 +314,10 @@ def _check_url(url: object) -> None:
     if scheme == SENTINEL_SCHEME:
         _sentinel_url(url)
         return
-    if scheme not in SCHEMES and not scheme.startswith("redis+cluster"):
+    if scheme == CLUSTER_SCHEME:
+        _cluster_url(url)
+        return
+    if scheme not in SCHEMES:
         raise InvalidOptionError(
             "redis.url",
             f"must start with one of {', '.join(s + '://' for s in SCHEMES)}, "
@@ -308,7 +349,7 @@ def _sentinel_url(url: str) -> tuple[list[tuple[str, int]], str]:
     hosts = parts.netloc.rpartition("@")[2]
     if not hosts:
         raise InvalidOptionError("redis.url", "names no sentinel (redis+sentinel://host:port/…)")
-    nodes = _sentinel_nodes(hosts.split(","), "redis.url")
+    nodes = _nodes(hosts.split(","), "redis.url", DEFAULT_SENTINEL_PORT)
     service, _, _ = parts.path.strip("/").partition("/")
     if not service:
         raise InvalidOptionError(
@@ -322,7 +363,18 @@ def _sentinel_db(path: str) -> int:
     return _db_of(path.strip("/").partition("/")[2])
 
 
-def _sentinel_nodes(nodes: object, field: str = "redis.sentinels") -> list[tuple[str, int]]:
+def _cluster_url(url: str) -> list[tuple[str, int]]:
+    """The seed nodes of ``redis+cluster://[user:pass@]h:p[,h2:p2][/0]``."""
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    if not hosts:
+        raise InvalidOptionError("redis.url", "names no node (redis+cluster://host:port,…)")
+    if _db_of(parts.path):
+        raise InvalidOptionError("redis.url", "a cluster has database 0 only")
+    return _nodes(hosts.split(","), "redis.url", DEFAULT_REDIS_PORT)
+
+
+def _nodes(nodes: object, field: str, default_port: int) -> list[tuple[str, int]]:
     """``[(host, port), ...]`` from pairs or ``"host[:port]"`` strings."""
     if isinstance(nodes, str) or not isinstance(nodes, Sequence) or not nodes:
         raise InvalidOptionError(field, "must be a non-empty list of (host, port) or 'host:port'")
@@ -331,7 +383,7 @@ def _sentinel_nodes(nodes: object, field: str = "redis.sentinels") -> list[tuple
         if isinstance(node, str):
             host, colon, port_text = node.strip().rpartition(":")
             if not colon:
-                host, port_text = port_text, str(DEFAULT_SENTINEL_PORT)
+                host, port_text = port_text, str(default_port)
             if not port_text.isdigit():
                 raise InvalidOptionError(field, f"has a bad port in {node!r}")
             node = (host.strip("[]"), int(port_text))

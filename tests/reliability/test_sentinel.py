@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -32,7 +31,7 @@ from jobqueue.errors import ConnectionError, NotReplicatedError
 from jobqueue.testing import HOST, redis_command
 from jobqueue.testing_sentinel import SentinelSet
 
-from ..helpers import eventually
+from ..helpers import eventually, stop_processes
 
 JOBS = int(os.environ.get("JOBQUEUE_SOAK_JOBS", "10000"))
 PRODUCERS = 2
@@ -244,14 +243,7 @@ async def _run_failover(
         ))  # fmt: skip
         return figures
     finally:
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            try:
-                worker.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        stop_processes(workers)
         await queue.close(timeout=5000)
 
 

@@ -65,7 +65,7 @@ def parse_entry(entry_id: str, payload: str) -> list[JobEvent]:
     values = payload.split(_SEPARATOR)
     if len(values) % _VALUES_PER_EVENT:
         raise ValueError(f"{len(values)} values do not make whole events")
-    events = []
+    events: list[JobEvent] = []
     for i in range(0, len(values), _VALUES_PER_EVENT):
         kind_name, job_id, name, attempts, detail = values[i : i + _VALUES_PER_EVENT]
         try:

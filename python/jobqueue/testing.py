@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, TypeVar
@@ -28,6 +28,21 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 # A port picked by free_port() can be taken by another process before redis-server binds it.
 _PORT_ATTEMPTS = 5
+
+
+def wait_until(what: str, ready: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll ``ready()`` every 50 ms (connection errors count as not ready) until it is
+    true; ``TimeoutError`` naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ready():
+                return
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:g} s")
+        time.sleep(0.05)
 
 
 def free_port() -> int:

@@ -46,7 +46,7 @@ for i = 0, count - 1 do
   end
   local name, attempts = eventName(ARGV[a + 8]), ARGV[a + 9]
   local state = states[i + 1]
-  if seen[id] or not holds(state, token) then
+  if seen[id] or not holdsLock(state, token) then
     out[#out + 1] = 0
   else
     seen[id] = true

@@ -7,7 +7,7 @@
 --           limiter reopens (0: open), 1 if no job that may run now is left (the worker
 --           then waits for a wake-up instead of asking again) else 0, 1 if the queue has a
 --           global concurrency (acks then wake a waiting worker) else 0, the number of
---           grouped jobs, then 6 values per job: id, token, record (lib.lua's packRecord),
+--           grouped jobs, then 6 values per job: id, token, record (lib.lua's record format),
 --           options text (nil: the previous job's; '': inline in the record), attempts
 --           made, progress JSON ('' = none)} (flat: a table per job cost Redis more to build
 --           and to send)

@@ -92,7 +92,7 @@ local function parseRun(s, pos)
 end
 
 -- Whether the run state `s` is held under `token` (a token is never empty).
-local function holds(s, token)
+local function holdsLock(s, token)
   return s and string.byte(s, #token + 1) == 31 and string.sub(s, 1, #token) == token
 end
 

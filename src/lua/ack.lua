@@ -1,22 +1,36 @@
 -- Record the outcome of a batch of attempts. Each entry is applied only if the job's lock
 -- token is still the worker's: a worker that lost its lock can never finish a job that
 -- another worker now holds.
--- ARGV: 2 entry count, then 10 per entry: id, token, outcome ("completed",
---       "retry", "failed" or "dlq"), value (return value JSON, or failed reason),
---       stacktrace, retry delay ms, keep count, keep age ms (-1: no bound), job name and
---       attempts made (for the events); then, only when needed: 1 to wake a waiting worker
---       (the queue has a global concurrency) else 0, the number of grouped entries, and
---       (entry index from 1, group) per grouped entry (an ungrouped job costs nothing more)
+-- ARGV (src/ack_args.rs): 2 entry count N, 3 retention count P, then P pairs (keep count,
+--       keep age ms; -1: no bound), then 7 per entry: id, token, outcome ("completed",
+--       "retry", "failed" or "dlq"), value (return value JSON, or failed reason), its
+--       retention (1..P), job name and attempts made (for the events); then the number of
+--       failures F and (entry index from 1, stacktrace, retry delay ms) per failure; then,
+--       only when needed: 1 to wake a waiting worker (the queue has a global concurrency)
+--       else 0, the number of grouped entries, and (entry index from 1, group) per grouped
+--       entry (an ungrouped job costs nothing more)
 -- Returns: {1 applied / 0 lock lost, ...} in entry order, then the time (ms) it ran.
-local count = tonumber(ARGV[2])
+local count, policyCount = tonumber(ARGV[2]), tonumber(ARGV[3])
 local now, nowText = serverNow()
 local out = {}
 local finished = {}
 local woke = false
--- The retention of the previous entry, as given and as numbers: entries of a batch nearly
--- always share one, and turning text into a number (strtod) is a large part of an ack.
-local countText, ageText, keepCount, keepAge
-local tail = 3 + count * 10
+-- The retentions by their index as given (text: an entry's index is never made a number).
+local keepCounts, keepAges = {}, {}
+for p = 1, policyCount do
+  keepCounts[tostring(p)], keepAges[tostring(p)] = tonumber(ARGV[2 + p * 2]),
+    tonumber(ARGV[3 + p * 2])
+end
+local first = 4 + policyCount * 2  -- the first entry
+local failuresAt = first + count * 7
+local failures = tonumber(ARGV[failuresAt])
+local stackOf, delayOf = {}, {}
+for f = 0, failures - 1 do
+  local at = failuresAt + 1 + f * 3
+  local entry = tonumber(ARGV[at])
+  stackOf[entry], delayOf[entry] = ARGV[at + 1], ARGV[at + 2]
+end
+local tail = failuresAt + 1 + failures * 3
 local wakeOnFree = ARGV[tail] == '1'
 -- Entry index -> group, and per group how many of its jobs leave active here (their slots
 -- are freed once per group); tables only when some entry has a group.
@@ -31,20 +45,16 @@ end
 
 -- The run states of the batch, with one MGET; the new ones go out with one MSET.
 local runKeys = {}
-for i = 1, count do runKeys[i] = BASE .. 'j:' .. ARGV[i * 10 - 7] .. ':s' end
+for i = 1, count do runKeys[i] = BASE .. 'j:' .. ARGV[first + (i - 1) * 7] .. ':s' end
 local states = mget(runKeys)
 local writes = {}
 local seen = {}  -- a job twice in one batch is applied once (its first entry)
 
 for i = 0, count - 1 do
-  local a = 3 + i * 10
-  local id, token, outcome, value, stack = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
-    ARGV[a + 4]
-  if ARGV[a + 6] ~= countText or ARGV[a + 7] ~= ageText then
-    countText, ageText = ARGV[a + 6], ARGV[a + 7]
-    keepCount, keepAge = tonumber(countText), tonumber(ageText)
-  end
-  local name, attempts = eventName(ARGV[a + 8]), ARGV[a + 9]
+  local a = first + i * 7
+  local id, token, outcome, value = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local keepCount, keepAge = keepCounts[ARGV[a + 4]], keepAges[ARGV[a + 4]]
+  local name, attempts = eventName(ARGV[a + 5]), ARGV[a + 6]
   local state = states[i + 1]
   if seen[id] or not holdsLock(state, token) then
     out[#out + 1] = 0
@@ -65,9 +75,9 @@ for i = 0, count - 1 do
       addEvent('job-completed', id, name, attempts)
     else
       local r = parseRun(state)
-      r.token, r.reason, r.stack = '', value, stack
+      r.token, r.reason, r.stack = '', value, stackOf[i + 1] or ''
       if outcome == 'retry' then
-        local retryDelay = tonumber(ARGV[a + 5])
+        local retryDelay = tonumber(delayOf[i + 1]) or 0
         r.queued = now + retryDelay
         writes[#writes + 1] = run
         writes[#writes + 1] = packRun(r)

@@ -839,10 +839,16 @@ async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
     // (id, token, name, attempts, max attempts, decision, report) of each entry to write.
     let mut entries = Vec::with_capacity(batch.len());
     let mut groups = Vec::new();
+    // A job's first result in the batch is the one written (ack.lua applies each entry
+    // against the run state read before any of them).
+    let mut written = std::collections::HashSet::with_capacity(batch.len());
     {
         let active = shared.active_jobs();
         for ack in batch {
-            match active.get(&ack.id) {
+            let held = active
+                .get(&ack.id)
+                .filter(|_| written.insert(ack.id.as_str()));
+            match held {
                 Some(job) => {
                     let decision = decide(job, &ack.kind, shared.settings.dlq_enabled);
                     if let Some(group) = &job.group {

@@ -47,30 +47,35 @@ end
 local runKeys = {}
 for i = 1, count do runKeys[i] = BASE .. 'j:' .. ARGV[first + (i - 1) * 7] .. ':s' end
 local states = mget(runKeys)
-local writes = {}
-local seen = {}  -- a job twice in one batch is applied once (its first entry)
+local writes, nWrites, nFinished = {}, 0, 0
+-- What every completed job's outcome starts with (see outcomeText).
+local completedHead = FINISHED .. 'completed' .. SEP .. nowText .. SEP
+local lastName, checkedName
 
 for i = 0, count - 1 do
   local a = first + i * 7
   local id, token, outcome, value = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local keepCount, keepAge = keepCounts[ARGV[a + 4]], keepAges[ARGV[a + 4]]
-  local name, attempts = eventName(ARGV[a + 5]), ARGV[a + 6]
+  local name, attempts = ARGV[a + 5], ARGV[a + 6]
+  if name ~= lastName then lastName, checkedName = name, eventName(name) end
+  name = checkedName
   local state = states[i + 1]
-  if seen[id] or not holdsLock(state, token) then
-    out[#out + 1] = 0
+  -- (A job is in a batch once: the worker writes a job's first result only.)
+  if not holdsLock(state, token) then
+    out[i + 1] = 0
   else
-    seen[id] = true
-    out[#out + 1] = 1
-    finished[#finished + 1] = id
+    out[i + 1] = 1
+    nFinished = nFinished + 1
+    finished[nFinished] = id
     local group = groupOf and groupOf[i + 1]
     if group then leaving[group] = (leaving[group] or 0) + 1 end
     local run = runKeys[i + 1]
     if outcome == 'completed' then
       -- The outcome replaces the run state, which (less its token) becomes part of it.
       if keep(K.completed, id, nowText, keepCount, keepAge) then
-        writes[#writes + 1] = run
-        writes[#writes + 1] = outcomeText('completed', nowText, string.sub(state, #token + 1),
-          value)
+        writes[nWrites + 1] = run
+        writes[nWrites + 2] = completedHead .. string.sub(state, #token + 1) .. value
+        nWrites = nWrites + 2
       end
       addEvent('job-completed', id, name, attempts)
     else
@@ -79,8 +84,8 @@ for i = 0, count - 1 do
       if outcome == 'retry' then
         local retryDelay = tonumber(delayOf[i + 1]) or 0
         r.queued = now + retryDelay
-        writes[#writes + 1] = run
-        writes[#writes + 1] = packRun(r)
+        writes[nWrites + 1], writes[nWrites + 2] = run, packRun(r)
+        nWrites = nWrites + 2
         if retryDelay > 0 then
           redis.call('ZADD', K.delayed, now + retryDelay, id)
         else
@@ -98,8 +103,9 @@ for i = 0, count - 1 do
           addEvent('job-failed', id, name, attempts, value, 'reason')
         end
         if outcome == 'dlq' or keep(K.failed, id, nowText, keepCount, keepAge) then
-          writes[#writes + 1] = run
-          writes[#writes + 1] = outcomeText(outcome, nowText, packRun(r), '')
+          writes[nWrites + 1] = run
+          writes[nWrites + 2] = outcomeText(outcome, nowText, packRun(r), '')
+          nWrites = nWrites + 2
         end
       end
     end

@@ -237,8 +237,8 @@ local got = mget(keys)
 local token = tokenPrefix
 local firstRun = token .. SEP .. '1' .. SEP .. '0' .. SEP .. nowText .. SEP .. SEP .. '0' ..
   SEP .. '0' .. SEP .. '0' .. SEP
-local runs = {}
-local lastRef
+local runs, nRuns, nActive = {}, 0, 0
+local lastRef, lastName, checkedName
 local o = #out  -- the reply's length so far
 for i = 1, found do
   local id, group = ids[i - groupedCount], nil
@@ -254,12 +254,12 @@ for i = 1, found do
       madeText, run = tostring(r.attempts), packRun(r)
       rerun = madeText .. SEP .. r.progress
     end
-    runs[#runs + 1] = keys[found + i]
-    runs[#runs + 1] = run
+    runs[nRuns + 1], runs[nRuns + 2] = keys[found + i], run
+    nRuns = nRuns + 2
     local ref, name = string.match(rec, '^([^\031]*)\031([^\031]*)')
     if not name then ref, name = '', '' end  -- damaged: the worker fails it with a reason
-    active[#active + 1] = deadline
-    active[#active + 1] = id
+    active[nActive + 1], active[nActive + 2] = deadline, id
+    nActive = nActive + 2
     -- The options text goes out once per run of jobs sharing it (false: as the job
     -- before), or '' when the record holds it inline; the worker splits the record.
     local opts = false
@@ -272,7 +272,8 @@ for i = 1, found do
     out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, rec, opts, rerun
     o = o + 4
     if group then out[6] = out[6] + 1 end
-    addEvent('job-started', id, eventName(name), madeText)
+    if name ~= lastName then lastName, checkedName = name, eventName(name) end
+    addEvent('job-started', id, checkedName, madeText)
     taken = taken + 1
   elseif group then
     dropped = dropped or {}

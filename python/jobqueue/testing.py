@@ -387,12 +387,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # stop the server on `kill` too
     with RedisServer(port=args.port) as server:
-        print(f"redis-server running at {server.url} (Ctrl-C to stop)")
-        print(f"export REDIS_URL={server.url}", flush=True)
+        # The interrupt is caught from before the URL is printed: a caller may stop us as
+        # soon as it has read it.
         with contextlib.suppress(KeyboardInterrupt):
+            print(f"redis-server running at {server.url} (Ctrl-C to stop)")
+            print(f"export REDIS_URL={server.url}", flush=True)
             while server.running:
                 time.sleep(0.5)
-        if not server.running:
             print("redis-server exited", flush=True)
 
 

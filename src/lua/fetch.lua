@@ -235,8 +235,9 @@ local got = mget(keys)
 -- that ran before keeps its own (attempts, stalled count, progress, the last failure), with
 -- the new token.
 local token = tokenPrefix
-local firstRun = token .. SEP .. '1' .. SEP .. '0' .. SEP .. nowText .. SEP .. SEP .. '0' ..
-  SEP .. '0' .. SEP .. '0' .. SEP
+local first = newRun()
+first.token, first.attempts, first.processed = token, '1', nowText
+local firstRun = packRun(first)
 local runs, nRuns, nActive = {}, 0, 0
 local lastRef, lastName, checkedName
 local o = #out  -- the reply's length so far

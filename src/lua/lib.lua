@@ -103,8 +103,13 @@ end
 -- for a failure, whose reason is in the run state part).
 local FINISHED = '\030'
 
+-- What every outcome of `kind` finished at `finishedAt` starts with.
+local function outcomeHead(kind, finishedAt)
+  return FINISHED .. kind .. SEP .. finishedAt .. SEP
+end
+
 local function outcomeText(kind, finishedAt, runTail, value)
-  return FINISHED .. kind .. SEP .. finishedAt .. SEP .. runTail .. value
+  return outcomeHead(kind, finishedAt) .. runTail .. value
 end
 
 -- A job as read from its record `rec` and run state: a table with the record's fields `f`,

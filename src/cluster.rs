@@ -151,22 +151,34 @@ pub async fn invoke<T: FromRedisValue>(
     if let Conn::Single(_) = conn {
         return invocation.invoke_async(&mut conn.clone()).await;
     }
-    let eval = guarded_eval(invocation);
-    retry_refusals(conn, patience, || async {
-        let mut conn = conn.clone();
-        match eval.query_async(&mut conn).await {
-            // A primary that never ran the script (new after a failover or a SCRIPT
-            // FLUSH): load it where the slot map says the queue is and call again. Just
-            // after a failover the map may be stale; a second NOSCRIPT is then retried
-            // as a refusal, once the map has been refreshed.
-            Err(e) if e.code() == Some("NOSCRIPT") => {
-                invocation.load_async(&mut conn).await?;
-                eval.query_async(&mut conn).await
-            }
-            outcome => outcome,
-        }
+    let eval = &guarded_eval(invocation);
+    retry_refusals(conn, patience, || {
+        loading_script(conn, invocation, |mut conn| async move {
+            eval.query_async(&mut conn).await
+        })
     })
     .await
+}
+
+/// `send` on `conn`; when the server answers NOSCRIPT (a primary that never ran the
+/// script: new after a failover, or after a SCRIPT FLUSH), load `invocation`'s script
+/// where the slot map says the queue is and send again. Just after a failover the map may
+/// be stale; a second NOSCRIPT is then retried as a refusal, once the map is refreshed.
+pub async fn loading_script<T, Fut>(
+    conn: &Conn,
+    invocation: &ScriptInvocation<'_>,
+    send: impl Fn(Conn) -> Fut,
+) -> RedisResult<T>
+where
+    Fut: Future<Output = RedisResult<T>>,
+{
+    match send(conn.clone()).await {
+        Err(e) if e.code() == Some("NOSCRIPT") => {
+            invocation.load_async(&mut conn.clone()).await?;
+            send(conn.clone()).await
+        }
+        outcome => outcome,
+    }
 }
 
 /// Run `attempt` again while a cluster refuses it without running it ([`is_refusal`]),

@@ -247,15 +247,11 @@ impl RedisConn {
             Conn::Cluster(_) => pipe.add_command(guarded_eval(invocation)),
         };
         pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
-        let outcome = cluster::retry_refusals(&conn, self.patience(), || async {
-            let mut conn = conn.clone();
-            match pipe.query_async(&mut conn).await {
-                Err(e) if e.code() == Some("NOSCRIPT") => {
-                    invocation.load_async(&mut conn).await?;
-                    pipe.query_async(&mut conn).await
-                }
-                outcome => outcome,
-            }
+        let pipe = &pipe;
+        let outcome = cluster::retry_refusals(&conn, self.patience(), || {
+            cluster::loading_script(&conn, invocation, |mut conn| async move {
+                pipe.query_async(&mut conn).await
+            })
         })
         .await;
         outcome.map_err(|e| {

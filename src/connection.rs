@@ -10,6 +10,7 @@
 //! are guarded against slot migrations, and refusals that wrote nothing are retried until
 //! the command deadline.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,9 @@ pub struct RedisConn {
     connecting: tokio::sync::Mutex<()>,
     /// The server the live connection reaches (with Sentinel: the primary it found).
     server: Mutex<Option<ConnectionAddr>>,
+    /// Whether the server of the current connection has the scripts' Function library
+    /// (loaded at connect; Redis >= 7.0): script calls then go by FCALL.
+    functions: AtomicBool,
 }
 
 fn install_crypto_provider() {
@@ -101,6 +105,7 @@ impl RedisConn {
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             server: Mutex::new(None),
+            functions: AtomicBool::new(false),
         })
     }
 
@@ -189,12 +194,43 @@ impl RedisConn {
         if let Some(check) = &self.options.settings_check {
             check.on_connect(&mut conn).await?; // a refusal drops the connection unused
         }
+        self.load_library(&conn).await?;
         if let Some(keys) = &self.options.upgrade_layout {
-            crate::layout_upgrade::upgrade(&conn, keys, self.patience()).await?;
+            crate::layout_upgrade::upgrade(&conn, keys, self.patience(), self.functions()).await?;
         }
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((crate::runtime::current_pid(), conn.clone()));
         Ok(conn)
+    }
+
+    /// Whether script calls go by FCALL (see `functions`).
+    pub fn functions(&self) -> bool {
+        self.functions.load(Ordering::Relaxed)
+    }
+
+    /// Load the scripts' Function library on a new connection's server (on a cluster: the
+    /// primary of the queue's slot). A server without functions (Redis < 7.0), or one that
+    /// refuses the load (an ACL without FUNCTION), gets the scripts by EVALSHA, as does
+    /// every server when JOBQUEUE_SCRIPTS=eval is set (the fallback's tests).
+    async fn load_library(&self, conn: &Conn) -> Result<(), JqError> {
+        let eval_only = std::env::var("JOBQUEUE_SCRIPTS").is_ok_and(|v| v == "eval");
+        let loaded = if eval_only {
+            false
+        } else {
+            let outcome = cluster::retry_refusals(conn, self.patience(), || async {
+                crate::scripts::load_library_cmd()
+                    .query_async::<redis::Value>(&mut conn.clone())
+                    .await
+            })
+            .await;
+            match outcome {
+                Ok(_) => true,
+                Err(e) if is_connection_error(&e) => return Err(JqError::from(e)),
+                Err(_) => false,
+            }
+        };
+        self.functions.store(loaded, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Drop the cached connection after an error that makes it unusable (a failover
@@ -216,7 +252,7 @@ impl RedisConn {
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, JqError> {
         let conn = self.get().await?;
-        let outcome = cluster::invoke(&conn, invocation, self.patience()).await;
+        let outcome = cluster::invoke(&conn, invocation, self.patience(), self.functions()).await;
         outcome.map_err(|e| {
             self.note_error(&e);
             JqError::from(e)
@@ -242,9 +278,14 @@ impl RedisConn {
     ) -> Result<(T, i64), JqError> {
         let conn = self.get().await?;
         let mut pipe = redis::pipe();
-        match conn {
-            Conn::Single(_) => pipe.invoke_script(invocation),
-            Conn::Cluster(_) => pipe.add_command(guarded_eval(invocation)),
+        let fcall = self
+            .functions()
+            .then(|| cluster::fcall_cmd(&conn, invocation))
+            .flatten();
+        match (&fcall, &conn) {
+            (Some(fcall), _) => pipe.add_command(fcall.clone()),
+            (None, Conn::Single(_)) => pipe.invoke_script(invocation),
+            (None, Conn::Cluster(_)) => pipe.add_command(guarded_eval(invocation)),
         };
         pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
         let pipe = &pipe;

@@ -702,3 +702,16 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
   end
   return ids, created
 end
+
+-- The locals above that live for one script call (caches, staged retention, the event
+-- buffer). A script run by EVAL gets them fresh on every call; the Redis Function library
+-- (scripts.rs) defines them once, so each of its functions calls this first. A new such
+-- local must be reset here (a test in scripts.rs checks that every lowercase one is).
+local function resetCallState()
+  optsRefs, optsTexts = {}, {}
+  anyParked = nil
+  staged, policies = {}, {}
+  eventParts, eventCount, eventBytes = {}, 0, 0
+  runIds, runEvent, runName, runAttempts = nil, nil, nil, nil
+  eventNames = {}
+end

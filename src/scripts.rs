@@ -212,6 +212,18 @@ fn all_scripts() -> Vec<(&'static str, &'static str, &'static Script)> {
     all
 }
 
+/// The scripts that write nothing. A function without flags counts as a write: Redis
+/// refuses it up front when over `maxmemory`, where an EVAL without flags is refused only
+/// at its first write; flagged `no-writes`, the readers keep answering then, as by EVAL.
+const READ_ONLY: [&str; 6] = [
+    "get_job",
+    "get_jobs",
+    "get_stats",
+    "health",
+    "list_schedules",
+    "get_group_stats",
+];
+
 /// How many key tables the library keeps (one per queue it served) before it starts over.
 const KEY_TABLES_MAX: usize = 1000;
 
@@ -256,21 +268,22 @@ static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
     for (name, script_body, script) in all_scripts() {
         writeln!(
             callbacks,
-            "redis.register_function('@{name}', function(KEYS, ARGV)"
+            "redis.register_function{{function_name = '@{name}', callback = function(KEYS, ARGV)"
         )
         .expect("writing to a String");
         callbacks.push_str("enter(KEYS, ARGV)\n");
         callbacks.push_str(script_body);
-        callbacks.push_str("\nend)\n");
+        callbacks.push_str("\nend");
+        if READ_ONLY.contains(&name) {
+            callbacks.push_str(", flags = {'no-writes'}");
+        }
+        callbacks.push_str("}\n");
         functions.insert(script.get_hash().to_string(), name.to_string());
     }
     body.push_str(&callbacks);
-    let hash = Script::new(&body).get_hash()[..16].to_string();
+    let hash = format!("{:016x}", fnv1a(body.as_bytes()));
     let prefix = format!("jq_{hash}_");
-    let body = body.replace(
-        "redis.register_function('@",
-        &format!("redis.register_function('{prefix}"),
-    );
+    let body = body.replace("function_name = '@", &format!("function_name = '{prefix}"));
     for name in functions.values_mut() {
         *name = format!("{prefix}{name}");
     }
@@ -281,6 +294,13 @@ static LIBRARY: LazyLock<Library> = LazyLock::new(|| {
         functions,
     }
 });
+
+/// 64-bit FNV-1a: a hash of the library's source that names it, the same in every build.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
 
 /// The library's source, for `FUNCTION LOAD REPLACE`.
 pub fn library_source() -> &'static str {

@@ -217,10 +217,20 @@ impl RedisConn {
         let loaded = if eval_only {
             false
         } else {
+            // Loading compiles the whole library: only where this release's is missing.
             let outcome = cluster::retry_refusals(conn, self.patience(), || async {
-                crate::scripts::load_library_cmd()
-                    .query_async::<redis::Value>(&mut conn.clone())
-                    .await
+                let listed: Vec<redis::Value> = redis::cmd("FUNCTION")
+                    .arg("LIST")
+                    .arg("LIBRARYNAME")
+                    .arg(crate::scripts::library_name())
+                    .query_async(&mut conn.clone())
+                    .await?;
+                if listed.is_empty() {
+                    crate::scripts::load_library_cmd()
+                        .query_async::<redis::Value>(&mut conn.clone())
+                        .await?;
+                }
+                Ok(())
             })
             .await;
             match outcome {

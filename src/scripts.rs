@@ -546,6 +546,36 @@ mod tests {
     }
 
     #[test]
+    fn readers_answer_over_maxmemory_as_by_eval() {
+        let redis = TestRedis::start();
+        let mut con = redis.client().get_connection().unwrap();
+        let _: String = load_library_cmd().query(&mut con).unwrap();
+        let keys = QueueKeys::new("jq", "oom");
+        let _: Added = fcall(&add(&keys, &[("", "a", 0, 0)]))
+            .query(&mut con)
+            .unwrap();
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(1)
+            .query(&mut con)
+            .unwrap();
+        let stats: Vec<i64> = fcall(&invocation(&GET_STATS, &keys))
+            .query(&mut con)
+            .unwrap();
+        assert!(!stats.is_empty());
+        let refused: redis::RedisResult<Added> =
+            fcall(&add(&keys, &[("", "b", 0, 0)])).query(&mut con);
+        assert_eq!(refused.unwrap_err().code(), Some("OOM"));
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(0)
+            .query(&mut con)
+            .unwrap();
+    }
+
+    #[test]
     fn every_per_call_local_of_lib_is_reset_by_the_library() {
         let reset = statements(LIB)
             .into_iter()

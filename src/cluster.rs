@@ -168,6 +168,10 @@ pub async fn invoke<T: FromRedisValue>(
                         Ok(_) => fcall.query_async(&mut conn).await.map(Some),
                     }
                 }
+                // Over maxmemory Redis refuses an FCALL before it runs (nothing written);
+                // an EVAL without flags is refused only at its first write, and one that
+                // writes nothing, or first deletes or pops, still runs: by EVALSHA.
+                Err(e) if e.code() == Some("OOM") => Ok(None),
                 outcome => outcome.map(Some),
             }
         })
@@ -175,7 +179,7 @@ pub async fn invoke<T: FromRedisValue>(
         if let Some(value) = outcome {
             return Ok(value);
         }
-        // A server without functions (a failover to an older one): by EVALSHA.
+        // A server without functions (a failover to an older one), or over maxmemory.
     }
     if let Conn::Single(_) = conn {
         return invocation.invoke_async(&mut conn.clone()).await;

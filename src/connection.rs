@@ -287,28 +287,51 @@ impl RedisConn {
         timeout_ms: u64,
     ) -> Result<(T, i64), JqError> {
         let conn = self.get().await?;
-        let mut pipe = redis::pipe();
         let fcall = self
             .functions()
             .then(|| cluster::fcall_cmd(&conn, invocation))
             .flatten();
-        match (&fcall, &conn) {
+        let outcome = self
+            .script_then_wait(&conn, invocation, fcall.as_ref(), replicas, timeout_ms)
+            .await;
+        // Over maxmemory an FCALL is refused before it runs; by EVALSHA as before (see
+        // `cluster::invoke`).
+        let outcome = match outcome {
+            Err(e) if fcall.is_some() && e.code() == Some("OOM") => {
+                self.script_then_wait(&conn, invocation, None, replicas, timeout_ms)
+                    .await
+            }
+            outcome => outcome,
+        };
+        outcome.map_err(|e| {
+            self.note_error(&e);
+            JqError::from(e)
+        })
+    }
+
+    /// [`Self::invoke_then_wait`]'s pipeline: `fcall`, or the script by EVALSHA, then WAIT.
+    async fn script_then_wait<T: FromRedisValue>(
+        &self,
+        conn: &Conn,
+        invocation: &ScriptInvocation<'_>,
+        fcall: Option<&redis::Cmd>,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> redis::RedisResult<(T, i64)> {
+        let mut pipe = redis::pipe();
+        match (fcall, conn) {
             (Some(fcall), _) => pipe.add_command(fcall.clone()),
             (None, Conn::Single(_)) => pipe.invoke_script(invocation),
             (None, Conn::Cluster(_)) => pipe.add_command(guarded_eval(invocation)),
         };
         pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
         let pipe = &pipe;
-        let outcome = cluster::retry_refusals(&conn, self.patience(), || {
-            cluster::loading_script(&conn, invocation, |mut conn| async move {
+        cluster::retry_refusals(conn, self.patience(), || {
+            cluster::loading_script(conn, invocation, |mut conn| async move {
                 pipe.query_async(&mut conn).await
             })
         })
-        .await;
-        outcome.map_err(|e| {
-            self.note_error(&e);
-            JqError::from(e)
-        })
+        .await
     }
 
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, JqError> {

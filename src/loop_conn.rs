@@ -182,6 +182,52 @@ impl LoopChannel {
                     },
                 });
             }
+            // Over maxmemory Redis refuses an FCALL before it runs; an EVAL without flags
+            // is refused only at its first write (and one that writes nothing answers):
+            // the same request by EVALSHA keeps that behaviour.
+            (
+                Kind::AddJobs {
+                    request,
+                    delayed,
+                    resent: false,
+                    callers,
+                },
+                Value::ServerError(err),
+            ) if err.code() == "OOM" => {
+                match scripts::fcall_request_as_evalsha(&request, &scripts::ADD_JOBS) {
+                    Some(eval) => {
+                        resend.extend_from_slice(&eval);
+                        requeue.push(Pending {
+                            future,
+                            kind: Kind::AddJobs {
+                                request: eval,
+                                delayed,
+                                resent: false,
+                                callers,
+                            },
+                        });
+                    }
+                    None => {
+                        let pending = Pending {
+                            future,
+                            kind: Kind::AddJobs {
+                                request,
+                                delayed,
+                                resent: true,
+                                callers,
+                            },
+                        };
+                        return self.settle(
+                            py,
+                            pending,
+                            Value::ServerError(err),
+                            out,
+                            requeue,
+                            resend,
+                        );
+                    }
+                }
+            }
             (
                 Kind::AddJobs {
                     delayed, callers, ..

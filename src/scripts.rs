@@ -337,6 +337,32 @@ pub fn fcall_of(eval: &Cmd) -> Option<Cmd> {
     Some(cmd)
 }
 
+/// The packed `FCALL` request `request` as the packed `EVALSHA` of `script` with the same
+/// keys and arguments (they follow the function's name in both); None when `request` is
+/// not an FCALL.
+pub fn fcall_request_as_evalsha(request: &[u8], script: &Script) -> Option<Vec<u8>> {
+    // *<n>\r\n $5\r\nFCALL\r\n $<len>\r\n<name>\r\n <the rest>
+    let line_end = |from: usize| {
+        request[from..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|at| from + at + 2)
+    };
+    let count_end = line_end(0)?;
+    let command = b"$5\r\nFCALL\r\n";
+    if !request[count_end..].starts_with(command) {
+        return None;
+    }
+    let name_len_end = line_end(count_end + command.len())?;
+    let name_end = line_end(name_len_end)?;
+    let mut eval = request[..count_end].to_vec();
+    eval.extend_from_slice(b"$7\r\nEVALSHA\r\n$40\r\n");
+    eval.extend_from_slice(script.get_hash().as_bytes());
+    eval.extend_from_slice(b"\r\n");
+    eval.extend_from_slice(&request[name_end..]);
+    Some(eval)
+}
+
 /// Whether `err` says the server lacks the library's function (never loaded there, a
 /// `FUNCTION FLUSH`, a failover to a server without it): load it and call again.
 pub fn is_function_missing(err: &redis::RedisError) -> bool {
@@ -573,6 +599,19 @@ mod tests {
             .arg(0)
             .query(&mut con)
             .unwrap();
+    }
+
+    #[test]
+    fn a_packed_fcall_becomes_the_packed_evalsha_of_the_same_call() {
+        let keys = QueueKeys::new("jq", "packed");
+        let mut fcall = evalsha(&ADD_JOBS, &keys, true);
+        let mut eval = evalsha(&ADD_JOBS, &keys, false);
+        for cmd in [&mut fcall, &mut eval] {
+            cmd.arg("x\r\ny").arg(42);
+        }
+        let converted = fcall_request_as_evalsha(&fcall.get_packed_command(), &ADD_JOBS).unwrap();
+        assert_eq!(converted, eval.get_packed_command());
+        assert!(fcall_request_as_evalsha(&eval.get_packed_command(), &ADD_JOBS).is_none());
     }
 
     #[test]

@@ -18,7 +18,9 @@ from jobqueue.models import JobInfo
 from jobqueue.sync import JobQueue as SyncJobQueue
 from jobqueue.testing import redis_command
 
-from .helpers import Counter, eventually, port_of
+from .helpers import Counter, eventually, not_on_a_cluster, port_of
+
+pytestmark = not_on_a_cluster
 
 
 def loop_connection(queue: JobQueue) -> LoopConnection:

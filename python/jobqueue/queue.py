@@ -48,7 +48,6 @@ from .models import (
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
 from .redis_config import RedisConfig
 from .redis_safety import RedisSafety, jobs_not_added, read_findings
-from .tracing import JobTracer
 from .scheduler import (
     ScheduleDefinition,
     Scheduler,
@@ -57,6 +56,7 @@ from .scheduler import (
     data_json,
     time_zone,
 )
+from .tracing import JobTracer
 from .worker import Processor, Worker
 from .workers import WorkerInfo, read_workers
 
@@ -384,6 +384,8 @@ class JobQueue(GroupAdmin):
         try:
             if single:  # concurrent single adds coalesce (coalesce.py)
                 results = [await self._producer.add_job(rows[0])]
+                if span is not None:
+                    span.set_attribute("messaging.message.id", results[0][0])
             else:
                 results = await self._producer.add_jobs(rows)
         except RedisOutOfMemoryError:

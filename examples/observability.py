@@ -77,7 +77,8 @@ async def main(redis_url: str) -> None:
             text = await loop.run_in_executor(None, scrape, server.port)
             print("\nA scrape of /metrics (jobqueue series; histograms left out):")
             for line in text.splitlines():
-                if line.startswith("jobqueue_") and "_created{" not in line:
+                histogram = line.startswith("jobqueue_job_")
+                if line.startswith("jobqueue_") and "_created{" not in line and not histogram:
                     print(f"  {line}")
     finally:
         server.close()

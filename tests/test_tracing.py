@@ -261,3 +261,66 @@ async def test_an_attempt_span_records_its_error_and_outcome_in_process(
     thread_span = _span(spans, "in thread")
     assert thread_span.parent is not None
     assert thread_span.parent.span_id == attempt.context.span_id
+
+
+async def test_otel_telemetry_is_also_the_metrics_adapter(redis_url: str, queue_name: str) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    telemetry = OtelTelemetry(tracer_provider=NoOpTracerProvider(), meter_provider=meters)
+    q = JobQueue(queue_name, redis=redis_url, telemetry=telemetry)
+    assert q.metrics is telemetry
+    q.process("ok", lambda job: 1)
+    async with q:
+        await q.start_worker()
+        for job_id in await q.add_jobs([("ok", i) for i in range(3)]):
+            await q.wait_for(job_id, 10_000)
+        await q.close()
+    data = reader.get_metrics_data()
+    assert data is not None
+    points: dict[str, Any] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                (point,) = metric.data.data_points
+                assert dict(point.attributes) == {"queue": queue_name, "job": "ok"}
+                points[metric.name] = point
+    assert points["jobqueue.jobs.added"].value == 3
+    assert points["jobqueue.jobs.completed"].value == 3
+    assert points["jobqueue.jobs.running"].value == 0
+    assert points["jobqueue.job.duration_ms"].count == 3
+    assert points["jobqueue.job.wait_ms"].count == 3
+
+
+async def test_a_stalled_job_gets_a_short_span_and_its_rerun_stays_in_the_trace(
+    redis_url: str, queue_name: str, tracing: tuple[TracerProvider, InMemorySpanExporter]
+) -> None:
+    from jobqueue import QueueSettings
+
+    from .helpers import plant_stalled_job
+
+    provider, exporter = tracing
+    q = JobQueue(
+        queue_name,
+        redis=redis_url,
+        telemetry=OtelTelemetry(tracer_provider=provider),
+        settings=QueueSettings(max_stalled_interval=100),
+    )
+    q.process("s", lambda job: "ran")
+    async with q:
+        with provider.get_tracer("web").start_as_current_span("request"):
+            job_id = await q.add_job("s", None)
+        plant_stalled_job(port_of(redis_url), queue_name, job_id)  # its worker "died"
+        await q.start_worker()
+        assert (await q.wait_for(job_id, 10_000)).status is JobStatus.COMPLETED
+        await q.close()
+    spans = list(exporter.get_finished_spans())
+    stalled = _span(spans, f"stalled {queue_name}")
+    assert stalled.attributes is not None
+    assert stalled.attributes["messaging.message.id"] == job_id
+    assert stalled.attributes["jobqueue.job.outcome"] == "stalled"
+    attempt = _span(spans, f"process {queue_name}")
+    send = _span(spans, f"send {queue_name}")
+    assert attempt.parent is not None and attempt.parent.span_id == send.context.span_id

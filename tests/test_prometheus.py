@@ -200,3 +200,13 @@ async def test_a_fleet_of_worker_processes_on_one_host_is_summed_on_one_port(
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_import_jobqueue_imports_neither_extra() -> None:
+    code = (
+        "import sys, jobqueue, jobqueue.sync, jobqueue.cli; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'opentelemetry', 'prometheus_client'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -189,50 +189,53 @@ class Worker:
         if self._tracer is not None:
             # Ended with the attempt's outcome (_on_outcome); current in this job's task.
             job._span = self._tracer.start_process(job)
-        metrics = self._queue.metrics
-        if metrics is None:
-            await self._attempt(job)
-            return
-        tags = {"queue": self._queue.name, "job": job.name}
+        # Without a metrics adapter this costs one test per job (the drain's hot path).
+        started = None if self._queue.metrics is None else self._metrics_started(job)
+        try:
+            processor = self._processors.get(job.name)
+            if processor is None:
+                job.error = LookupError(f"no processor is registered for job name {job.name!r}")
+                self._failed(job)
+                self._native.fail(job.id, str(job.error), "")
+                return
+            try:
+                timeout = job.timeout
+                work = self._work(processor, job)
+                result = await (work if timeout is None else asyncio.wait_for(work, timeout / 1000))
+                if result is not None and inspect.isawaitable(result):
+                    result = await result  # a plain function that returned a coroutine
+            except asyncio.CancelledError:
+                raise  # abandoned at close: no result is written, the lock lapses
+            except (asyncio.TimeoutError, JobTimeoutError):
+                job.error = JobTimeoutError(f"job {job.id} timed out after {job.timeout} ms")
+                self._failed(job)
+                self._native.fail(job.id, str(job.error), "")
+            except Exception as exc:  # the processor's failure is the outcome
+                job.error = exc
+                self._failed(job)
+                stack = "".join(traceback.format_exception(exc))
+                self._native.fail(job.id, f"{type(exc).__name__}: {exc}", stack)
+            else:
+                job.return_value = result
+                self._complete_soon(job.id, result)
+        finally:
+            if started is not None:
+                self._metrics_ended(job, started)
+
+    def _metrics_started(self, job: Job[Any]) -> float:
+        """Report an attempt's start (running +1; the wait of a first attempt)."""
+        metrics, tags = self._queue.metrics, {"queue": self._queue.name, "job": job.name}
+        assert metrics is not None
         if job.attempts_made == 1:
             metrics.observe(METRIC_JOB_WAIT, max(0, job.processed_at - job.created_at), tags)
         metrics.increment(METRIC_JOBS_RUNNING, 1, tags)
-        started = time.perf_counter()
-        try:
-            await self._attempt(job)
-        finally:
+        return time.perf_counter()
+
+    def _metrics_ended(self, job: Job[Any], started: float) -> None:
+        metrics, tags = self._queue.metrics, {"queue": self._queue.name, "job": job.name}
+        if metrics is not None:
             metrics.increment(METRIC_JOBS_RUNNING, -1, tags)
             metrics.observe(METRIC_JOB_DURATION, (time.perf_counter() - started) * 1000, tags)
-
-    async def _attempt(self, job: Job[Any]) -> None:
-        """Run the job's processor and hand its result or failure to the native core."""
-        processor = self._processors.get(job.name)
-        if processor is None:
-            job.error = LookupError(f"no processor is registered for job name {job.name!r}")
-            self._failed(job)
-            self._native.fail(job.id, str(job.error), "")
-            return
-        try:
-            timeout = job.timeout
-            work = self._work(processor, job)
-            result = await (work if timeout is None else asyncio.wait_for(work, timeout / 1000))
-            if result is not None and inspect.isawaitable(result):
-                result = await result  # a plain function that returned a coroutine
-        except asyncio.CancelledError:
-            raise  # abandoned at close: no result is written, the lock lapses
-        except (asyncio.TimeoutError, JobTimeoutError):
-            job.error = JobTimeoutError(f"job {job.id} timed out after {job.timeout} ms")
-            self._failed(job)
-            self._native.fail(job.id, str(job.error), "")
-        except Exception as exc:  # the processor's failure is the outcome
-            job.error = exc
-            self._failed(job)
-            self._native.fail(
-                job.id, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
-            )
-        else:
-            job.return_value = result
-            self._complete_soon(job.id, result)
 
     @staticmethod
     def _failed(job: Job[Any]) -> None:

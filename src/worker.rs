@@ -106,9 +106,9 @@ fn parse_rerun(text: &str) -> (u32, String) {
     (attempts.parse().unwrap_or(1), progress.to_string())
 }
 /// A job handed to Python: (id, name, data JSON, opts JSON, attempts made, max attempts,
-/// timeout ms, created_at, processed_at, progress JSON, group, trace context). The fields Python needs for every
-/// job come decoded, so it decodes the options only if a processor reads them; the lock
-/// token stays here.
+/// timeout ms, created_at, processed_at, progress JSON, group, trace context). The fields
+/// Python needs for every job come decoded, so it decodes the options only if a processor
+/// reads them; the lock token stays here.
 pub type JobTuple = (
     String,
     String,

@@ -86,6 +86,7 @@ class Worker:
             description=describe(queue.name, config.worker.concurrency),
         )
         self._tracer = queue._tracer
+        self._tags_by_name: dict[str, dict[str, str]] = {}
         self._threads = ThreadPoolExecutor(
             max_workers=config.worker.concurrency, thread_name_prefix=f"jobqueue-{queue.name}"
         )
@@ -222,9 +223,18 @@ class Worker:
             if started is not None:
                 self._metrics_ended(job, started)
 
+    def _tags(self, name: str) -> dict[str, str]:
+        """The metrics tags of jobs named ``name`` (made once per name)."""
+        tags = self._tags_by_name.get(name)
+        if tags is None:
+            if len(self._tags_by_name) > 1024:
+                self._tags_by_name.clear()
+            tags = self._tags_by_name[name] = {"queue": self._queue.name, "job": name}
+        return tags
+
     def _metrics_started(self, job: Job[Any]) -> float:
         """Report an attempt's start (running +1; the wait of a first attempt)."""
-        metrics, tags = self._queue.metrics, {"queue": self._queue.name, "job": job.name}
+        metrics, tags = self._queue.metrics, self._tags(job.name)
         assert metrics is not None
         if job.attempts_made == 1:
             metrics.observe(METRIC_JOB_WAIT, max(0, job.processed_at - job.created_at), tags)
@@ -232,7 +242,7 @@ class Worker:
         return time.perf_counter()
 
     def _metrics_ended(self, job: Job[Any], started: float) -> None:
-        metrics, tags = self._queue.metrics, {"queue": self._queue.name, "job": job.name}
+        metrics, tags = self._queue.metrics, self._tags(job.name)
         if metrics is not None:
             metrics.increment(METRIC_JOBS_RUNNING, -1, tags)
             metrics.observe(METRIC_JOB_DURATION, (time.perf_counter() - started) * 1000, tags)
@@ -275,9 +285,13 @@ class Worker:
             refused = self._native.complete_many(completed, report)
             if not report:
                 refused_ids = {job_id for job_id, _ in refused}
+                metrics = self._queue.metrics
                 for job_id, _ in completed:
                     if job_id not in refused_ids:
-                        self._jobs.pop(job_id, None)
+                        job = self._jobs.pop(job_id, None)
+                        # Counted as handed over: a report back per job costs more.
+                        if metrics is not None and job is not None:
+                            self._count(METRIC_JOBS_COMPLETED, job.name)
             for job_id, message in refused:
                 error = SerializationError(message)
                 job = self._jobs.get(job_id)
@@ -291,7 +305,6 @@ class Worker:
         queue = self._queue
         return (
             self._events.has_handlers(QueueEvent.JOB_COMPLETED)
-            or queue.metrics is not None
             or self._tracer is not None  # the attempt's span ends with its outcome
             or bool(queue._waiters)
         )
@@ -370,7 +383,7 @@ class Worker:
     def _count(self, metric: str, name: str) -> None:
         metrics = self._queue.metrics
         if metrics is not None:
-            metrics.increment(metric, 1, {"queue": self._queue.name, "job": name})
+            metrics.increment(metric, 1, self._tags(name))
 
 
 class _StalledJob:

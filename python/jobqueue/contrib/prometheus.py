@@ -88,26 +88,31 @@ class PrometheusMetrics:
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self._metrics = _instruments(registry)
+        #: (metric, queue, job) -> the labelled child: labels() costs more than the update.
+        self._children: dict[tuple[str, str, str], Any] = {}
+
+    def _child(self, name: str, tags: dict[str, str] | None) -> Any:
+        tags = tags or {}
+        key = (name, tags.get("queue", ""), tags.get("job", ""))
+        child = self._children.get(key)
+        if child is None:
+            metric = self._metrics.get(name)
+            if metric is None:
+                return None
+            if len(self._children) > 10_000:  # names are few; this bounds a runaway
+                self._children.clear()
+            child = self._children[key] = metric.labels(key[1], key[2])
+        return child
 
     def increment(self, name: str, value: float = 1, tags: dict[str, str] | None = None) -> None:
-        metric = self._metrics.get(name)
-        if metric is None:
-            return
-        labels = metric.labels(*_label_values(tags))
-        if name == o.METRIC_JOBS_RUNNING:
-            labels.inc(value)
-        elif value > 0:
-            labels.inc(value)
+        child = self._child(name, tags)
+        if child is not None and (value > 0 or name == o.METRIC_JOBS_RUNNING):
+            child.inc(value)
 
     def observe(self, name: str, value: float, tags: dict[str, str] | None = None) -> None:
-        metric = self._metrics.get(name)
-        if metric is not None:
-            metric.labels(*_label_values(tags)).observe(value / 1000)  # ms -> s
-
-
-def _label_values(tags: dict[str, str] | None) -> tuple[str, str]:
-    tags = tags or {}
-    return tags.get("queue", ""), tags.get("job", "")
+        child = self._child(name, tags)
+        if child is not None:
+            child.observe(value / 1000)  # ms -> s
 
 
 class QueueCollector(Collector):

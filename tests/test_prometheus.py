@@ -210,3 +210,28 @@ def test_import_jobqueue_imports_neither_extra() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_a_queue_whose_redis_is_down_reads_as_not_up_and_the_rest_is_served(
+    redis_url: str, queue_name: str
+) -> None:
+    from jobqueue.sync import JobQueue as SyncJobQueue
+
+    registry = CollectorRegistry()
+    down = SyncJobQueue(
+        "down", redis={"url": f"redis://127.0.0.1:{_free_port()}/0", "connect_timeout": 200}
+    )
+    async with JobQueue(queue_name, redis=redis_url) as q:
+        await q.add_job("t", None)
+        server = serve_metrics(0, "127.0.0.1", queues=[q, down], registry=registry)
+        try:
+            samples = await _scrape_async(server.port)
+        finally:
+            server.close()
+            await asyncio.to_thread(down.close)
+    assert _value(samples, "jobqueue_queue_up", queue=queue_name) == 1
+    assert _value(samples, "jobqueue_queue_up", queue="down") == 0
+    assert _value(samples, "jobqueue_queue_jobs", queue=queue_name, status="waiting") == 1
+    assert not [
+        key for key in samples if ("queue", "down") in key[1] and key[0] != "jobqueue_queue_up"
+    ]

@@ -9,7 +9,9 @@
 - :class:`QueueCollector`: read from Redis at scrape time, for each queue:
   ``jobqueue_queue_jobs{queue,status}`` (waiting, active, delayed, paused, failed, dlq,
   completed), ``jobqueue_queue_oldest_waiting_age_seconds``, ``jobqueue_queue_workers``
-  (live workers of the whole fleet) and ``jobqueue_worker_running_jobs{queue,worker,host}``.
+  (live workers of the whole fleet) and ``jobqueue_worker_running_jobs{queue,worker,host}``;
+  ``jobqueue_queue_up`` is 0 for a queue whose Redis did not answer (its series are left
+  out, the others still served).
 - :func:`serve_metrics`: ``/metrics`` over HTTP on a thread (``jobqueue worker
   --metrics-port 9100`` calls it).
 
@@ -23,6 +25,7 @@ removed by the next process that starts serving (:func:`remove_dead_processes`).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import socket
@@ -40,6 +43,7 @@ from prometheus_client.exposition import make_wsgi_app
 from prometheus_client.registry import Collector
 
 from .. import observability as o
+from ..errors import JobQueueError
 from ..sync import JobQueue as SyncJobQueue
 
 _COUNTERS = {
@@ -60,6 +64,7 @@ _BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 #: The instruments made for each registry (a name can be registered once per registry).
 _INSTRUMENTS: dict[int, dict[str, Any]] = {}
 _INSTRUMENTS_LOCK = threading.Lock()
+logger = logging.getLogger("jobqueue")
 
 
 def _instruments(registry: CollectorRegistry) -> dict[str, Any]:
@@ -156,16 +161,25 @@ class QueueCollector(Collector):
             "Jobs running on each live worker, as of its last heartbeat",
             labels=["queue", "worker", "host"],
         )
+        up = GaugeMetricFamily(
+            "jobqueue_queue_up", "1 when the queue's Redis answered this scrape", labels=["queue"]
+        )
         for queue in self._queues:
-            stats = queue.get_stats()
+            try:
+                stats = queue.get_stats()
+                live = queue.get_workers()
+            except JobQueueError as exc:  # the other series still go out
+                logger.warning("jobqueue: metrics of queue %r not read: %s", queue.name, exc)
+                up.add_metric([queue.name], 0)
+                continue
+            up.add_metric([queue.name], 1)
             for status in ("waiting", "active", "delayed", "paused", "failed", "dlq", "completed"):
                 jobs.add_metric([queue.name, status], getattr(stats, status))
             age.add_metric([queue.name], stats.latency_ms / 1000)
-            live = queue.get_workers()
             workers.add_metric([queue.name], len(live))
             for worker in live:
                 running.add_metric([queue.name, worker.id, worker.host], worker.running)
-        yield from (jobs, age, workers, running)
+        yield from (up, jobs, age, workers, running)
 
     def close(self) -> None:
         for queue in self._owned:

@@ -16,7 +16,7 @@ if refused then return refused end
 local now, nowText = serverNow()
 local waitingStatus = 'waiting'
 if paused then waitingStatus = 'paused' end
-local groups, extras
+local groups, traces
 local tail = 5 + count * 8
 if ARGV[tail] then
   local grouped = tonumber(ARGV[tail])
@@ -27,13 +27,13 @@ if ARGV[tail] then
   -- Trace contexts (the record's trace field), only when some job has one.
   local traced = tail + 1 + grouped * 2
   if ARGV[traced] then
-    extras = {}
+    traces = {}
     for i = 0, tonumber(ARGV[traced]) - 1 do
-      extras[tonumber(ARGV[traced + 1 + i * 2])] = {'', '', ARGV[traced + 2 + i * 2]}
+      traces[tonumber(ARGV[traced + 1 + i * 2])] = ARGV[traced + 2 + i * 2]
     end
   end
 end
-local ids, created = enqueueJobs(ARGV, 5, count, now, nowText, idemTtl, extras, groups)
+local ids, created = enqueueJobs(ARGV, 5, count, now, nowText, idemTtl, nil, groups, traces)
 local createdAny = false
 for i = 1, count do
   createdAny = createdAny or created[i]

@@ -579,11 +579,12 @@ end
 -- The jobs are read from the flat array `args` (ARGV, or one built like it) from index
 -- `first`, 8 values each: id ('' = next counter value), name, data, opts, priority, delay
 -- ms, max attempts, idempotency key ('' = none). `extras[i]`, if given, holds job i's
--- schedule id, scheduled time and trace context (each '' for none); `groups[i]`, if given, job i's group (its waiting jobs
--- go to the group's queue, and the group into the ring).
+-- schedule id and scheduled time; `traces[i]`, if given, job i's trace context (the
+-- record's trace field); `groups[i]`, if given, job i's group (its waiting jobs go to the
+-- group's queue, and the group into the ring).
 -- Returns {id, ...}, {created (true/false), ...} in input order. Counters and queue pushes
 -- are taken once for the whole batch, so a new job costs one SET.
-local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, groups)
+local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, groups, traces)
   local ids, created = {}, {}
   local batchIdem, batchIds = {}, {}
   local autoIds, prioritized = 0, 0
@@ -662,8 +663,9 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
       local ref = optsRef(opts)
       if not ref then ref, inline = '', opts end
       local extra = extras and extras[i]
-      local scheduleId, scheduledFor, trace = '', '', nil
-      if extra then scheduleId, scheduledFor, trace = extra[1], extra[2], extra[3] end
+      local scheduleId, scheduledFor = '', ''
+      if extra then scheduleId, scheduledFor = extra[1], extra[2] end
+      local trace = traces and traces[i]
       -- One write per new job: its whole record.
       redis.call('SET', jobKey(jobId), packRecord(ref, name, args[a + 6], nowText,
         args[a + 4], args[a + 5], group or '', idem, scheduleId, scheduledFor, inline,

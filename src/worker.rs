@@ -27,6 +27,7 @@ use crate::handover::Handover;
 use crate::json::{to_json, to_json_named};
 use crate::queue::{NativeQueue, QueueCore};
 use crate::record::Record;
+use crate::registry::WorkerCounts;
 use crate::runtime::{handle, into_awaitable};
 use crate::scripts;
 use crate::wake::WakePipe;
@@ -105,9 +106,9 @@ fn parse_rerun(text: &str) -> (u32, String) {
     (attempts.parse().unwrap_or(1), progress.to_string())
 }
 /// A job handed to Python: (id, name, data JSON, opts JSON, attempts made, max attempts,
-/// timeout ms, created_at, processed_at, progress JSON, group). The fields Python needs for every
-/// job come decoded, so it decodes the options only if a processor reads them; the lock
-/// token stays here.
+/// timeout ms, created_at, processed_at, progress JSON, group, trace context). The fields
+/// Python needs for every job come decoded, so it decodes the options only if a processor
+/// reads them; the lock token stays here.
 pub type JobTuple = (
     String,
     String,
@@ -119,6 +120,7 @@ pub type JobTuple = (
     i64,
     i64,
     String,
+    Option<String>,
     Option<String>,
 );
 /// What became of a job: (outcome, id, name, attempts made, max attempts, reason, delay).
@@ -164,6 +166,9 @@ struct Shared {
     wake_on_ack: AtomicBool,
     stop_fetching: Notify,
     stop_timers: Notify,
+    /// The fixed part of this worker's description in the registry (`registry.rs`).
+    description: String,
+    counts: WorkerCounts,
 }
 
 impl Shared {
@@ -224,7 +229,7 @@ impl NativeWorker {
     #[new]
     #[pyo3(signature = (
         queue, *, concurrency, lock_duration_ms, lock_renew_ms, stalled_interval_ms,
-        max_stalled_count, dlq_enabled, limiter_max=0, limiter_window_ms=0
+        max_stalled_count, dlq_enabled, limiter_max=0, limiter_window_ms=0, description=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -238,6 +243,7 @@ impl NativeWorker {
         dlq_enabled: bool,
         limiter_max: u64,
         limiter_window_ms: u64,
+        description: Option<String>,
     ) -> PyResult<Self> {
         let (deliveries_tx, deliveries_rx) = mpsc::unbounded_channel();
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -265,6 +271,8 @@ impl NativeWorker {
             wake_on_ack: AtomicBool::new(false),
             stop_fetching: Notify::new(),
             stop_timers: Notify::new(),
+            description: description.unwrap_or_default(),
+            counts: WorkerCounts::default(),
         });
         Ok(Self {
             shared,
@@ -672,6 +680,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
                     now,
                     progress,
                     group,
+                    record.trace,
                 ));
             }
             Err(reason) => {
@@ -917,6 +926,7 @@ async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
             (_, "retry") => "retrying",
             (_, other) => other,
         };
+        shared.counts.count(outcome);
         if outcome == "completed" && !report {
             continue;
         }
@@ -959,10 +969,14 @@ async fn renew(shared: &Shared) -> Result<(), JqError> {
         .collect();
     // A worker is alive while its heartbeat deadline (two renew periods ahead) holds.
     let heartbeat = shared.settings.lock_renew_ms * 2 + 1000;
+    let description = shared
+        .counts
+        .describe(&shared.description, shared.handover.running());
     let mut inv = scripts::invocation(&scripts::EXTEND_LOCKS, keys);
     inv.arg(shared.settings.lock_duration_ms)
         .arg(&shared.worker_id)
-        .arg(heartbeat);
+        .arg(heartbeat)
+        .arg(description);
     for (id, token) in &held {
         inv.arg(id).arg(token);
     }
@@ -988,7 +1002,8 @@ async fn leave_registry(shared: &Shared) {
     let mut inv = scripts::invocation(&scripts::EXTEND_LOCKS, keys);
     inv.arg(shared.settings.lock_duration_ms)
         .arg(&shared.worker_id)
-        .arg(-1);
+        .arg(-1)
+        .arg("");
     let _: Result<Vec<String>, _> = shared.queue.conn.invoke(&inv).await;
 }
 

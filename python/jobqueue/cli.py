@@ -7,6 +7,7 @@ jobqueue dlq | retry | pause | resume | drain ...
 jobqueue doctor my-queue                (Redis settings that can lose jobs, with fixes)
 jobqueue group my-queue tenant-42 [--pause | --resume] [--concurrency 2] [--rate 10/1000]
 jobqueue concurrency my-queue 100        (or "none")
+jobqueue dashboard my-queue [other-queue ...] --port 8080   (the `dashboard` extra)
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import asyncio
 import dataclasses
 import importlib
 import json
+import ipaddress
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -201,6 +204,7 @@ def parser() -> argparse.ArgumentParser:
     drain = sub.add_parser("drain", help="remove waiting jobs")
     drain.add_argument("target")
     drain.add_argument("--include-delayed", action="store_true")
+    add_dashboard_parser(sub)
     return p
 
 
@@ -212,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.command == "worker":
             asyncio.run(run_worker(load_queue(args.target, args.redis), args.concurrency))
+        elif args.command == "dashboard":
+            run_dashboard(args)
         else:
             result = asyncio.run(admin(args))
             print(json.dumps(result, indent=2, default=str))
@@ -219,6 +225,68 @@ def main(argv: Sequence[str] | None = None) -> None:
                 raise SystemExit(1)
     except JobQueueError as exc:
         raise SystemExit(f"jobqueue: {type(exc).__name__}: {exc}") from None
+
+
+
+# -- jobqueue dashboard -----------------------------------------------------------------------
+
+#: Where the dashboard's password comes from (never the command line: `ps` shows that).
+DASHBOARD_PASSWORD_ENV = "JOBQUEUE_DASHBOARD_PASSWORD"
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def add_dashboard_parser(sub: Any) -> None:
+    dashboard = sub.add_parser(
+        "dashboard",
+        help=f"serve the web dashboard (password: ${DASHBOARD_PASSWORD_ENV})",
+    )
+    dashboard.add_argument("targets", nargs="+", help="queue names or module:attribute")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.add_argument("--username", default="admin")
+    dashboard.add_argument("--read-only", action="store_true", help="refuse every action")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def run_dashboard(args: argparse.Namespace) -> None:
+    """Without a password the dashboard serves only on a loopback address, and only
+    requests for a loopback host name (against DNS rebinding)."""
+    try:
+        from .dashboard import BasicAuth, serve
+    except ImportError as exc:
+        raise SystemExit(
+            f"jobqueue: the dashboard needs the dashboard extra "
+            f"(pip install 'jobqueue[dashboard]'): {exc}"
+        ) from None
+    password = os.environ.get(DASHBOARD_PASSWORD_ENV)
+    auth = BasicAuth(args.username, password) if password else None
+    allowed_hosts = None
+    if auth is None:
+        if not _is_loopback(args.host):
+            raise SystemExit(
+                f"jobqueue: set ${DASHBOARD_PASSWORD_ENV} to serve the dashboard on "
+                f"{args.host}; without a password it serves on a loopback address only"
+            )
+        logger.warning("jobqueue: dashboard without a password (loopback only)")
+        allowed_hosts = [*_LOOPBACK_NAMES, args.host]
+    queues = [load_queue(target, args.redis) for target in args.targets]
+    asyncio.run(
+        serve(
+            queues,
+            host=args.host,
+            port=args.port,
+            auth=auth,
+            read_only=args.read_only,
+            allowed_hosts=allowed_hosts,
+            log_level=args.log_level,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ def running_dashboard(
     thread = threading.Thread(target=run, name="dashboard", daemon=True)
     thread.start()
     try:
-        wait_until("dashboard started", lambda: bool(failures) or (bool(servers) and servers[0].started))
+        wait_until(
+            "dashboard started", lambda: bool(failures) or (bool(servers) and servers[0].started)
+        )
         assert not failures, failures
         yield f"http://{HOST}:{port}"
     finally:

@@ -127,9 +127,7 @@ async def test_stats_job_lists_and_a_job(
     assert health["redis_version"] and health["workers"] == 0
 
 
-async def test_bad_requests_get_clear_errors(
-    client: httpx.AsyncClient, queue_name: str
-) -> None:
+async def test_bad_requests_get_clear_errors(client: httpx.AsyncClient, queue_name: str) -> None:
     missing = await client.get(f"/api/queues/{queue_name}/jobs/no-such-job")
     assert missing.status_code == 404 and "no-such-job" in missing.json()["error"]
     other = await client.get("/api/queues/other-queue")
@@ -168,9 +166,7 @@ async def test_actions_need_the_pages_token_and_origin(
     assert await queue.is_paused() is True
     [overview] = (await client.get("/api/queues")).json()
     assert overview["paused"] is True
-    resumed = await client.post(
-        f"/api/queues/{queue_name}/resume", headers={"X-CSRF-Token": token}
-    )
+    resumed = await client.post(f"/api/queues/{queue_name}/resume", headers={"X-CSRF-Token": token})
     assert resumed.json() == {"paused": False}
     assert await queue.is_paused() is False
 
@@ -293,20 +289,19 @@ class QueueWithWorkers(JobQueue):
 async def test_workers_are_shown_where_the_queue_lists_them(
     redis_url: str, queue_name: str
 ) -> None:
-    with running_dashboard(
-        redis_url, [queue_name], auth=None, queue_class=QueueWithWorkers
-    ) as url:
+    with running_dashboard(redis_url, [queue_name], auth=None, queue_class=QueueWithWorkers) as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             detail = (await client.get(f"/api/queues/{queue_name}")).json()
     assert detail["workers"] == [{"id": "w-1", "concurrency": 8}]
 
 
 def _dashboard_process(
-    args: list[str], env: dict[str, str] | None = None
+    redis_url: str, args: list[str], env: dict[str, str]
 ) -> subprocess.Popen[str]:
+    command = ["-m", "jobqueue.cli", "--redis", redis_url, "--log-level", "warning", "dashboard"]
     return subprocess.Popen(
-        [sys.executable, "-m", "jobqueue.cli", "--log-level", "warning", "dashboard", *args],
-        env={**os.environ, **(env or {})},
+        [sys.executable, *command, *args],
+        env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -315,7 +310,7 @@ def _dashboard_process(
 
 def test_cli_wants_a_password_beyond_loopback(redis_url: str, queue_name: str) -> None:
     env = {"JOBQUEUE_DASHBOARD_PASSWORD": ""}
-    process = _dashboard_process(["--redis", redis_url, queue_name, "--host", "0.0.0.0"], env)
+    process = _dashboard_process(redis_url, [queue_name, "--host", "0.0.0.0"], env)
     output, _ = process.communicate(timeout=60)
     assert process.returncode != 0
     assert "JOBQUEUE_DASHBOARD_PASSWORD" in output
@@ -327,7 +322,8 @@ async def test_cli_serves_the_dashboard_until_sigterm(
     await make_queue().add_job("email", None)
     port = free_port()
     process = _dashboard_process(
-        ["--redis", redis_url, queue_name, "--port", str(port)],
+        redis_url,
+        [queue_name, "--port", str(port)],
         {"JOBQUEUE_DASHBOARD_PASSWORD": PASSWORD},
     )
     try:

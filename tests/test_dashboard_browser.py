@@ -49,9 +49,11 @@ async def page(dashboard: str) -> AsyncIterator[Any]:
         tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
         tab.on(
             "console",
-            lambda message: problems.append(f"console: {message.text}")
-            if message.type == "error"
-            else None,
+            lambda message: (
+                problems.append(f"console: {message.text} ({message.location})")
+                if message.type == "error"
+                else None
+            ),
         )
         tab.on("dialog", lambda dialog: dialog.accept())
         await tab.goto(dashboard)
@@ -131,7 +133,7 @@ async def test_job_content_is_shown_as_text_never_run(
 ) -> None:
     attack = '<img src=x onerror="window.injected=1"><script>window.injected=2</script>'
     queue = make_queue()
-    job_id = await queue.add_job(attack, {"html": attack})
+    job_id = await queue.add_job(attack, attack)
     row = page.locator(f'#jobs tr[data-job="{job_id}"]')
     await expect(row).to_contain_text(attack)
     await row.get_by_role("link", name=job_id).click()

@@ -16,8 +16,8 @@ import argparse
 import asyncio
 import dataclasses
 import importlib
-import json
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -225,7 +225,6 @@ def main(argv: Sequence[str] | None = None) -> None:
                 raise SystemExit(1)
     except JobQueueError as exc:
         raise SystemExit(f"jobqueue: {type(exc).__name__}: {exc}") from None
-
 
 
 # -- jobqueue dashboard -----------------------------------------------------------------------

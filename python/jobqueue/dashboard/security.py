@@ -134,6 +134,8 @@ class Guard:
         # The dashboard's own host, by either scheme: behind a TLS proxy the request the
         # app sees is plain HTTP while the browser's origin is https.
         netloc = urlsplit(key).netloc
-        return host is not None and key.startswith(("http://", "https://")) and (
-            netloc == host.lower()
+        return (
+            host is not None
+            and key.startswith(("http://", "https://"))
+            and (netloc == host.lower())
         )

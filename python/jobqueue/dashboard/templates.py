@@ -45,6 +45,7 @@ PAGE = """<!doctype html>
 <meta name="jobqueue-read-only" content="{read_only}">
 <meta name="jobqueue-refresh-ms" content="{refresh_ms}">
 <title>jobqueue</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{base}/static/dashboard.css?v={css_version}">
 <script src="{base}/static/dashboard.js?v={js_version}" defer></script>
 </head>

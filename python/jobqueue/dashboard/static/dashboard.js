@@ -289,6 +289,8 @@
       }
     })();
     await running;
+    // Loads queued behind each other each end here: only the last keeps its timer.
+    clearTimeout(state.timer);
     // A tab in the background refreshes less often.
     state.timer = setTimeout(() => refresh(false), document.hidden ? REFRESH_MS * 5 : REFRESH_MS);
   }

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
 from jobqueue import JobQueue
 from jobqueue.dashboard import create_app
@@ -25,9 +27,11 @@ def running_dashboard(
     names: Sequence[str],
     *,
     queue_class: Callable[..., JobQueue] = JobQueue,
+    mount_at: str | None = None,
     **app_options: Any,
 ) -> Iterator[str]:
-    """Serve the dashboard of the queues ``names``; yields its base URL."""
+    """Serve the dashboard of the queues ``names`` (at ``mount_at`` in an outer app, as a
+    user mounts it in theirs); yields its base URL."""
     listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listening.bind((HOST, 0))  # bound here, so no other process can take the port first
@@ -37,7 +41,9 @@ def running_dashboard(
 
     async def serve() -> None:
         queues = [queue_class(name, redis=redis_url) for name in names]
-        app = create_app(queues, **app_options)
+        app: Any = create_app(queues, **app_options)
+        if mount_at is not None:
+            app = Starlette(routes=[Mount(mount_at, app)])
         config = uvicorn.Config(app, log_level="warning", lifespan="off")
         server = uvicorn.Server(config)
         servers.append(server)
@@ -60,7 +66,7 @@ def running_dashboard(
             "dashboard started", lambda: bool(failures) or (bool(servers) and servers[0].started)
         )
         assert not failures, failures
-        yield f"http://{HOST}:{port}"
+        yield f"http://{HOST}:{port}{mount_at or ''}"
     finally:
         if servers:
             servers[0].should_exit = True

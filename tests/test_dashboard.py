@@ -37,8 +37,8 @@ async def client(dashboard: str) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def csrf_token(client: httpx.AsyncClient) -> str:
-    page = (await client.get("/")).text
+async def csrf_token(client: httpx.AsyncClient, page_url: str = "/") -> str:
+    page = (await client.get(page_url)).text
     marker = '<meta name="jobqueue-csrf" content="'
     start = page.index(marker) + len(marker)
     return page[start : page.index('"', start)]
@@ -271,6 +271,25 @@ async def test_several_queues_in_one_dashboard(
                 shown = {q["name"]: q for q in (await client.get("/api/queues")).json()}
         assert shown[queue_name]["stats"]["waiting"] == 1
         assert shown[other_name]["stats"]["paused"] == 2 and shown[other_name]["paused"]
+
+
+async def test_mounted_under_a_path_in_another_app(
+    redis_url: str, make_queue: Callable[..., JobQueue], queue_name: str
+) -> None:
+    await make_queue().add_job("a", None)
+    with running_dashboard(redis_url, [queue_name], auth=None, mount_at="/admin/jobs") as url:
+        async with httpx.AsyncClient(timeout=30) as client:
+            page = await client.get(f"{url}/")
+            assert '<meta name="jobqueue-base" content="/admin/jobs">' in page.text
+            assert '<script src="/admin/jobs/static/dashboard.js?v=' in page.text
+            assert (await client.get(f"{url}/static/dashboard.css")).status_code == 200
+            [overview] = (await client.get(f"{url}/api/queues")).json()
+            assert overview["stats"]["waiting"] == 1
+            token = await csrf_token(client, f"{url}/")
+            paused = await client.post(
+                f"{url}/api/queues/{queue_name}/pause", headers={"X-CSRF-Token": token}
+            )
+            assert paused.json() == {"paused": True}
 
 
 @dataclass(frozen=True)

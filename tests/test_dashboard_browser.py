@@ -158,3 +158,21 @@ async def test_a_read_only_page_has_no_buttons(
             await browser.close()
     info = await make_queue().get_job_status(dead)
     assert info is not None and info.status is JobStatus.DLQ
+
+
+async def test_the_page_works_mounted_under_a_path(
+    redis_url: str, make_queue: Callable[..., JobQueue], queue_name: str
+) -> None:
+    queue = make_queue()
+    await queue.add_job("email", None)
+    with running_dashboard(redis_url, [queue_name], auth=None, mount_at="/admin/jobs") as url:
+        async with playwright.async_playwright() as driver:
+            browser = await driver.chromium.launch(executable_path=CHROMIUM, headless=True)
+            tab = await browser.new_page()
+            tab.on("dialog", lambda dialog: dialog.accept())
+            await tab.goto(url)  # no trailing slash: the outer app redirects
+            await expect(tab.locator('[data-status="waiting"] .number')).to_have_text("1")
+            await tab.get_by_role("button", name="Pause").click()
+            await expect(tab.locator("#queue-state")).to_have_text("paused")
+            await browser.close()
+    assert await queue.is_paused()

@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 from jobqueue import JobQueue, JobStatus
-from jobqueue.dashboard import BasicAuth
+from jobqueue.dashboard import BasicAuth, TokenAuth
 from jobqueue.dashboard.security import CONTENT_SECURITY_POLICY
 from jobqueue.testing import free_port, wait_until
 
@@ -107,12 +108,12 @@ async def test_stats_job_lists_and_a_job(
     assert overview["paused"] is False
     assert overview["stats"]["waiting"] == 2 and overview["stats"]["delayed"] == 1
 
-    waiting = (await client.get(f"/api/queues/{queue_name}/jobs")).json()
+    waiting = (await client.get(f"/api/queues/{queue_name}/jobs")).json()["jobs"]
     assert [j["id"] for j in waiting] == [first, second]
     assert waiting[0]["name"] == "email" and "data" not in waiting[0]
-    delayed = (await client.get(f"/api/queues/{queue_name}/jobs?status=delayed")).json()
+    delayed = (await client.get(f"/api/queues/{queue_name}/jobs?status=delayed")).json()["jobs"]
     assert [j["id"] for j in delayed] == [later]
-    one = (await client.get(f"/api/queues/{queue_name}/jobs?limit=1")).json()
+    one = (await client.get(f"/api/queues/{queue_name}/jobs?limit=1")).json()["jobs"]
     assert [j["id"] for j in one] == [first]
 
     job = (await client.get(f"/api/queues/{queue_name}/jobs/{first}")).json()
@@ -134,15 +135,38 @@ async def test_bad_requests_get_clear_errors(client: httpx.AsyncClient, queue_na
     assert other.status_code == 404 and "other-queue" in other.json()["error"]
     status = await client.get(f"/api/queues/{queue_name}/jobs?status=sleeping")
     assert status.status_code == 400 and "status" in status.json()["error"]
-    for limit in ("many", "0", "1001"):
-        bad = await client.get(f"/api/queues/{queue_name}/jobs?limit={limit}")
-        assert bad.status_code == 400 and "limit" in bad.json()["error"]
+    for param in ("limit=many", "offset=1.5"):
+        bad = await client.get(f"/api/queues/{queue_name}/jobs?{param}")
+        assert bad.status_code == 400 and param.split("=")[0] in bad.json()["error"]
     token = await csrf_token(client)
     bulk = await client.post(
         f"/api/queues/{queue_name}/retry?status=waiting", headers={"X-CSRF-Token": token}
     )
     assert bulk.status_code == 400 and "failed or dlq" in bulk.json()["error"]
     assert (await client.get(f"/api/queues/{queue_name}/pause")).status_code == 405
+
+
+async def test_job_pages_and_search_by_name_are_clamped(
+    client: httpx.AsyncClient, make_queue: Callable[..., JobQueue], queue_name: str
+) -> None:
+    queue = make_queue()
+    ids = await queue.add_jobs([("email" if i % 2 else "report", i) for i in range(7)])
+    jobs = f"/api/queues/{queue_name}/jobs"
+
+    async def page(query: str) -> tuple[list[str], int, int, bool]:
+        body = (await client.get(f"{jobs}?{query}")).json()
+        return [j["id"] for j in body["jobs"]], body["offset"], body["limit"], body["more"]
+
+    assert await page("limit=3") == (ids[:3], 0, 3, True)
+    assert await page("limit=3&offset=3") == (ids[3:6], 3, 3, True)
+    assert await page("limit=3&offset=6") == (ids[6:], 6, 3, False)
+    assert await page("limit=2&name=EMA") == ([ids[1], ids[3]], 0, 2, True)
+    assert await page("limit=2&offset=2&name=email") == ([ids[5]], 2, 2, False)
+    # Out-of-range numbers are brought into range, not refused.
+    assert await page("limit=0") == (ids[:1], 0, 1, True)
+    assert (await page("limit=100000"))[2] == 200
+    assert (await page("offset=-5"))[1] == 0
+    assert (await page("limit=200&offset=99999"))[1] == 800
 
 
 async def test_actions_need_the_pages_token_and_origin(
@@ -159,6 +183,10 @@ async def test_actions_need_the_pages_token_and_origin(
         pause, headers={"X-CSRF-Token": token, "Origin": "https://evil.example"}
     )
     assert cross_site.status_code == 403 and "origin" in cross_site.json()["error"]
+    marked = await client.post(
+        pause, headers={"X-CSRF-Token": token, "Sec-Fetch-Site": "cross-site"}
+    )
+    assert marked.status_code == 403 and "cross-site" in marked.json()["error"]
     assert await queue.is_paused() is False
 
     same_site = await client.post(pause, headers={"X-CSRF-Token": token, "Origin": dashboard})
@@ -181,7 +209,7 @@ async def test_retry_remove_drain_replay_and_unschedule(
     base = f"/api/queues/{queue_name}"
     headers = {"X-CSRF-Token": await csrf_token(client)}
 
-    dlq = (await client.get(f"{base}/jobs?status=dlq")).json()
+    dlq = (await client.get(f"{base}/jobs?status=dlq")).json()["jobs"]
     assert {j["id"] for j in dlq} == set(dead)
     assert dlq[0]["failed_reason"].startswith("RuntimeError: broken")
 
@@ -227,6 +255,29 @@ async def test_an_active_job_cannot_be_removed(
     assert refused.status_code == 409 and "active" in refused.json()["error"]
     info = await queue.get_job_status(job_id)
     assert info is not None and info.status is JobStatus.ACTIVE
+
+
+async def test_token_auth_and_an_auth_hook_of_ones_own(redis_url: str, queue_name: str) -> None:
+    token = "t0ken-" + "x" * 20
+    with running_dashboard(redis_url, [queue_name], auth=TokenAuth(token)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            refused = await client.get("/api/queues")
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"].startswith("Bearer ")
+            wrong = await client.get("/api/queues", headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            bearer = {"Authorization": f"Bearer {token}"}
+            assert (await client.get("/api/queues", headers=bearer)).status_code == 200
+
+    async def from_proxy(request: Request) -> bool:
+        return request.headers.get("x-forwarded-user") == "ops"
+
+    with running_dashboard(redis_url, [queue_name], auth=from_proxy) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            refused = await client.get("/")
+            assert refused.status_code == 401 and "www-authenticate" not in refused.headers
+            allowed = await client.get("/", headers={"X-Forwarded-User": "ops"})
+            assert allowed.status_code == 200
 
 
 async def test_read_only_dashboard_refuses_every_action(
@@ -328,11 +379,11 @@ def _dashboard_process(
 
 
 def test_cli_wants_a_password_beyond_loopback(redis_url: str, queue_name: str) -> None:
-    env = {"JOBQUEUE_DASHBOARD_PASSWORD": ""}
+    env = {"JOBQUEUE_DASHBOARD_PASSWORD": "", "JOBQUEUE_DASHBOARD_TOKEN": ""}
     process = _dashboard_process(redis_url, [queue_name, "--host", "0.0.0.0"], env)
     output, _ = process.communicate(timeout=60)
     assert process.returncode != 0
-    assert "JOBQUEUE_DASHBOARD_PASSWORD" in output
+    assert "JOBQUEUE_DASHBOARD_PASSWORD" in output and "--insecure" in output
 
 
 async def test_cli_serves_the_dashboard_until_sigterm(

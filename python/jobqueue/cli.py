@@ -7,7 +7,7 @@ jobqueue dlq | retry | pause | resume | drain ...
 jobqueue doctor my-queue                (Redis settings that can lose jobs, with fixes)
 jobqueue group my-queue tenant-42 [--pause | --resume] [--concurrency 2] [--rate 10/1000]
 jobqueue concurrency my-queue 100        (or "none")
-jobqueue dashboard my-queue [other-queue ...] --port 8080   (the `dashboard` extra)
+jobqueue dashboard my-queue [other-queue ...] --port 8000   (the `dashboard` extra)
 """
 
 from __future__ import annotations
@@ -229,21 +229,26 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 # -- jobqueue dashboard -----------------------------------------------------------------------
 
-#: Where the dashboard's password comes from (never the command line: `ps` shows that).
+#: Where the dashboard's credentials come from (never the command line: `ps` shows that).
 DASHBOARD_PASSWORD_ENV = "JOBQUEUE_DASHBOARD_PASSWORD"
+DASHBOARD_TOKEN_ENV = "JOBQUEUE_DASHBOARD_TOKEN"
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 def add_dashboard_parser(sub: Any) -> None:
     dashboard = sub.add_parser(
         "dashboard",
-        help=f"serve the web dashboard (password: ${DASHBOARD_PASSWORD_ENV})",
+        help=f"serve the web dashboard (Basic auth: ${DASHBOARD_PASSWORD_ENV}, "
+        f"bearer token: ${DASHBOARD_TOKEN_ENV})",
     )
     dashboard.add_argument("targets", nargs="+", help="queue names or module:attribute")
     dashboard.add_argument("--host", default="127.0.0.1")
-    dashboard.add_argument("--port", type=int, default=8080)
+    dashboard.add_argument("--port", type=int, default=8000)
     dashboard.add_argument("--username", default="admin")
     dashboard.add_argument("--read-only", action="store_true", help="refuse every action")
+    dashboard.add_argument(
+        "--insecure", action="store_true", help="serve beyond loopback without authentication"
+    )
 
 
 def _is_loopback(host: str) -> bool:
@@ -254,26 +259,33 @@ def _is_loopback(host: str) -> bool:
 
 
 def run_dashboard(args: argparse.Namespace) -> None:
-    """Without a password the dashboard serves only on a loopback address, and only
-    requests for a loopback host name (against DNS rebinding)."""
+    """Without credentials the dashboard serves on a loopback address only (unless
+    ``--insecure``), and there only requests for a loopback host name (against DNS
+    rebinding)."""
     try:
-        from .dashboard import BasicAuth, serve
+        from .dashboard import AuthHook, BasicAuth, TokenAuth, serve
     except ImportError as exc:
         raise SystemExit(
             f"jobqueue: the dashboard needs the dashboard extra "
             f"(pip install 'jobqueue[dashboard]'): {exc}"
         ) from None
     password = os.environ.get(DASHBOARD_PASSWORD_ENV)
-    auth = BasicAuth(args.username, password) if password else None
+    token = os.environ.get(DASHBOARD_TOKEN_ENV)
+    auth: AuthHook | None = None
+    if password:
+        auth = BasicAuth(args.username, password)
+    elif token:
+        auth = TokenAuth(token)
     allowed_hosts = None
-    if auth is None:
-        if not _is_loopback(args.host):
-            raise SystemExit(
-                f"jobqueue: set ${DASHBOARD_PASSWORD_ENV} to serve the dashboard on "
-                f"{args.host}; without a password it serves on a loopback address only"
-            )
-        logger.warning("jobqueue: dashboard without a password (loopback only)")
+    if auth is None and _is_loopback(args.host):
+        logger.warning("jobqueue: dashboard without authentication (loopback only)")
         allowed_hosts = [*_LOOPBACK_NAMES, args.host]
+    elif auth is None and not args.insecure:
+        raise SystemExit(
+            f"jobqueue: set ${DASHBOARD_PASSWORD_ENV} or ${DASHBOARD_TOKEN_ENV} to serve the "
+            f"dashboard on {args.host} (or pass --insecure); without them it serves on a "
+            f"loopback address only"
+        )
     queues = [load_queue(target, args.redis) for target in args.targets]
     asyncio.run(
         serve(

@@ -16,7 +16,7 @@ Install it with the ``dashboard`` extra (``pip install jobqueue[dashboard]``);
 from __future__ import annotations
 
 from .app import create_app
-from .auth import BasicAuth
+from .auth import AuthHook, BasicAuth, TokenAuth
 from .server import serve
 
-__all__ = ["BasicAuth", "create_app", "serve"]
+__all__ = ["AuthHook", "BasicAuth", "TokenAuth", "create_app", "serve"]

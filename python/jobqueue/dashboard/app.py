@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from ..errors import InvalidOptionError
 from ..queue import JobQueue
-from .auth import BasicAuth
+from .auth import AuthHook
 from .routes import Api
 from .security import Guard, new_csrf_token
 from .templates import load_assets, render_page
@@ -24,7 +24,7 @@ DEFAULT_REFRESH_MS = 2000
 def create_app(
     queues: JobQueue | Sequence[JobQueue],
     *,
-    auth: BasicAuth | None,
+    auth: AuthHook | None = None,
     read_only: bool = False,
     allowed_origins: Iterable[str] = (),
     allowed_hosts: Iterable[str] | None = None,
@@ -32,13 +32,15 @@ def create_app(
 ) -> Starlette:
     """The dashboard of ``queues`` (their names must differ).
 
-    ``auth`` is required: a :class:`BasicAuth`, or ``None`` where something in front of
-    the app (your own middleware, a proxy) already authenticates. ``read_only`` refuses
-    every action. ``allowed_origins`` are origins besides the dashboard's own host
-    (``"https://admin.example.com"``) from which its pages may send actions, for a proxy
-    that rewrites the ``Host`` header. ``allowed_hosts`` (names, without port) refuses
-    requests for any other host: set it when the dashboard has no password, against DNS
-    rebinding (``jobqueue dashboard`` on localhost does).
+    ``auth`` is a hook, request -> allowed (sync or async), e.g. :class:`BasicAuth` or
+    :class:`TokenAuth`; ``None`` (no check) only where something in front of the app
+    (your own middleware, a proxy) authenticates, or on localhost. ``read_only`` refuses
+    every action on the server and shows no buttons. ``allowed_origins`` are origins
+    besides the dashboard's own host (``"https://admin.example.com"``) from which its
+    pages may send actions, for a proxy that rewrites the ``Host`` header.
+    ``allowed_hosts`` (names, without port) refuses requests for any other host: set it
+    when the dashboard has no authentication, against DNS rebinding (``jobqueue
+    dashboard`` on localhost does).
 
     The app uses the queues on the event loop of the server that runs it and does not
     close them.
@@ -53,8 +55,8 @@ def create_app(
         if queue.name in by_name:
             raise InvalidOptionError("queues", f"name {queue.name!r} twice")
         by_name[queue.name] = queue
-    if auth is not None and not isinstance(auth, BasicAuth):
-        raise InvalidOptionError("auth", f"must be a BasicAuth or None, got {auth!r}")
+    if auth is not None and not callable(auth):
+        raise InvalidOptionError("auth", f"must be a callable (request -> bool), got {auth!r}")
     if isinstance(refresh_ms, bool) or not isinstance(refresh_ms, int) or refresh_ms < 200:
         raise InvalidOptionError("refresh_ms", f"must be an int >= 200, got {refresh_ms!r}")
 

@@ -16,9 +16,11 @@ from ..errors import InvalidOptionError, InvalidStateError, JobNotFoundError, Jo
 from ..models import JobInfo, JobStatus
 from ..queue import JobQueue
 
-#: Jobs listed per status unless the page asks for more; the most it may ask for.
+#: Jobs per page unless the page asks otherwise, and the most per page.
 DEFAULT_LIMIT = 50
-MAX_LIMIT = 1000
+MAX_LIMIT = 200
+#: How deep into a status the pages (and a search by name) reach.
+MAX_SCAN = 1000
 #: A failure reason in a job list is cut to this many characters (the job's page has all).
 REASON_IN_LIST = 300
 
@@ -39,6 +41,16 @@ def json_response(value: Any, status: int = 200) -> Response:
         media_type="application/json",
         headers={"Cache-Control": "no-store"},
     )
+
+
+def _clamped(text: str | None, name: str, default: int, low: int, high: int) -> int:
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise HTTPError(400, f"{name} must be a number, got {text!r}") from None
+    return max(low, min(value, high))
 
 
 def _status_of(exc: JobQueueError) -> int:
@@ -141,17 +153,25 @@ class Api:
         return json_response(await self.queue(request).health_check())
 
     async def jobs(self, request: Request) -> Response:
+        """A page of the jobs of ``status`` (``offset``, ``limit``; clamped), those whose
+        name contains ``name`` when given (searched among the first ``MAX_SCAN``)."""
         queue = self.queue(request)
-        status = request.query_params.get("status", JobStatus.WAITING.value)
-        limit_text = request.query_params.get("limit", str(DEFAULT_LIMIT))
-        try:
-            limit = int(limit_text)
-        except ValueError:
-            raise HTTPError(400, f"limit must be a number, got {limit_text!r}") from None
-        if not 1 <= limit <= MAX_LIMIT:
-            raise HTTPError(400, f"limit must be 1..{MAX_LIMIT}, got {limit}")
-        jobs = await queue.get_jobs_by_status(status, limit)
-        return json_response([job_summary(j) for j in jobs])
+        params = request.query_params
+        status = params.get("status", JobStatus.WAITING.value)
+        limit = _clamped(params.get("limit"), "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        offset = _clamped(params.get("offset"), "offset", 0, 0, MAX_SCAN - limit)
+        name = params.get("name", "").strip().lower()
+        jobs = await queue.get_jobs_by_status(status, MAX_SCAN if name else offset + limit + 1)
+        if name:
+            jobs = [j for j in jobs if name in j.name.lower()]
+        return json_response(
+            {
+                "jobs": [job_summary(j) for j in jobs[offset : offset + limit]],
+                "offset": offset,
+                "limit": limit,
+                "more": len(jobs) > offset + limit and offset + limit < MAX_SCAN,
+            }
+        )
 
     async def job(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]

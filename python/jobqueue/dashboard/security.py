@@ -5,7 +5,8 @@ Writes (every method but GET and HEAD) need the page's CSRF token in the ``X-CSR
 header. The token is random per app and only readable from the page itself, which a
 browser keeps from other sites; a custom header also makes a cross-site request a CORS
 preflight, which the dashboard never grants. A write whose ``Origin`` is neither the
-dashboard's host nor one of ``allowed_origins`` is refused as well.
+dashboard's host nor one of ``allowed_origins``, or that the browser marks as coming from
+another site (``Sec-Fetch-Site``), is refused as well.
 
 With ``allowed_hosts`` a request whose ``Host`` header names another host is refused
 before anything else: a dashboard without a password on localhost is otherwise open to
@@ -15,15 +16,17 @@ DNS rebinding (a site whose name resolves to 127.0.0.1 reads it as its own origi
 from __future__ import annotations
 
 import hmac
+import inspect
 import secrets
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .auth import BasicAuth
+from .auth import AuthHook
 
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -69,7 +72,7 @@ class Guard:
         self,
         app: ASGIApp,
         *,
-        auth: BasicAuth | None,
+        auth: AuthHook | None,
         csrf_token: str,
         read_only: bool,
         allowed_origins: Iterable[str] = (),
@@ -96,29 +99,37 @@ class Guard:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
-        refusal = self.refusal(scope)
+        refusal = await self.refusal(scope)
         if refusal is not None:
             await refusal(scope, receive, send_with_headers)
             return
         await self.app(scope, receive, send_with_headers)
 
-    def refusal(self, scope: Scope) -> Response | None:
+    async def refusal(self, scope: Scope) -> Response | None:
         """The response that refuses this request, or None to let it through."""
         headers = Headers(scope=scope)
         if self.allowed_hosts is not None:
             host = _host_name(headers.get("host", ""))
             if host not in self.allowed_hosts:
                 return PlainTextResponse(f"host {host!r} not allowed", status_code=400)
-        if self.auth is not None and not self.auth.accepts(headers.get("authorization")):
-            return PlainTextResponse(
-                "authentication required",
-                status_code=401,
-                headers={"WWW-Authenticate": 'Basic realm="jobqueue", charset="UTF-8"'},
-            )
+        if self.auth is not None:
+            allowed = self.auth(Request(scope))
+            if inspect.isawaitable(allowed):
+                allowed = await allowed
+            if not allowed:
+                challenge = getattr(self.auth, "challenge", None)
+                return PlainTextResponse(
+                    "authentication required",
+                    status_code=401,
+                    headers={"WWW-Authenticate": challenge} if challenge else None,
+                )
         if scope["method"] in SAFE_METHODS:
             return None
         if self.read_only:
             return JSONResponse({"error": "the dashboard is read-only"}, status_code=403)
+        fetch_site = headers.get("sec-fetch-site")
+        if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+            return JSONResponse({"error": f"{fetch_site} request refused"}, status_code=403)
         origin = headers.get("origin")
         if origin is not None and not self.origin_allowed(origin, headers.get("host")):
             return JSONResponse({"error": f"origin {origin!r} not allowed"}, status_code=403)

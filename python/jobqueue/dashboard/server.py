@@ -11,7 +11,7 @@ import uvicorn
 
 from ..queue import JobQueue
 from .app import create_app
-from .auth import BasicAuth
+from .auth import AuthHook
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -25,8 +25,8 @@ async def serve(
     queues: Sequence[JobQueue],
     *,
     host: str = "127.0.0.1",
-    port: int = 8080,
-    auth: BasicAuth | None,
+    port: int = 8000,
+    auth: AuthHook | None,
     read_only: bool = False,
     allowed_hosts: Sequence[str] | None = None,
     log_level: str = "info",

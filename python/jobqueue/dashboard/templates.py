@@ -66,13 +66,29 @@ PAGE = """<!doctype html>
     <div id="counts" class="counts"></div>
     <section id="jobs-section">
       <h3 id="jobs-title"></h3>
-      <div id="bulk-actions" class="actions"></div>
+      <div class="toolbar">
+        <form id="name-search" role="search">
+          <input id="name-filter" type="search" placeholder="Job name contains"
+            aria-label="Job name contains">
+          <button type="submit">Filter</button>
+        </form>
+        <form id="id-search" role="search">
+          <input id="id-filter" type="search" placeholder="Job id" aria-label="Job id">
+          <button type="submit">Open</button>
+        </form>
+        <div id="bulk-actions" class="actions"></div>
+      </div>
       <table id="jobs">
         <thead><tr><th>Id</th><th>Name</th><th>Attempts</th><th>Created</th>
           <th>Finished</th><th>Reason</th><th></th></tr></thead>
         <tbody></tbody>
       </table>
       <p id="jobs-empty" class="muted" hidden>No jobs.</p>
+      <div class="pager">
+        <button type="button" id="page-previous">Previous</button>
+        <span id="page-range" class="muted"></span>
+        <button type="button" id="page-next">Next</button>
+      </div>
     </section>
     <section id="job" hidden>
       <h3>Job <code id="job-id"></code>

@@ -11,7 +11,10 @@
   const HEALTH_EVERY = 10; // refreshes between two health checks (they read Redis's config)
   const STATUSES = ["waiting", "active", "delayed", "paused", "completed", "failed", "dlq"];
 
-  const state = { queue: null, status: "waiting", job: null, refreshes: 0, timer: null };
+  const PAGE_SIZE = 50;
+  const state = {
+    queue: null, status: "waiting", job: null, name: "", offset: 0, refreshes: 0, timer: null,
+  };
 
   const $ = (id) => document.getElementById(id);
 
@@ -65,6 +68,8 @@
     state.queue = params.get("queue");
     state.status = STATUSES.includes(params.get("status")) ? params.get("status") : "waiting";
     state.job = params.get("job");
+    state.name = params.get("name") || "";
+    state.offset = Math.max(0, Number(params.get("offset")) || 0);
   }
 
   function writeHash() {
@@ -72,6 +77,8 @@
     if (state.queue) params.set("queue", state.queue);
     params.set("status", state.status);
     if (state.job) params.set("job", state.job);
+    if (state.name) params.set("name", state.name);
+    if (state.offset) params.set("offset", String(state.offset));
     history.replaceState(null, "", `#${params}`);
   }
 
@@ -105,8 +112,9 @@
       const s = queue.stats;
       const link = el("a", { href: "#", "data-queue": queue.name, onclick: (event) => {
         event.preventDefault();
-        go({ queue: queue.name, job: null });
-      } }, queue.name, el("span", { class: "muted" }, ` ${s.waiting + s.paused} / ${s.active}`));
+        go({ queue: queue.name, job: null, offset: 0, name: "" });
+      } }, queue.name, el("span", { class: "muted" },
+        ` ${s.waiting + s.paused} waiting · ${s.active} active`));
       if (queue.name === state.queue) link.setAttribute("aria-current", "page");
       if (queue.paused) link.classList.add("paused");
       return link;
@@ -122,7 +130,7 @@
     $("counts").replaceChildren(
       ...STATUSES.map((status) => {
         const card = el("a", { href: "#", class: "count", "data-status": status,
-          onclick: (event) => { event.preventDefault(); go({ status, job: null }); } },
+          onclick: (event) => { event.preventDefault(); go({ status, job: null, offset: 0 }); } },
         el("span", { class: "number" }, stats[status]), el("span", {}, status));
         if (status === state.status) card.setAttribute("aria-current", "true");
         return card;
@@ -144,8 +152,13 @@
     renderWorkers(detail.workers);
   }
 
-  function renderJobs(jobs) {
-    $("jobs-title").textContent = `${state.status} jobs`;
+  function renderJobs(page) {
+    const jobs = page.jobs;
+    $("jobs-title").textContent = `${state.status} jobs${state.name ? ` named *${state.name}*` : ""}`;
+    $("page-previous").hidden = page.offset === 0;
+    $("page-next").hidden = !page.more;
+    $("page-range").textContent = jobs.length
+      ? `${page.offset + 1}–${page.offset + jobs.length}` : "";
     const bulk = [];
     if (!READ_ONLY && state.status === "failed" && jobs.length) {
       bulk.push(button("Retry all", () => act("Retry all", "POST", `${q()}/retry?status=failed`,
@@ -257,16 +270,21 @@
     }
     renderQueues(queues);
     if (!state.queue) return;
+    const wanted = state.job; // a click while this load runs changes state.job
     const [detail, jobs, job] = await Promise.all([
       api("GET", q()),
-      api("GET", `${q()}/jobs?status=${state.status}`),
-      state.job ? api("GET", `${q()}/jobs/${encodeURIComponent(state.job)}`).catch(() => null)
+      api("GET", `${q()}/jobs?${new URLSearchParams({
+        status: state.status, offset: state.offset, limit: PAGE_SIZE, name: state.name,
+      })}`),
+      wanted ? api("GET", `${q()}/jobs/${encodeURIComponent(wanted)}`).catch(() => null)
         : Promise.resolve(null),
     ]);
     renderQueue(detail);
     renderJobs(jobs);
+    if (wanted !== state.job) return; // the next load shows the job asked for now
     if (job) renderJob(job);
     else $("job").hidden = true;
+    if (wanted && !job) show(`No job ${wanted} in ${state.queue}.`, true);
     if (forceHealth || state.refreshes % HEALTH_EVERY === 0) {
       renderHealth(await api("GET", `${q()}/health`));
     }
@@ -297,8 +315,21 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     $("job-close").addEventListener("click", () => go({ job: null }));
+    $("page-previous").addEventListener("click",
+      () => go({ offset: Math.max(0, state.offset - PAGE_SIZE) }));
+    $("page-next").addEventListener("click", () => go({ offset: state.offset + PAGE_SIZE }));
+    $("name-search").addEventListener("submit", (event) => {
+      event.preventDefault();
+      go({ name: $("name-filter").value.trim(), offset: 0, job: null });
+    });
+    $("id-search").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const id = $("id-filter").value.trim();
+      if (id) go({ job: id });
+    });
     window.addEventListener("hashchange", () => { readHash(); refresh(true); });
     readHash();
+    $("name-filter").value = state.name;
     refresh(true);
   });
 })();

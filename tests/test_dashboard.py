@@ -169,6 +169,31 @@ async def test_job_pages_and_search_by_name_are_clamped(
     assert (await page("limit=200&offset=99999"))[1] == 800
 
 
+async def test_completed_and_failed_per_minute_from_the_fleet_events(
+    client: httpx.AsyncClient, make_queue: Callable[..., JobQueue], queue_name: str
+) -> None:
+    throughput = f"/api/queues/{queue_name}/throughput"
+    first = (await client.get(throughput)).json()  # the dashboard follows the events now
+    assert first["last_minute"] == {"completed": 0, "failed": 0}
+    assert len(first["minutes"]) == 60 and first["since"] <= first["now"]
+
+    worker = make_queue()
+    worker.process("ok", lambda job: job.data)
+    await dead_letter(worker, 1)  # starts the worker too
+    for i in range(3):
+        assert (await worker.wait_for(await worker.add_job("ok", i), 30_000)).return_value == i
+
+    async def counted() -> Any:
+        body = (await client.get(throughput)).json()
+        return body if body["last_minute"] == {"completed": 3, "failed": 1} else None
+
+    body = await eventually(counted)
+    assert sum(m["completed"] for m in body["minutes"]) == 3
+    assert sum(m["failed"] for m in body["minutes"]) == 1
+    [overview] = (await client.get("/api/queues")).json()
+    assert overview["last_minute"] == {"completed": 3, "failed": 1}
+
+
 async def test_actions_need_the_pages_token_and_origin(
     client: httpx.AsyncClient, make_queue: Callable[..., JobQueue], queue_name: str, dashboard: str
 ) -> None:

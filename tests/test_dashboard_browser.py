@@ -63,6 +63,8 @@ async def page(dashboard: str) -> AsyncIterator[Any]:
         )
         tab.on("dialog", lambda dialog: dialog.accept())
         await tab.goto(dashboard)
+        # Shown after the first load: the dashboard follows the queue's events from here.
+        await expect(tab.locator("#queue")).to_be_visible()
         yield tab
         await browser.close()
     assert problems == []
@@ -152,6 +154,9 @@ async def test_the_page_follows_a_job_to_completion(
     await expect(page.locator(f'#jobs tr[data-job="{job_id}"]')).to_contain_text("hold")
     release.set()
     await expect(page.locator('[data-status="completed"] .number')).to_have_text("1")
+    await expect(page.locator('[data-rate="completed"]')).to_have_text("1")
+    bar = page.locator("#chart g title", has_text="1 completed, 0 failed")
+    await expect(bar).to_have_count(1)
     await expect(page.locator('[data-status="active"] .number')).to_have_text("0")
     await expect(page.locator("#jobs-empty")).to_be_visible()
 
@@ -211,7 +216,10 @@ async def test_screenshots_of_the_overview_and_a_job(
     there: JOBQUEUE_SCREENSHOTS=docs/images pytest tests/test_dashboard_browser.py)."""
     folder = Path(os.environ.get("JOBQUEUE_SCREENSHOTS") or tmp_path)
     worker = make_queue()
+    worker.process("thumbnail", lambda job: {"width": 128})
     dead = await dead_letter(worker, 2)
+    for job_id in await worker.add_jobs([("thumbnail", i) for i in range(12)]):
+        await worker.wait_for(job_id, 30_000)
     await worker.close()
     queue = make_queue()
     await queue.add_jobs([("send-email", {"to": f"user{i}@example.com"}) for i in range(4)])
@@ -221,6 +229,7 @@ async def test_screenshots_of_the_overview_and_a_job(
     await expect(page.locator("#jobs tbody tr")).to_have_count(4)
     await expect(page.locator("#queues a")).to_have_text("emails 4 waiting · 0 active")
     await expect(page.locator("#health dt").first).to_be_visible()
+    await expect(page.locator('[data-rate="completed"]')).to_have_text("12")
     overview = folder / "dashboard-overview.png"
     await page.screenshot(path=str(overview), full_page=True)
     await page.locator('[data-status="dlq"]').click()

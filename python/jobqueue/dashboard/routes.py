@@ -15,6 +15,7 @@ from starlette.routing import Route
 from ..errors import InvalidOptionError, InvalidStateError, JobNotFoundError, JobQueueError
 from ..models import JobInfo, JobStatus
 from ..queue import JobQueue
+from .throughput import Throughput
 
 #: Jobs per page unless the page asks otherwise, and the most per page.
 DEFAULT_LIMIT = 50
@@ -121,6 +122,7 @@ async def workers_of(queue: JobQueue) -> list[Any] | None:
 class Api:
     def __init__(self, queues: Mapping[str, JobQueue]) -> None:
         self.queues = queues
+        self.throughputs = {name: Throughput(q) for name, q in queues.items()}
 
     def queue(self, request: Request) -> JobQueue:
         name = request.path_params["queue"]
@@ -130,10 +132,13 @@ class Api:
         return queue
 
     async def _overview(self, queue: JobQueue) -> dict[str, Any]:
+        throughput = self.throughputs[queue.name]
+        await throughput.start()
         return {
             "name": queue.name,
             "stats": await queue.get_stats(),
             "paused": await queue.is_paused(),
+            "last_minute": throughput.snapshot()["last_minute"],
         }
 
     async def list_queues(self, request: Request) -> Response:
@@ -148,6 +153,11 @@ class Api:
                 "workers": await workers_of(queue),
             }
         )
+
+    async def throughput(self, request: Request) -> Response:
+        throughput = self.throughputs[self.queue(request).name]
+        await throughput.start()
+        return json_response(throughput.snapshot())
 
     async def health(self, request: Request) -> Response:
         return json_response(await self.queue(request).health_check())
@@ -218,6 +228,7 @@ class Api:
             ("/api/queues", self.list_queues, "GET"),
             (q, self.queue_detail, "GET"),
             (f"{q}/health", self.health, "GET"),
+            (f"{q}/throughput", self.throughput, "GET"),
             (f"{q}/jobs", self.jobs, "GET"),
             (q + "/jobs/{job_id}", self.job, "GET"),
             (q + "/jobs/{job_id}", self.remove_job, "DELETE"),

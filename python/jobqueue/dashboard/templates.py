@@ -64,6 +64,14 @@ PAGE = """<!doctype html>
       <div id="queue-actions" class="actions"></div>
     </div>
     <div id="counts" class="counts"></div>
+    <section id="chart-section">
+      <h3>Completed and failed jobs per minute, last hour</h3>
+      <p class="chart-labels muted"><span id="chart-max"></span></p>
+      <svg id="chart" viewBox="0 0 600 120" preserveAspectRatio="none" role="img"
+        aria-label="Completed and failed jobs per minute"></svg>
+      <p class="chart-labels muted"><span>60 min ago</span><span>now</span></p>
+      <p id="chart-note" class="muted"></p>
+    </section>
     <section id="jobs-section">
       <h3 id="jobs-title"></h3>
       <div class="toolbar">

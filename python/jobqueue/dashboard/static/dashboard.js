@@ -138,6 +138,12 @@
       el("div", { class: "count static" },
         el("span", { class: "number", "data-latency": "" }, duration(stats.latency_ms)),
         el("span", {}, "latency")),
+      el("div", { class: "count static" },
+        el("span", { class: "number", "data-rate": "completed" }, detail.last_minute.completed),
+        el("span", {}, "completed / min")),
+      el("div", { class: "count static" },
+        el("span", { class: "number", "data-rate": "failed" }, detail.last_minute.failed),
+        el("span", {}, "failed / min")),
     );
     const actions = [];
     if (!READ_ONLY) {
@@ -248,6 +254,43 @@
       ...columns.map((c) => el("td", {}, typeof w[c] === "object" ? JSON.stringify(w[c]) : w[c])))));
   }
 
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, String(value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // One stacked bar per minute: completed below, failed above; the scale is the busiest
+  // minute's total, written above the chart.
+  function renderChart(throughput) {
+    const rows = throughput.minutes;
+    const width = 600, top = 2, bottom = 119, step = width / rows.length;
+    const most = Math.max(1, ...rows.map((r) => r.completed + r.failed));
+    const scale = (bottom - top) / most;
+    const bars = rows.flatMap((row, i) => {
+      const x = i * step + 1, w = step - 2;
+      const done = row.completed * scale, failed = row.failed * scale;
+      const label = `${new Date(row.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}: `
+        + `${row.completed} completed, ${row.failed} failed`;
+      const group = svg("g", { "data-minute": row.at });
+      group.append(svg("title", {}, label));
+      group.append(svg("rect", { x, y: bottom - done, width: w, height: done, class: "bar-completed" }));
+      group.append(svg("rect", {
+        x, y: bottom - done - failed, width: w, height: failed, class: "bar-failed",
+      }));
+      return [group];
+    });
+    $("chart").replaceChildren(
+      svg("line", { x1: 0, x2: width, y1: bottom, y2: bottom, class: "axis" }),
+      ...bars,
+    );
+    $("chart-max").textContent = `${most} / min`;
+    $("chart-note").textContent = `Counted by this dashboard since ${time(throughput.since)}.`;
+  }
+
   function renderHealth(report) {
     const fields = [
       ["healthy", report.healthy ? "yes" : "no"], ["redis version", report.redis_version],
@@ -271,15 +314,17 @@
     renderQueues(queues);
     if (!state.queue) return;
     const wanted = state.job; // a click while this load runs changes state.job
-    const [detail, jobs, job] = await Promise.all([
+    const [detail, jobs, job, throughput] = await Promise.all([
       api("GET", q()),
       api("GET", `${q()}/jobs?${new URLSearchParams({
         status: state.status, offset: state.offset, limit: PAGE_SIZE, name: state.name,
       })}`),
       wanted ? api("GET", `${q()}/jobs/${encodeURIComponent(wanted)}`).catch(() => null)
         : Promise.resolve(null),
+      api("GET", `${q()}/throughput`),
     ]);
     renderQueue(detail);
+    renderChart(throughput);
     renderJobs(jobs);
     if (wanted !== state.job) return; // the next load shows the job asked for now
     if (job) renderJob(job);

@@ -282,6 +282,22 @@ async def test_an_active_job_cannot_be_removed(
     assert info is not None and info.status is JobStatus.ACTIVE
 
 
+async def test_allowed_origins_may_send_actions(
+    redis_url: str, make_queue: Callable[..., JobQueue], queue_name: str
+) -> None:
+    queue = make_queue()
+    admin = "https://admin.example.com"
+    with running_dashboard(redis_url, [queue_name], auth=None, allowed_origins=[admin]) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            token = await csrf_token(client)
+            pause = f"/api/queues/{queue_name}/pause"
+            from_admin = {"X-CSRF-Token": token, "Origin": admin, "Sec-Fetch-Site": "same-site"}
+            assert (await client.post(pause, headers=from_admin)).status_code == 200
+            other = {**from_admin, "Origin": "https://other.example.com"}
+            assert (await client.post(pause, headers=other)).status_code == 403
+    assert await queue.is_paused()
+
+
 async def test_token_auth_and_an_auth_hook_of_ones_own(redis_url: str, queue_name: str) -> None:
     token = "t0ken-" + "x" * 20
     with running_dashboard(redis_url, [queue_name], auth=TokenAuth(token)) as url:

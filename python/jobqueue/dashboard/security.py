@@ -127,21 +127,20 @@ class Guard:
             return None
         if self.read_only:
             return JSONResponse({"error": "the dashboard is read-only"}, status_code=403)
-        fetch_site = headers.get("sec-fetch-site")
-        if fetch_site is not None and fetch_site not in ("same-origin", "none"):
-            return JSONResponse({"error": f"{fetch_site} request refused"}, status_code=403)
         origin = headers.get("origin")
-        if origin is not None and not self.origin_allowed(origin, headers.get("host")):
+        listed = origin is not None and _origin_key(origin) in self.allowed_origins
+        fetch_site = headers.get("sec-fetch-site")
+        if not listed and fetch_site not in (None, "same-origin", "none"):
+            return JSONResponse({"error": f"{fetch_site} request refused"}, status_code=403)
+        if origin is not None and not listed and not self.same_host(origin, headers.get("host")):
             return JSONResponse({"error": f"origin {origin!r} not allowed"}, status_code=403)
         token = headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(token.encode(), self.csrf_token.encode()):
             return JSONResponse({"error": "missing or wrong CSRF token"}, status_code=403)
         return None
 
-    def origin_allowed(self, origin: str, host: str | None) -> bool:
+    def same_host(self, origin: str, host: str | None) -> bool:
         key = _origin_key(origin)
-        if key in self.allowed_origins:
-            return True
         # The dashboard's own host, by either scheme: behind a TLS proxy the request the
         # app sees is plain HTTP while the browser's origin is https.
         netloc = urlsplit(key).netloc

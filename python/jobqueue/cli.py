@@ -22,6 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ._native import __version__
 from .errors import JobQueueError
 from .events import QueueEvent
 from .models import HealthReport, JobInfo, JobStatus
@@ -162,6 +163,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jobqueue", description=__doc__.splitlines()[0])
     p.add_argument("--redis", help="Redis URL (default: $JOBQUEUE_REDIS_URL / $REDIS_URL)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--version", action="version", version=f"jobqueue {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="run a worker until SIGTERM/SIGINT")
     worker.add_argument("target", help="module:attribute of a JobQueue")

@@ -18,7 +18,6 @@ from jobqueue import JobQueue
 from jobqueue.errors import QueueClosedError
 
 pytest.importorskip("fastapi")
-pytest.importorskip("httpx")
 from fastapi.testclient import TestClient
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "fastapi_app.py"

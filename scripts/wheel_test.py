@@ -7,8 +7,8 @@ fresh venv and runs the test suite from a copy of ``tests/`` in a temporary dire
 that ``jobqueue`` can only come from the venv's site-packages (``tests/test_installed.py``
 asserts it). The sdist is built into a wheel with pip (as ``pip install jobqueue`` does on a
 platform without a wheel), installed into one more venv and tested the same way. It also
-measures the wheel's size and the time of ``import jobqueue``, which must stay under
-100 ms.
+measures the wheel's size and the time of ``import jobqueue`` (wall-clock and CPU), whose
+CPU time must stay under 100 ms.
 
     python scripts/wheel_test.py                 # the whole suite on every CPython found
     python scripts/wheel_test.py --full 3.13     # the whole suite on 3.13 (and the sdist),
@@ -20,6 +20,7 @@ A CPython that is not on the machine is skipped with a message, not failed.
 from __future__ import annotations
 
 import argparse
+import configparser
 import glob
 import os
 import re
@@ -125,9 +126,10 @@ def check_wheel(wheel: Path) -> None:
         natives = [n for n in names if re.fullmatch(r"jobqueue/_native\.(abi3\.so|pyd)", n)]
         assert len(natives) == 1, f"no abi3 native module in {wheel.name}: {names}"
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-        text = zf.read(entry_points).decode()
-        assert "jobqueue = jobqueue.cli:main" in text, text
-        assert "[pytest11]" in text and "jobqueue.testing_pytest" in text, text
+        points = configparser.ConfigParser()
+        points.read_string(zf.read(entry_points).decode())
+        assert points["console_scripts"]["jobqueue"].strip() == "jobqueue.cli:main"
+        assert points["pytest11"]["jobqueue"].strip() == "jobqueue.testing_pytest"
         # The Lua scripts are compiled into the native module (include_str!): every script
         # must be there as written, and no .lua file is needed beside it.
         binary = zf.read(natives[0])
@@ -185,21 +187,28 @@ def site_packages(venv_python: Path) -> str:
     ).stdout.strip()
 
 
-def import_time_ms(venv_python: Path, cwd: Path, runs: int = 7) -> list[float]:
-    """``import jobqueue``'s cumulative time by ``-X importtime``, in ms, per run."""
-    times = []
+#: Times ``import jobqueue`` in a fresh interpreter (its startup left out): wall-clock and
+#: the process's CPU time (user + system, so loading the native module counts), in ms.
+_TIME_IMPORT = (
+    "import time; c = time.process_time(); w = time.perf_counter(); import jobqueue; "
+    "print((time.perf_counter() - w) * 1000, (time.process_time() - c) * 1000)"
+)
+
+
+def import_times_ms(venv_python: Path, cwd: Path, runs: int = 9) -> tuple[list[float], list[float]]:
+    """``import jobqueue`` over ``runs`` fresh interpreters: (wall ms, CPU ms) per run."""
+    walls, cpus = [], []
     for _ in range(runs):
-        err = subprocess.run(
-            [str(venv_python), "-X", "importtime", "-c", "import jobqueue"],
+        out = subprocess.run(
+            [str(venv_python), "-c", _TIME_IMPORT],
             capture_output=True,
             text=True,
             check=True,
             cwd=cwd,
-        ).stderr
-        match = re.search(r"^import time:\s+\d+ \|\s+(\d+) \| jobqueue$", err, re.M)
-        assert match, err[-2000:]
-        times.append(int(match.group(1)) / 1000)
-    return times
+        ).stdout.split()
+        walls.append(float(out[0]))
+        cpus.append(float(out[1]))
+    return walls, cpus
 
 
 def run_tests(label: str, venv_python: Path, work: Path, tests: list[str]) -> float:
@@ -270,15 +279,17 @@ def main() -> int:
         for version, python in found.items():
             whole = args.full is None or version == args.full
             venv_python = make_venv(python, work / f"venv-{version}", wheel)
-            times = import_time_ms(venv_python, work)
-            median = statistics.median(times)
+            walls, cpus = import_times_ms(venv_python, work)
             seconds = run_tests(version, venv_python, work, [] if whole else list(SUBSET))
             summary.append(
                 f"CPython {version} ({python}): {'whole suite' if whole else 'subset'} passed "
-                f"in {seconds:.0f} s; import jobqueue {min(times):.1f} ms "
-                f"(median {median:.1f} of {len(times)})"
+                f"in {seconds:.0f} s; import jobqueue: {min(walls):.1f} ms wall-clock (median "
+                f"{statistics.median(walls):.1f}), {min(cpus):.1f} ms CPU (median "
+                f"{statistics.median(cpus):.1f}), over {len(walls)} fresh interpreters"
             )
-            assert min(times) < IMPORT_LIMIT_MS, f"import jobqueue takes {min(times):.1f} ms"
+            # CPU time is held to the limit: on a shared machine the wall-clock time of a
+            # run also counts the time other processes had the core.
+            assert min(cpus) < IMPORT_LIMIT_MS, f"import jobqueue takes {min(cpus):.1f} ms CPU"
 
         if not args.no_sdist:
             version = args.full or max(found)

@@ -36,6 +36,17 @@ wheel-test: redis venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
 		$(PY) scripts/wheel_test.py $(WHEEL_TEST_ARGS)
 
+# The documentation site (mkdocs + Material + mkdocstrings, mkdocs.yml) into site/, strictly:
+# a broken link or any warning fails. Its packages are the `docs` extra of pyproject.toml.
+DOCS_STAMP := $(VENV)/.docs-stamp
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -c "import sys; t = __import__('tomllib' if sys.version_info >= (3, 11) else 'tomli'); print('\n'.join(t.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['docs']))" > $(VENV)/docs-requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/docs-requirements.txt
+	touch $@
+
 # The fault-injection suite on a longer run (a million jobs through the memory test).
 soak: redis build
 	JOBQUEUE_SOAK_JOBS=1000000 $(PY) -m pytest -q -s --timeout 3600 tests/reliability
@@ -101,4 +112,4 @@ redis:
 	@command -v redis-server >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server)
 
 clean:
-	rm -rf $(VENV) target python/jobqueue/*.so
+	rm -rf $(VENV) target site python/jobqueue/*.so

@@ -6,8 +6,10 @@ In a page under ``docs/``, a line of its own:
 - ``<!-- readme: Producing -->``: the README section headed "Producing" (any level), up
   to the next heading of the same or a higher level, without its heading; its subheadings
   move up so that the section's own level becomes the page's (``##`` under a ``###``
-  section becomes ``#``... plus one: they stay below the page title).
-  ``<!-- readme: Quick start | intro -->`` stops at the section's first subheading.
+  section becomes ``##``: they stay below the page title).
+  ``<!-- readme: Quick start | intro -->`` stops at the section's first subheading;
+  ``<!-- readme: Connecting | nested -->`` puts its subheadings one level lower still (for
+  a section included under a ``##`` heading of the page).
 - ``<!-- file: examples/retry_logic.py -->``: that file as a code block (its language
   from the extension); ``<!-- file: CHANGELOG.md | markdown -->`` inlines a Markdown file.
 
@@ -45,7 +47,7 @@ def _lines_outside_fences(text: str) -> list[tuple[str, bool]]:
     return result
 
 
-def readme_section(title: str, intro_only: bool = False) -> str:
+def readme_section(title: str, intro_only: bool = False, nested: bool = False) -> str:
     lines = _lines_outside_fences((ROOT / "README.md").read_text())
     start = level = None
     for i, (line, fenced) in enumerate(lines):
@@ -61,7 +63,8 @@ def readme_section(title: str, intro_only: bool = False) -> str:
         if match and (len(match.group(1)) <= level or intro_only):
             break
         if match:  # a subsection: one level below the page title, and so on
-            line = "#" * (len(match.group(1)) - level + 1) + " " + match.group(2)
+            depth = len(match.group(1)) - level + (2 if nested else 1)
+            line = "#" * min(depth, 6) + " " + match.group(2)
         body.append(line)
     return "\n".join(body).strip("\n")
 
@@ -84,7 +87,7 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     def expand(match: re.Match[str]) -> str:
         kind, target, mode = match.group(1), match.group(2).strip(), match.group(3)
         if kind == "readme":
-            return readme_section(target, intro_only=mode == "intro")
+            return readme_section(target, intro_only=mode == "intro", nested=mode == "nested")
         return include_file(target, mode)
 
     return rewrite_links(_DIRECTIVE.sub(expand, markdown))

@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null && echo sudo
 # cargo test links the extension crate against libpython.
 PYLIBDIR = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))")
 
-.PHONY: demo test build venv redis chromium lint bench bench-peers soak clean
+.PHONY: demo test build venv redis chromium lint bench bench-peers soak clean wheel-test docs
 
 demo: redis build
 	$(PY) examples/basic_usage.py
@@ -26,9 +26,29 @@ test: redis chromium build
 lint: venv
 	cargo fmt --check
 	PYO3_PYTHON=$(abspath $(PY)) cargo clippy --all-targets -- -D warnings
-	$(VENV)/bin/ruff check python tests examples benches
-	$(VENV)/bin/ruff format --check python tests examples benches
+	$(VENV)/bin/ruff check python tests examples benches scripts
+	$(VENV)/bin/ruff format --check python tests examples benches scripts
 	$(VENV)/bin/mypy
+
+# The package as users get it: the abi3 wheel and the sdist built with maturin, installed
+# into fresh venvs (one per CPython 3.10-3.13 found; a missing one is skipped with a
+# message) and tested from a copy of tests/ outside the source tree (scripts/wheel_test.py).
+# WHEEL_TEST_ARGS="--full 3.13" runs the whole suite there and a subset elsewhere (.ci/run).
+WHEEL_TEST_ARGS ?=
+wheel-test: redis venv
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
+		$(PY) scripts/wheel_test.py $(WHEEL_TEST_ARGS)
+
+# The documentation site (mkdocs + Material + mkdocstrings, mkdocs.yml) into site/, strictly:
+# a broken link or any warning fails. Its packages are the `docs` extra of pyproject.toml.
+DOCS_STAMP := $(VENV)/.docs-stamp
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(PY) -c "import sys; t = __import__('tomllib' if sys.version_info >= (3, 11) else 'tomli'); print('\n'.join(t.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['docs']))" > $(VENV)/docs-requirements.txt
+	$(PY) -m pip install -q -r $(VENV)/docs-requirements.txt
+	touch $@
 
 # The fault-injection suite on a longer run (a million jobs through the memory test).
 soak: redis build
@@ -79,7 +99,7 @@ build: venv
 
 venv: $(STAMP)
 
-# Dependencies are read from pyproject.toml (runtime + dev extra), so they live in one place.
+# Dependencies are read from pyproject.toml (runtime + dev and test extras), so they live in one place.
 # Debian's python3 makes venvs only with python3-venv installed; Python 3.10 has no tomllib.
 $(STAMP): pyproject.toml
 	$(PY) -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV); python3 -m venv $(VENV); } || \
@@ -87,7 +107,7 @@ $(STAMP): pyproject.toml
 		python3 -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import tomllib" 2>/dev/null || $(PY) -m pip install -q tomli
-	$(PY) -c "import sys; t = __import__('tomllib' if sys.version_info >= (3, 11) else 'tomli'); p = t.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['dev']))" > $(VENV)/requirements.txt
+	$(PY) -c "import sys; t = __import__('tomllib' if sys.version_info >= (3, 11) else 'tomli'); p = t.load(open('pyproject.toml', 'rb'))['project']; e = p['optional-dependencies']; print('\n'.join(sorted(set(p['dependencies'] + e['dev'] + e['test']))))" > $(VENV)/requirements.txt
 	$(PY) -m pip install -q -r $(VENV)/requirements.txt
 	touch $(STAMP)
 
@@ -101,4 +121,4 @@ chromium:
 		($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 clean:
-	rm -rf $(VENV) target python/jobqueue/*.so
+	rm -rf $(VENV) target site python/jobqueue/*.so

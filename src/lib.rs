@@ -59,5 +59,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(current_pid, m)?)?;
     m.add_function(wrap_pyfunction!(redis_settings::redis_settings, m)?)?;
     m.add("LAYOUT_VERSION", keys::LAYOUT_VERSION)?;
+    // The release version has one home, Cargo.toml: maturin gives it to the wheel's metadata
+    // (pyproject.toml's version is dynamic) and the module gives it to `jobqueue.__version__`.
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

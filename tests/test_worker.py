@@ -457,7 +457,10 @@ async def test_retention_of_completed_jobs(queue: JobQueue) -> None:
 
     await eventually(finished)
     assert await queue.get_job_status(gone) is None
-    assert [j.id for j in await queue.get_jobs_by_status("completed")] == kept[::-1][:2]
+    completed = [j.id for j in await queue.get_jobs_by_status("completed")]
+    # The newest two are kept; two jobs that finish in the same millisecond (a thread pool
+    # runs them at once) may be listed in either order.
+    assert len(completed) == 2 and set(completed) == set(kept[-2:])
 
 
 async def test_one_ack_batch_applies_each_jobs_own_retention(

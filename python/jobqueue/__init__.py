@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 
+from ._native import __version__
 from ._native import shutdown_runtime as _shutdown_runtime
 from .config import (
     Backoff,
@@ -66,9 +67,8 @@ __all__ = [
     "UnsafeRedisError",
     "WorkerConfig",
     "WorkerInfo",
+    "__version__",
 ]
-
-__version__ = "0.1.0"
 
 # Stop the native runtime before the interpreter finalizes, so that none of its threads is
 # inside a Python call when finalization begins.

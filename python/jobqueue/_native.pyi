@@ -5,6 +5,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 LAYOUT_VERSION: str
+#: The release, from Cargo.toml (also the wheel's version).
+__version__: str
 
 def shutdown_runtime() -> None: ...
 def to_json(value: Any, name: str) -> str: ...

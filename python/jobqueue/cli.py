@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .cli_output import render
+from ._native import __version__
 from .errors import JobQueueError
 from .events import QueueEvent
 from .models import HealthReport, JobInfo, JobStatus, ScheduleInfo
@@ -239,6 +240,7 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__.splitlines()[0],
         parents=[_common(defaults=True)],
     )
+    p.add_argument("--version", action="version", version=f"jobqueue {__version__}")
     common = [_common(defaults=False)]
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -1,0 +1,99 @@
+"""FastAPI (or any Starlette app): the queue opens and closes with the app, handlers enqueue.
+
+    uvicorn fastapi_app:app                  # the web app: POST /signup enqueues a job
+    jobqueue worker fastapi_app:queue        # the workers, as processes of their own
+    python fastapi_app.py --demo             # both in one process, through the test client
+
+The queue is made at import (it connects on its first call, on the app's event loop), opened
+in the app's lifespan and closed when the app stops, so no request pays for the connection
+and no job being added is cut off at shutdown. With ``run_worker=True`` the app also runs a
+worker in its own process (handy in development; in production run ``jobqueue worker``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel
+
+from jobqueue import Job, JobQueue
+
+
+async def send_welcome(job: Job[dict[str, Any]]) -> dict[str, Any]:
+    # A real processor would talk to the mail service here.
+    return {"sent_to": job.data["email"]}
+
+
+def make_queue(redis_url: str | None = None) -> JobQueue:
+    """The app's queue with its processors (``None``: $JOBQUEUE_REDIS_URL, else
+    $REDIS_URL, else redis://localhost:6379/0)."""
+    jobs = JobQueue("emails", redis=redis_url)
+    jobs.process("send-welcome", send_welcome)
+    return jobs
+
+
+queue = make_queue()
+
+
+class Signup(BaseModel):
+    email: str
+
+
+def create_app(jobs: JobQueue, *, run_worker: bool = False) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with jobs:  # connects now; closes (and waits for running jobs) at shutdown
+            if run_worker:
+                await jobs.start_worker()
+            yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.post("/signup", status_code=202)
+    async def signup(body: Signup) -> dict[str, str]:
+        job_id = await jobs.add_job(
+            "send-welcome", {"email": body.email}, idempotency_key=f"welcome:{body.email}"
+        )
+        return {"job_id": job_id}
+
+    @app.get("/jobs/{job_id}")
+    async def job_status(job_id: str) -> dict[str, Any]:
+        info = await jobs.get_job_status(job_id)
+        if info is None:
+            raise HTTPException(status_code=404, detail="no such job")
+        return {"status": info.status.value, "result": info.return_value}
+
+    return app
+
+
+app = create_app(queue)
+
+
+def demo(redis_url: str) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(make_queue(redis_url), run_worker=True)) as client:
+        job_id = client.post("/signup", json={"email": "ada@example.com"}).json()["job_id"]
+        print(f"POST /signup -> job {job_id}")
+        deadline = time.monotonic() + 10
+        while (state := client.get(f"/jobs/{job_id}").json())["status"] != "completed":
+            assert time.monotonic() < deadline, state
+            time.sleep(0.05)
+        print(f"GET /jobs/{job_id} -> {state}")
+
+
+if __name__ == "__main__" and "--demo" in sys.argv:
+    import os
+
+    from jobqueue.testing import RedisServer
+
+    if os.environ.get("REDIS_URL"):
+        demo(os.environ["REDIS_URL"])
+    else:
+        with RedisServer() as server:
+            demo(server.url)

@@ -29,8 +29,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .cli_output import render
 from ._native import __version__
+from .cli_output import render
 from .errors import JobQueueError
 from .events import QueueEvent
 from .models import HealthReport, JobInfo, JobStatus, ScheduleInfo

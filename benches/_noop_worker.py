@@ -16,6 +16,7 @@ def _run(
     ready: Event,
     stop: Event,
     settings: QueueSettings | None,
+    partitions: int,
 ) -> None:
     async def run() -> None:
         queue = JobQueue(
@@ -23,6 +24,7 @@ def _run(
             redis=url,
             worker=WorkerConfig(concurrency=concurrency),
             settings=settings,
+            partitions=partitions,
         )
 
         @queue.processor("noop")
@@ -38,12 +40,18 @@ def _run(
 
 
 async def start_noop_worker(
-    url: str, queue_name: str, concurrency: int, settings: QueueSettings | None = None
+    url: str,
+    queue_name: str,
+    concurrency: int,
+    settings: QueueSettings | None = None,
+    partitions: int = 1,
 ) -> tuple[multiprocessing.process.BaseProcess, Event]:
     """Start the worker process; returns once it runs, with the event that stops it."""
     ctx = multiprocessing.get_context("spawn")
     ready, stop = ctx.Event(), ctx.Event()
-    process = ctx.Process(target=_run, args=(url, queue_name, concurrency, ready, stop, settings))
+    process = ctx.Process(
+        target=_run, args=(url, queue_name, concurrency, ready, stop, settings, partitions)
+    )
     process.start()
     await asyncio.get_running_loop().run_in_executor(None, ready.wait)
     return process, stop

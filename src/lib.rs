@@ -11,6 +11,7 @@ pub mod json;
 pub mod keys;
 mod layout_upgrade;
 pub mod loop_conn;
+pub mod partitions;
 pub mod queue;
 pub mod record;
 pub mod redis_settings;
@@ -55,6 +56,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(to_json, m)?)?;
     m.add_function(wrap_pyfunction!(current_pid, m)?)?;
     m.add_function(wrap_pyfunction!(redis_settings::redis_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(partitions::partition_count, m)?)?;
     m.add("LAYOUT_VERSION", keys::LAYOUT_VERSION)?;
     Ok(())
 }

@@ -17,6 +17,9 @@ RedisSettingsReading = tuple[str | None, str, str, int | None, int | None, str |
 
 def redis_settings(queue: NativeQueue) -> Awaitable[RedisSettingsReading]: ...
 
+#: The queue's stored partition count, claiming ``requested`` on a queue never written.
+def partition_count(queue: NativeQueue, requested: int) -> Awaitable[int]: ...
+
 #: (job_id, name, data, opts JSON, priority, delay ms, max attempts, idempotency key, group).
 NewJob = tuple[str | None, str, Any, str, int, int, int, str | None, str | None]
 #: What ``add_jobs`` gives per job: (id, created, created_at, status).

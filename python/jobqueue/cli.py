@@ -22,19 +22,24 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from ._native import partition_count
 from .errors import JobQueueError
 from .events import QueueEvent
 from .models import HealthReport, JobInfo, JobStatus
+from .partitions import check_stored
 from .queue import JobQueue
 
 logger = logging.getLogger("jobqueue")
 
 
-def load_queue(target: str, redis_url: str | None) -> JobQueue:
+def load_queue(target: str, redis_url: str | None, partitions: int | None = None) -> JobQueue:
     """``module:attribute`` names a JobQueue in the user's code; anything else is a queue
-    name, reached at ``redis_url`` (default: the environment, see RedisConfig)."""
+    name, reached at ``redis_url`` (default: the environment, see RedisConfig), with
+    ``partitions`` (default 1; see :func:`open_queue`)."""
     if ":" not in target:
-        return JobQueue(target, redis=redis_url)
+        return JobQueue(target, redis=redis_url, partitions=partitions or 1)
+    if partitions is not None:
+        raise SystemExit("--partitions is for a queue name; a JobQueue of your code has its own")
     module_name, _, attribute = target.partition(":")
     sys.path.insert(0, ".")
     module = importlib.import_module(module_name)
@@ -88,8 +93,24 @@ def _job_json(job: JobInfo) -> dict[str, Any]:
     return row
 
 
+async def open_queue(args: argparse.Namespace) -> JobQueue:
+    """The queue an admin command names. A queue name without ``--partitions`` gets the
+    count stored for the queue, so ``jobqueue stats emails`` sees every partition."""
+    queue = load_queue(args.target, args.redis, args.partitions)
+    if ":" in args.target:
+        return queue
+    if args.partitions is not None:
+        await check_stored(queue._native, queue.name, queue.partitions)
+        return queue
+    stored = await partition_count(queue._native, 1)  # reads only: 1 is never stored
+    if stored > 1:
+        await queue.close()
+        queue = load_queue(args.target, args.redis, stored)
+    return queue
+
+
 async def admin(args: argparse.Namespace) -> Any:
-    async with load_queue(args.target, args.redis) as queue:
+    async with await open_queue(args) as queue:
         command = args.command
         if command == "stats":
             if args.group is not None:
@@ -162,6 +183,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jobqueue", description=__doc__.splitlines()[0])
     p.add_argument("--redis", help="Redis URL (default: $JOBQUEUE_REDIS_URL / $REDIS_URL)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument(
+        "--partitions",
+        type=int,
+        help="partition count of a queue named by its name (default: stored)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="run a worker until SIGTERM/SIGINT")
     worker.add_argument("target", help="module:attribute of a JobQueue")
@@ -211,7 +237,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     try:
         if args.command == "worker":
-            asyncio.run(run_worker(load_queue(args.target, args.redis), args.concurrency))
+            asyncio.run(
+                run_worker(load_queue(args.target, args.redis, args.partitions), args.concurrency)
+            )
         else:
             result = asyncio.run(admin(args))
             print(json.dumps(result, indent=2, default=str))

@@ -65,7 +65,7 @@ def parse_entry(entry_id: str, payload: str) -> list[JobEvent]:
     values = payload.split(_SEPARATOR)
     if len(values) % _VALUES_PER_EVENT:
         raise ValueError(f"{len(values)} values do not make whole events")
-    events = []
+    events: list[JobEvent] = []
     for i in range(0, len(values), _VALUES_PER_EVENT):
         kind_name, job_id, name, attempts, detail = values[i : i + _VALUES_PER_EVENT]
         try:
@@ -179,13 +179,16 @@ class QueueEvents:
         *,
         redis: RedisConfig | str | Mapping[str, Any] | None = None,
         prefix: str = "jq",
+        partitions: int = 1,
     ) -> None:
+        from .partitions import fleet_listener
         from .queue import JobQueue  # the queue validates the name, prefix and connection
 
-        self._queue = JobQueue(name, redis=redis, prefix=prefix)
+        self._queue = JobQueue(name, redis=redis, prefix=prefix, partitions=partitions)
         self.name = self._queue.name
         self._emitter = EventEmitter()
-        self._listener = FleetListener(self._queue._native, self._emitter)
+        # A partitioned queue's events are in one stream per partition: one listener each.
+        self._listener = fleet_listener(self._queue._natives, self._emitter)
 
     def __repr__(self) -> str:
         return f"QueueEvents({self.name!r}, prefix={self._queue.prefix!r})"

@@ -45,6 +45,15 @@ from .models import (
     Severity,
 )
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
+from .partitions import (
+    FleetListeners,
+    Partitions,
+    Workers,
+    check_count,
+    check_stored,
+    fleet_listener,
+    share,
+)
 from .redis_config import RedisConfig
 from .redis_safety import RedisSafety, jobs_not_added, read_findings
 from .scheduler import (
@@ -157,9 +166,11 @@ class JobQueue(GroupAdmin):
         telemetry: Telemetry | None = None,
         metrics: MetricsAdapter | None = None,
         prefix: str = "jq",
+        partitions: int = 1,
     ) -> None:
         self.name = _queue_name(name)
         self.prefix = _prefix(prefix)
+        self.partitions = check_count(partitions)
         self.redis_config = RedisConfig.coerce(redis)
         self.config = QueueConfig(
             default_job_options=default_job_options or JobOptions(),  # type: ignore[arg-type]
@@ -170,14 +181,19 @@ class JobQueue(GroupAdmin):
         )
         self.telemetry: Telemetry | None = check_adapter(telemetry, Telemetry, "telemetry")
         self.metrics: MetricsAdapter | None = check_adapter(metrics, MetricsAdapter, "metrics")
+        if self.partitions > 1:  # each partition's worker needs a slot and a share of the rate
+            share(self.config.worker.concurrency, self.partitions, 0, "worker.concurrency")
+            if self.config.worker.limiter is not None:
+                limit = self.config.worker.limiter.max
+                share(limit, self.partitions, 0, "worker.limiter.max")
         self._events = EventEmitter()
         self._fleet_events = EventEmitter()
-        self._fleet: FleetListener | None = None
+        self._fleet: FleetListener | FleetListeners | None = None
         self._resolved: dict[JobOptions, _Resolved] = {}
         self._default_resolved: _Resolved | None = None
         self._valid_names: set[str] = set()
         self._processors: dict[str, Processor] = {}
-        self._worker: Worker | None = None
+        self._worker: Worker | Workers | None = None
         self._scheduler: Scheduler | None = None
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._closed = False
@@ -187,9 +203,10 @@ class JobQueue(GroupAdmin):
         safety = None
         if settings_.on_unsafe_redis != "ignore":
             safety = RedisSafety(settings_.on_unsafe_redis, self._report_warning)
-        try:
-            self._native = NativeQueue(
-                self.name,
+
+        def native_queue(name: str) -> NativeQueue:
+            return NativeQueue(
+                name,
                 self.prefix,
                 **connection,
                 max_payload_bytes=settings_.max_payload_bytes,
@@ -197,12 +214,23 @@ class JobQueue(GroupAdmin):
                 on_connect=None if safety is None else safety.on_connect,
                 durability=durability,
             )
+
+        try:
+            self._native = native_queue(self.name)
+            self._partitions: Partitions | None = None
+            if self.partitions > 1:
+                self._partitions = Partitions(
+                    self.name, self.partitions, self._native, native_queue
+                )
         except JobQueueError as exc:
             raise InvalidOptionError("redis", str(exc)) from None
+        # Reads and management go to every partition, or to a job's own, through this.
+        self._admin: NativeQueue | Partitions = self._partitions or self._native
         self._producer = ProducerConnections(self._native)
 
     def __repr__(self) -> str:
-        return f"JobQueue({self.name!r}, prefix={self.prefix!r})"
+        parts = f", partitions={self.partitions}" if self.partitions > 1 else ""
+        return f"JobQueue({self.name!r}, prefix={self.prefix!r}{parts})"
 
     async def __aenter__(self) -> JobQueue:
         return self
@@ -228,7 +256,7 @@ class JobQueue(GroupAdmin):
             return
         self._fleet_events.on(event, handler)
         if self._fleet is None:
-            self._fleet = FleetListener(self._native, self._fleet_events)
+            self._fleet = fleet_listener(self._natives, self._fleet_events)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -274,8 +302,18 @@ class JobQueue(GroupAdmin):
         if self._worker is None:
             # Connect here, on this event loop: a refused Redis raises from this call, and
             # the worker's own reconnects report on this loop.
-            await self._native.connect()
-            worker = Worker(self, self._processors)
+            await asyncio.gather(*(native.connect() for native in self._natives))
+            # A worker serving another partition count than the stored one would leave
+            # partitions unserved: refused (one round trip per start, none per job).
+            await check_stored(self._native, self.name, self.partitions)
+            worker: Worker | Workers = Worker(self, self._processors)
+            if self.partitions > 1:
+                worker = Workers(
+                    [
+                        Worker(self, self._processors, (native, i, self.partitions))
+                        for i, native in enumerate(self._natives)
+                    ]
+                )
             await worker.start()
             self._worker = worker
             if self.config.worker.scheduler:
@@ -287,6 +325,10 @@ class JobQueue(GroupAdmin):
         await self.start_worker()
         assert self._worker is not None
         await self._worker.wait_closed()
+
+    @property
+    def _natives(self) -> list[NativeQueue]:
+        return [self._native] if self._partitions is None else self._partitions.natives
 
     @property
     def worker_id(self) -> str | None:
@@ -373,7 +415,11 @@ class JobQueue(GroupAdmin):
             else None
         )
         try:
-            if single:  # concurrent single adds coalesce (coalesce.py)
+            if self._partitions is not None:
+                placed = self._partitions.place(rows, single)
+                rows = [row for _, row in placed]
+                results = await self._partitions.add(placed, single)
+            elif single:  # concurrent single adds coalesce (coalesce.py)
                 results = [await self._producer.add_job(rows[0])]
             else:
                 results = await self._producer.add_jobs(rows)
@@ -453,7 +499,7 @@ class JobQueue(GroupAdmin):
         """A snapshot of the job, or None when no such job exists (any more)."""
         self._check_open()
         v.job_id(job_id)
-        found = await self._native.get_job(job_id)
+        found = await self._admin.get_job(job_id)
         if found is None:
             return None
         fields, logs, paused = found
@@ -474,7 +520,7 @@ class JobQueue(GroupAdmin):
             v.group(group)
         if wanted is JobStatus.PENDING:
             return []
-        paused, jobs = await self._native.get_jobs(wanted.value, limit, group)
+        paused, jobs = await self._admin.get_jobs(wanted.value, limit, group)
         return [JobInfo.from_redis(job_id, f, logs, paused) for job_id, f, logs in jobs]
 
     @overload
@@ -498,7 +544,7 @@ class JobQueue(GroupAdmin):
             dlq,
             paused,
             latency,
-        ) = await self._native.get_stats()
+        ) = await self._admin.get_stats()
         return QueueStats(
             active=active,
             waiting=0 if paused else waiting,
@@ -516,7 +562,7 @@ class JobQueue(GroupAdmin):
         :mod:`jobqueue.redis_safety`); softer findings are its ``warnings``."""
         self._check_open()
         try:
-            rtt_ms, version, workers = await self._native.health()
+            rtt_ms, version, workers = await self._admin.health()
             findings = await read_findings(self._native, self.config.settings.on_unsafe_redis)
         except JobQueueError as exc:
             return HealthReport(healthy=False, error=str(exc))
@@ -538,29 +584,29 @@ class JobQueue(GroupAdmin):
         and ``InvalidStateError`` for an active job."""
         self._check_open()
         v.job_id(job_id)
-        await self._native.remove_job(job_id)
+        await self._admin.remove_job(job_id)
 
     async def clear(self) -> int:
         """Remove every job, schedule and idempotency key of the queue; returns the number
         of jobs removed. Jobs still running on a worker are dropped when they finish."""
         self._check_open()
-        return await self._native.clear()
+        return await self._admin.clear()
 
     async def pause(self) -> None:
         """Stop handing out jobs, for every worker of the queue."""
         self._check_open()
-        await self._native.set_paused(True)
+        await self._admin.set_paused(True)
 
     async def resume(self) -> None:
         self._check_open()
-        await self._native.set_paused(False)
+        await self._admin.set_paused(False)
 
     async def drain(self, include_delayed: bool = False) -> int:
         """Remove waiting (and, if asked, delayed) jobs; active jobs finish. Returns the
         number removed."""
         self._check_open()
         v.boolean(include_delayed, "include_delayed")
-        return await self._native.drain(include_delayed)
+        return await self._admin.drain(include_delayed)
 
     # -- scheduling -------------------------------------------------------------------------
 
@@ -687,7 +733,7 @@ class JobQueue(GroupAdmin):
         """Move a failed or dead-lettered job back to waiting, its attempts reset."""
         self._check_open()
         v.job_id(job_id)
-        await self._native.retry_jobs("job", job_id)
+        await self._admin.retry_jobs("job", job_id)
 
     async def bulk_retry(self, status: JobStatus | str, limit: int | None = None) -> int:
         """Retry up to ``limit`` (default: all) jobs of ``status`` (failed or dlq), oldest
@@ -697,7 +743,7 @@ class JobQueue(GroupAdmin):
         if wanted not in (JobStatus.FAILED, JobStatus.DLQ):
             raise InvalidOptionError("status", f"must be failed or dlq, got {wanted.value!r}")
         count = -1 if limit is None else v.integer(limit, "limit", minimum=0, maximum=10**9)
-        return len(await self._native.retry_jobs(wanted.value, str(count)))
+        return len(await self._admin.retry_jobs(wanted.value, str(count)))
 
     async def get_dlq_jobs(self, limit: int = 100) -> list[JobInfo]:
         """Dead-lettered jobs, newest first."""
@@ -769,6 +815,8 @@ class JobQueue(GroupAdmin):
         except asyncio.TimeoutError:
             pass
         self._producer.close()
+        if self._partitions is not None:
+            self._partitions.close()
         self._native.close()
 
     @property

@@ -17,10 +17,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import _validate as v
-from ._native import NativeWorker
+from ._native import NativeQueue, NativeWorker
 from .errors import JobQueueError, SerializationError
 from .events import EventEmitter, QueueEvent
 from .job import Job, RawJob
+from .partitions import share
 
 if TYPE_CHECKING:
     from .queue import JobQueue
@@ -54,26 +55,40 @@ def _is_async(fn: Processor) -> bool:
 class Worker:
     """Runs the processors of one queue until closed."""
 
-    def __init__(self, queue: JobQueue, processors: dict[str, Processor]) -> None:
+    def __init__(
+        self,
+        queue: JobQueue,
+        processors: dict[str, Processor],
+        partition: tuple[NativeQueue, int, int] | None = None,
+    ) -> None:
+        """``partition``: (its queue, its index, the partition count) for one of the
+        workers of a partitioned queue, which share the concurrency and the rate limit."""
         self._queue = queue
         self._processors = processors
         self._events: EventEmitter = queue._events
         config = queue.config
         settings = config.settings
         limiter = config.worker.limiter
+        native, index, count = partition or (queue._native, 0, 1)
+        concurrency = config.worker.concurrency
+        limiter_max = limiter.max if limiter else 0
+        if count > 1:
+            concurrency = share(concurrency, count, index, "worker.concurrency")
+            if limiter:
+                limiter_max = share(limiter_max, count, index, "worker.limiter.max")
         self._native = NativeWorker(
-            queue._native,
-            concurrency=config.worker.concurrency,
+            native,
+            concurrency=concurrency,
             lock_duration_ms=v.stored_ms(settings.lock_duration),
             lock_renew_ms=v.stored_ms(settings.lock_renew_time or 1),
             stalled_interval_ms=v.stored_ms(settings.max_stalled_interval),
             max_stalled_count=settings.max_stalled_count,
             dlq_enabled=config.dlq.enabled,
-            limiter_max=limiter.max if limiter else 0,
+            limiter_max=limiter_max,
             limiter_window_ms=v.stored_ms(limiter.duration) if limiter else 0,
         )
         self._threads = ThreadPoolExecutor(
-            max_workers=config.worker.concurrency, thread_name_prefix=f"jobqueue-{queue.name}"
+            max_workers=concurrency, thread_name_prefix=f"jobqueue-{queue.name}"
         )
         self._jobs: dict[str, Job[Any]] = {}
         self._async_processors: dict[Processor, bool] = {}

@@ -1,0 +1,161 @@
+"""Checks of partitioned queues, run on one redis-server (tests/test_partitions.py) and on
+a 3-primary cluster (tests/test_partitions_cluster.py). Each takes ``make(name, **kwargs)``
+that makes a JobQueue on the server or cluster under test, and a queue name."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+
+from jobqueue import JobQueue, JobStatus
+from jobqueue.errors import InvalidOptionError, JobNotFoundError
+from jobqueue.job import Job
+from jobqueue.partitions import Router
+
+Make = Callable[..., JobQueue]
+
+
+async def run_exactly_once(make: Make, name: str, jobs: int) -> None:
+    """``jobs`` jobs, added in batches and one by one, run exactly once by two workers;
+    every partition gets a share; stats add up over the partitions."""
+    producer = make(name, partitions=3)
+    ids = await producer.add_jobs([("count", {"i": i}) for i in range(jobs - 10)])
+    ids += [await producer.add_job("count", {"i": i}) for i in range(jobs - 10, jobs)]
+    assert len(set(ids)) == jobs
+    spread = Counter(Router(3).of_id(job_id) for job_id in ids)
+    assert sorted(spread) == [0, 1, 2] and min(spread.values()) >= jobs // 3 - 1
+    stats = await producer.get_stats()
+    assert stats.waiting == jobs and stats.active == 0
+    runs: Counter[str] = Counter()
+
+    async def count(job: Job[dict[str, int]]) -> int:
+        runs[job.id] += 1
+        return job.data["i"]
+
+    workers = [make(name, partitions=3, worker={"concurrency": 6}) for _ in range(2)]
+    for worker in workers:
+        worker.process("count", count)
+        await worker.start_worker()
+    info = await producer.wait_for(ids[-1], timeout=30_000)
+    assert info.status is JobStatus.COMPLETED and info.return_value == jobs - 1
+    for _ in range(300):
+        if (await producer.get_stats()).completed == jobs:
+            break
+        await asyncio.sleep(0.1)
+    assert set(runs) == set(ids) and set(runs.values()) == {1}
+    stats = await producer.get_stats()
+    assert (stats.completed, stats.waiting, stats.active) == (jobs, 0, 0)
+    done = await producer.get_jobs_by_status(JobStatus.COMPLETED, limit=jobs)
+    assert len(done) == jobs
+    assert [j.finished_at for j in done] == sorted((j.finished_at for j in done), reverse=True)
+
+
+async def by_id(make: Make, name: str) -> None:
+    """get_job_status, remove_job and retry_job find a job's partition from its id."""
+    queue = make(name, partitions=3, dlq={"enabled": True})
+    ids = await queue.add_jobs([("fail", i, {"attempts": 1}) for i in range(6)])
+    assert {Router(3).of_id(i) for i in ids} == {0, 1, 2}
+    for job_id in ids:
+        info = await queue.get_job_status(job_id)
+        assert info is not None and info.id == job_id and info.status is JobStatus.WAITING
+    await queue.remove_job(ids[0])
+    assert await queue.get_job_status(ids[0]) is None
+    with pytest.raises(JobNotFoundError):
+        await queue.remove_job(ids[0])
+
+    async def fail(job: Job[int]) -> None:
+        raise RuntimeError(f"no {job.data}")
+
+    queue.process("fail", fail)
+    await queue.start_worker()
+    for job_id in ids[1:]:
+        assert (await queue.wait_for(job_id, timeout=10_000)).status is JobStatus.DLQ
+    assert len(await queue.get_dlq_jobs()) == 5
+    await queue.retry_job(ids[1])
+    assert (await queue.wait_for(ids[1], timeout=10_000)).status is JobStatus.DLQ
+    assert await queue.replay_dlq(limit=3) == 3
+    for _ in range(100):
+        if (await queue.get_stats()).dlq == 5:
+            break
+        await asyncio.sleep(0.05)
+    assert (await queue.get_stats()).dlq == 5
+
+
+async def dedupe(make: Make, name: str) -> None:
+    """Custom ids and idempotency keys find the first job across processes and batches."""
+    first, second = make(name, partitions=3), make(name, partitions=3)
+    a = await first.add_job("x", 1, job_id="order-17")
+    assert a == "order-17"
+    assert await second.add_job("x", 2, job_id="order-17") == "order-17"
+    keyed = await first.add_job("x", 3, idempotency_key="welcome-ann")
+    assert await second.add_job("x", 4, idempotency_key="welcome-ann") == keyed
+    batch = await second.add_jobs(
+        [("x", 5, {"idempotency_key": f"k{i % 4}"}) for i in range(12)]
+        + [("x", 6, {"job_id": "order-17"}), ("x", 7, {"job_id": "order-18"})]
+    )
+    assert len(set(batch[:12])) == 4 and batch[12:] == ["order-17", "order-18"]
+    again = await first.add_jobs([("x", 8, {"idempotency_key": f"k{i}"}) for i in range(4)])
+    assert again == batch[:4]
+    assert (await first.get_stats()).waiting == 1 + 1 + 4 + 1
+    info = await second.get_job_status("order-17")
+    assert info is not None and info.data == 1
+
+
+async def groups_stay_in_one_partition(make: Make, name: str) -> None:
+    """A group's jobs all land in one partition, so its concurrency limit holds."""
+    queue = make(name, partitions=3, worker={"concurrency": 9})
+    await queue.set_group_limit("tenant-a", concurrency=2)
+    ids = await queue.add_jobs([("g", i, {"group": "tenant-a"}) for i in range(20)])
+    assert len({Router(3).of_id(i) for i in ids}) == 1
+    running = most = 0
+
+    async def g(job: Job[int]) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+
+    queue.process("g", g)
+    await queue.start_worker()
+    for job_id in ids:
+        await queue.wait_for(job_id, timeout=10_000)
+    assert most == 2
+    stats = await queue.get_stats(group="tenant-a")
+    assert stats.concurrency == 2 and stats.active == 0
+
+
+async def mismatch_refused(make: Make, name: str) -> None:
+    """Every process of a queue must use the stored count; nothing is written otherwise."""
+    three = make(name, partitions=3)
+    await three.add_job("x", 1)
+    for count in (2, 4):
+        with pytest.raises(InvalidOptionError, match="stored with 3 partition"):
+            await make(name, partitions=count).add_job("x", 1)
+    with pytest.raises(InvalidOptionError, match="stored with 3 partition"):
+        await make(name).start_worker()
+    assert (await three.get_stats()).waiting == 1
+    plain = make(f"{name}-plain")
+    await plain.add_job("x", 1)
+    with pytest.raises(InvalidOptionError, match="stored with 1 partition"):
+        await make(f"{name}-plain", partitions=3).add_job("x", 1)
+
+
+async def fan_out(make: Make, name: str) -> None:
+    """pause, resume, drain and clear act on every partition."""
+    queue = make(name, partitions=3)
+    await queue.add_jobs([("x", i) for i in range(9)])
+    await queue.add_job("x", 0, delay=60_000)
+    await queue.pause()
+    stats = await queue.get_stats()
+    assert (stats.paused, stats.waiting, stats.delayed) == (9, 0, 1)
+    assert len(await queue.get_jobs_by_status(JobStatus.PAUSED, limit=100)) == 9
+    await queue.resume()
+    waiting = await queue.get_jobs_by_status(JobStatus.WAITING, limit=5)
+    assert len(waiting) == 5
+    assert await queue.drain() == 9
+    assert await queue.clear() == 1
+    assert (await queue.get_stats()).delayed == 0

@@ -1,0 +1,176 @@
+"""Partitioned queues on one redis-server (partitions work there too: each is a queue of
+its own hash tag). The same checks run on a cluster in tests/test_partitions_cluster.py.
+Real servers only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from jobqueue import Backoff, JobQueue, QueueEvent, QueueEvents
+from jobqueue import sync as jq_sync
+from jobqueue.cli import admin, parser
+from jobqueue.errors import InvalidOptionError
+from jobqueue.fleet import JobEvent
+from jobqueue.job import Job
+from jobqueue.partitions import Router, partition_name
+from jobqueue.testing import RedisServer, redis_command
+
+from . import partition_cases as cases
+from .helpers import eventually
+
+
+@pytest.fixture
+async def make(redis_url: str) -> AsyncIterator[Callable[..., JobQueue]]:
+    made: list[JobQueue] = []
+
+    def make_queue(name: str, **kwargs: Any) -> JobQueue:
+        kwargs.setdefault("default_job_options", {"backoff": Backoff.fixed(20)})
+        q = JobQueue(name, redis=redis_url, **kwargs)
+        made.append(q)
+        return q
+
+    yield make_queue
+    for q in made:
+        await q.close(timeout=5000)
+
+
+def _keys(server: RedisServer) -> list[str]:
+    reply = redis_command(server.port, "KEYS", "*")
+    assert isinstance(reply, list)
+    return sorted(key.decode() for key in reply)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"partitions": 0}, "partitions"),
+        ({"partitions": 1025}, "partitions"),
+        ({"partitions": True}, "partitions"),
+        ({"partitions": "3"}, "partitions"),
+        ({"partitions": 4, "worker": {"concurrency": 3}}, "worker.concurrency"),
+        ({"partitions": 3, "worker": {"limiter": (2, 1000)}}, "worker.limiter.max"),
+    ],
+)
+def test_bad_partition_settings_are_refused(
+    redis_server: RedisServer, redis_url: str, kwargs: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(InvalidOptionError) as refused:
+        JobQueue("q", redis=redis_url, **kwargs)
+    assert refused.value.field == field
+    assert _keys(redis_server) == []
+
+
+async def test_bad_ids_are_refused_and_write_nothing(
+    redis_server: RedisServer, make: cases.Make
+) -> None:
+    queue = make("bad", partitions=3)
+    with pytest.raises(InvalidOptionError, match="generated ids") as refused:
+        await queue.add_job("x", 1, job_id="2.abc")
+    assert refused.value.field == "job_id"
+    group_id = next(
+        f"o{i}" for i in range(100) if Router(3).of_key(f"o{i}") != Router(3).of_key("g")
+    )
+    with pytest.raises(InvalidOptionError, match="another partition") as refused:
+        await queue.add_jobs([("x", 1), ("x", 2, {"job_id": group_id, "group": "g"})])
+    assert refused.value.field == "jobs[1].job_id"
+    assert _keys(redis_server) == []
+
+
+async def test_an_unpartitioned_queue_keeps_its_keys(
+    redis_server: RedisServer, make: cases.Make
+) -> None:
+    queue = make("plain")
+    assert await queue.add_job("x", 1) == "1"
+    assert all(key.startswith("jq:{plain}:") for key in _keys(redis_server))
+    assert redis_command(redis_server.port, "HGET", "jq:{plain}:meta", "partitions") is None
+    await queue.start_worker()  # checks the count, writes nothing
+    assert redis_command(redis_server.port, "HGET", "jq:{plain}:meta", "partitions") is None
+
+
+async def test_partitions_are_queues_of_their_own_hash_tag(
+    redis_server: RedisServer, make: cases.Make
+) -> None:
+    queue = make("parts", partitions=3)
+    await queue.add_jobs([("x", i) for i in range(6)])
+    tags = {key.split("}", 1)[0] + "}" for key in _keys(redis_server)}
+    assert tags == {f"jq:{{{partition_name('parts', i)}}}" for i in range(3)}
+    assert redis_command(redis_server.port, "HGET", "jq:{parts}:meta", "partitions") == b"3"
+    assert repr(queue) == "JobQueue('parts', prefix='jq', partitions=3)"
+
+
+async def test_jobs_run_exactly_once(make: cases.Make) -> None:
+    await cases.run_exactly_once(make, "once", 600)
+
+
+async def test_jobs_are_found_by_id(make: cases.Make) -> None:
+    await cases.by_id(make, "ids")
+
+
+async def test_custom_ids_and_idempotency_keys_dedupe(make: cases.Make) -> None:
+    await cases.dedupe(make, "dedupe")
+
+
+async def test_a_group_stays_in_one_partition(make: cases.Make) -> None:
+    await cases.groups_stay_in_one_partition(make, "groups")
+
+
+async def test_a_mismatched_partition_count_is_refused(make: cases.Make) -> None:
+    await cases.mismatch_refused(make, "mismatch")
+
+
+async def test_admin_calls_fan_out(make: cases.Make) -> None:
+    await cases.fan_out(make, "fan")
+
+
+async def test_fleet_events_come_from_every_partition(redis_url: str, make: cases.Make) -> None:
+    queue = make("fleet", partitions=3)
+    seen: list[JobEvent] = []
+    async with QueueEvents("fleet", redis=redis_url, partitions=3) as events:
+        events.on(QueueEvent.JOB_ADDED, seen.append)
+        await events.start()
+        ids = await queue.add_jobs([("x", i) for i in range(9)])
+
+        async def all_seen() -> bool:
+            return {e.id for e in seen} == set(ids)
+
+        await eventually(all_seen)
+
+
+async def test_scheduled_jobs_run_in_partition_zero(make: cases.Make) -> None:
+    queue = make("sched", partitions=3)
+    ran: list[str] = []
+
+    async def tick(job: Job[None]) -> None:
+        ran.append(job.id)
+
+    queue.process("tick", tick)
+    await queue.start_worker()
+    await queue.schedule_every("tick", None, 100)
+
+    async def ticked() -> bool:
+        return bool(ran)
+
+    await eventually(ticked)
+    assert Router(3).of_id(ran[0]) == 0 and ran[0].isdigit()
+    assert await queue.get_job_status(ran[0]) is not None
+
+
+def test_the_sync_facade_routes_jobs(redis_url: str) -> None:
+    with jq_sync.JobQueue("syncparts", redis=redis_url, partitions=3) as queue:
+        ids = [queue.add_job("x", i) for i in range(6)]
+        assert {Router(3).of_id(i) for i in ids} == {0, 1, 2}
+        assert all(queue.get_job_status(i) is not None for i in ids)
+        assert queue.get_stats().waiting == 6
+
+
+async def test_the_cli_finds_the_stored_count(redis_url: str, make: cases.Make) -> None:
+    await make("cliparts", partitions=3).add_jobs([("x", i) for i in range(7)])
+    stats = await admin(parser().parse_args(["--redis", redis_url, "stats", "cliparts"]))
+    assert stats["waiting"] == 7
+    with pytest.raises(InvalidOptionError, match="stored with 3"):
+        await admin(
+            parser().parse_args(["--redis", redis_url, "--partitions", "2", "stats", "cliparts"])
+        )

@@ -1,12 +1,12 @@
 """Checks of partitioned queues, run on one redis-server (tests/test_partitions.py) and on
-a 3-primary cluster (tests/test_partitions_cluster.py). Each takes ``make(name, **kwargs)``
-that makes a JobQueue on the server or cluster under test, and a queue name."""
+a 3-primary cluster (tests/test_partitions_cluster.py). Each takes ``make(name=...,
+**kwargs)`` that makes a JobQueue on the server or cluster under test, and a queue name."""
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -16,12 +16,13 @@ from jobqueue.job import Job
 from jobqueue.partitions import Router
 
 Make = Callable[..., JobQueue]
+Case = Callable[[Make, str], Awaitable[None]]
 
 
 async def run_exactly_once(make: Make, name: str, jobs: int) -> None:
     """``jobs`` jobs, added in batches and one by one, run exactly once by two workers;
     every partition gets a share; stats add up over the partitions."""
-    producer = make(name, partitions=3)
+    producer = make(name=name, partitions=3)
     ids = await producer.add_jobs([("count", {"i": i}) for i in range(jobs - 10)])
     ids += [await producer.add_job("count", {"i": i}) for i in range(jobs - 10, jobs)]
     assert len(set(ids)) == jobs
@@ -35,7 +36,7 @@ async def run_exactly_once(make: Make, name: str, jobs: int) -> None:
         runs[job.id] += 1
         return job.data["i"]
 
-    workers = [make(name, partitions=3, worker={"concurrency": 6}) for _ in range(2)]
+    workers = [make(name=name, partitions=3, worker={"concurrency": 6}) for _ in range(2)]
     for worker in workers:
         worker.process("count", count)
         await worker.start_worker()
@@ -55,7 +56,7 @@ async def run_exactly_once(make: Make, name: str, jobs: int) -> None:
 
 async def by_id(make: Make, name: str) -> None:
     """get_job_status, remove_job and retry_job find a job's partition from its id."""
-    queue = make(name, partitions=3, dlq={"enabled": True})
+    queue = make(name=name, partitions=3, dlq={"enabled": True})
     ids = await queue.add_jobs([("fail", i, {"attempts": 1}) for i in range(6)])
     assert {Router(3).of_id(i) for i in ids} == {0, 1, 2}
     for job_id in ids:
@@ -86,7 +87,7 @@ async def by_id(make: Make, name: str) -> None:
 
 async def dedupe(make: Make, name: str) -> None:
     """Custom ids and idempotency keys find the first job across processes and batches."""
-    first, second = make(name, partitions=3), make(name, partitions=3)
+    first, second = make(name=name, partitions=3), make(name=name, partitions=3)
     a = await first.add_job("x", 1, job_id="order-17")
     assert a == "order-17"
     assert await second.add_job("x", 2, job_id="order-17") == "order-17"
@@ -106,7 +107,7 @@ async def dedupe(make: Make, name: str) -> None:
 
 async def groups_stay_in_one_partition(make: Make, name: str) -> None:
     """A group's jobs all land in one partition, so its concurrency limit holds."""
-    queue = make(name, partitions=3, worker={"concurrency": 9})
+    queue = make(name=name, partitions=3, worker={"concurrency": 9})
     await queue.set_group_limit("tenant-a", concurrency=2)
     ids = await queue.add_jobs([("g", i, {"group": "tenant-a"}) for i in range(20)])
     assert len({Router(3).of_id(i) for i in ids}) == 1
@@ -130,23 +131,23 @@ async def groups_stay_in_one_partition(make: Make, name: str) -> None:
 
 async def mismatch_refused(make: Make, name: str) -> None:
     """Every process of a queue must use the stored count; nothing is written otherwise."""
-    three = make(name, partitions=3)
+    three = make(name=name, partitions=3)
     await three.add_job("x", 1)
     for count in (2, 4):
         with pytest.raises(InvalidOptionError, match="stored with 3 partition"):
-            await make(name, partitions=count).add_job("x", 1)
+            await make(name=name, partitions=count).add_job("x", 1)
     with pytest.raises(InvalidOptionError, match="stored with 3 partition"):
-        await make(name).start_worker()
+        await make(name=name).start_worker()
     assert (await three.get_stats()).waiting == 1
-    plain = make(f"{name}-plain")
+    plain = make(name=f"{name}-plain")
     await plain.add_job("x", 1)
     with pytest.raises(InvalidOptionError, match="stored with 1 partition"):
-        await make(f"{name}-plain", partitions=3).add_job("x", 1)
+        await make(name=f"{name}-plain", partitions=3).add_job("x", 1)
 
 
 async def fan_out(make: Make, name: str) -> None:
     """pause, resume, drain and clear act on every partition."""
-    queue = make(name, partitions=3)
+    queue = make(name=name, partitions=3)
     await queue.add_jobs([("x", i) for i in range(9)])
     await queue.add_job("x", 0, delay=60_000)
     await queue.pause()
@@ -159,3 +160,13 @@ async def fan_out(make: Make, name: str) -> None:
     assert await queue.drain() == 9
     assert await queue.clear() == 1
     assert (await queue.get_stats()).delayed == 0
+
+
+#: The checks above but run_exactly_once (whose job count each topology sets).
+CASES = [
+    pytest.param(by_id, id="by-id"),
+    pytest.param(dedupe, id="dedupe"),
+    pytest.param(groups_stay_in_one_partition, id="groups"),
+    pytest.param(mismatch_refused, id="mismatch"),
+    pytest.param(fan_out, id="fan-out"),
+]

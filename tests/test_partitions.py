@@ -4,12 +4,11 @@ Real servers only."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 
-from jobqueue import Backoff, JobQueue, QueueEvent, QueueEvents
+from jobqueue import JobQueue, QueueEvent, QueueEvents
 from jobqueue import sync as jq_sync
 from jobqueue.cli import admin, parser
 from jobqueue.errors import InvalidOptionError
@@ -20,21 +19,6 @@ from jobqueue.testing import RedisServer, redis_command
 
 from . import partition_cases as cases
 from .helpers import eventually
-
-
-@pytest.fixture
-async def make(redis_url: str) -> AsyncIterator[Callable[..., JobQueue]]:
-    made: list[JobQueue] = []
-
-    def make_queue(name: str, **kwargs: Any) -> JobQueue:
-        kwargs.setdefault("default_job_options", {"backoff": Backoff.fixed(20)})
-        q = JobQueue(name, redis=redis_url, **kwargs)
-        made.append(q)
-        return q
-
-    yield make_queue
-    for q in made:
-        await q.close(timeout=5000)
 
 
 def _keys(server: RedisServer) -> list[str]:
@@ -64,9 +48,9 @@ def test_bad_partition_settings_are_refused(
 
 
 async def test_bad_ids_are_refused_and_write_nothing(
-    redis_server: RedisServer, make: cases.Make
+    redis_server: RedisServer, make_queue: cases.Make
 ) -> None:
-    queue = make("bad", partitions=3)
+    queue = make_queue(name="bad", partitions=3)
     with pytest.raises(InvalidOptionError, match="generated ids") as refused:
         await queue.add_job("x", 1, job_id="2.abc")
     assert refused.value.field == "job_id"
@@ -80,9 +64,9 @@ async def test_bad_ids_are_refused_and_write_nothing(
 
 
 async def test_an_unpartitioned_queue_keeps_its_keys(
-    redis_server: RedisServer, make: cases.Make
+    redis_server: RedisServer, make_queue: cases.Make
 ) -> None:
-    queue = make("plain")
+    queue = make_queue(name="plain")
     assert await queue.add_job("x", 1) == "1"
     assert all(key.startswith("jq:{plain}:") for key in _keys(redis_server))
     assert redis_command(redis_server.port, "HGET", "jq:{plain}:meta", "partitions") is None
@@ -91,9 +75,9 @@ async def test_an_unpartitioned_queue_keeps_its_keys(
 
 
 async def test_partitions_are_queues_of_their_own_hash_tag(
-    redis_server: RedisServer, make: cases.Make
+    redis_server: RedisServer, make_queue: cases.Make
 ) -> None:
-    queue = make("parts", partitions=3)
+    queue = make_queue(name="parts", partitions=3)
     await queue.add_jobs([("x", i) for i in range(6)])
     tags = {key.split("}", 1)[0] + "}" for key in _keys(redis_server)}
     assert tags == {f"jq:{{{partition_name('parts', i)}}}" for i in range(3)}
@@ -101,32 +85,19 @@ async def test_partitions_are_queues_of_their_own_hash_tag(
     assert repr(queue) == "JobQueue('parts', prefix='jq', partitions=3)"
 
 
-async def test_jobs_run_exactly_once(make: cases.Make) -> None:
-    await cases.run_exactly_once(make, "once", 600)
+async def test_jobs_run_exactly_once(make_queue: cases.Make) -> None:
+    await cases.run_exactly_once(make_queue, "once", 600)
 
 
-async def test_jobs_are_found_by_id(make: cases.Make) -> None:
-    await cases.by_id(make, "ids")
+@pytest.mark.parametrize("case", cases.CASES)
+async def test_partitioned_queue(make_queue: cases.Make, case: cases.Case) -> None:
+    await case(make_queue, "parted")
 
 
-async def test_custom_ids_and_idempotency_keys_dedupe(make: cases.Make) -> None:
-    await cases.dedupe(make, "dedupe")
-
-
-async def test_a_group_stays_in_one_partition(make: cases.Make) -> None:
-    await cases.groups_stay_in_one_partition(make, "groups")
-
-
-async def test_a_mismatched_partition_count_is_refused(make: cases.Make) -> None:
-    await cases.mismatch_refused(make, "mismatch")
-
-
-async def test_admin_calls_fan_out(make: cases.Make) -> None:
-    await cases.fan_out(make, "fan")
-
-
-async def test_fleet_events_come_from_every_partition(redis_url: str, make: cases.Make) -> None:
-    queue = make("fleet", partitions=3)
+async def test_fleet_events_come_from_every_partition(
+    redis_url: str, make_queue: cases.Make
+) -> None:
+    queue = make_queue(name="fleet", partitions=3)
     seen: list[JobEvent] = []
     async with QueueEvents("fleet", redis=redis_url, partitions=3) as events:
         events.on(QueueEvent.JOB_ADDED, seen.append)
@@ -139,8 +110,8 @@ async def test_fleet_events_come_from_every_partition(redis_url: str, make: case
         await eventually(all_seen)
 
 
-async def test_scheduled_jobs_run_in_partition_zero(make: cases.Make) -> None:
-    queue = make("sched", partitions=3)
+async def test_scheduled_jobs_run_in_partition_zero(make_queue: cases.Make) -> None:
+    queue = make_queue(name="sched", partitions=3)
     ran: list[str] = []
 
     async def tick(job: Job[None]) -> None:
@@ -166,8 +137,8 @@ def test_the_sync_facade_routes_jobs(redis_url: str) -> None:
         assert queue.get_stats().waiting == 6
 
 
-async def test_the_cli_finds_the_stored_count(redis_url: str, make: cases.Make) -> None:
-    await make("cliparts", partitions=3).add_jobs([("x", i) for i in range(7)])
+async def test_the_cli_finds_the_stored_count(redis_url: str, make_queue: cases.Make) -> None:
+    await make_queue(name="cliparts", partitions=3).add_jobs([("x", i) for i in range(7)])
     stats = await admin(parser().parse_args(["--redis", redis_url, "stats", "cliparts"]))
     assert stats["waiting"] == 7
     with pytest.raises(InvalidOptionError, match="stored with 3"):

@@ -3,37 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 import pytest
 
-from jobqueue import Backoff, JobQueue
 from jobqueue.partitions import partition_name
 from jobqueue.testing_cluster import RedisCluster
 
 from . import partition_cases as cases
+from . import test_cluster as on_cluster
 
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisCluster]:
-    with RedisCluster() as found:
-        yield found
-
-
-@pytest.fixture
-async def make(cluster: RedisCluster) -> AsyncIterator[Callable[..., JobQueue]]:
-    made: list[JobQueue] = []
-
-    def make_queue(name: str, **kwargs: Any) -> JobQueue:
-        kwargs.setdefault("default_job_options", {"backoff": Backoff.fixed(20)})
-        q = JobQueue(name, redis=cluster.url, **kwargs)
-        made.append(q)
-        return q
-
-    yield make_queue
-    for q in made:
-        await q.close(timeout=5000)
+# The fixtures of the cluster tests: a 3-primary cluster per module, queues closed after.
+cluster = on_cluster.cluster
+make_queue = on_cluster.make_queue
 
 
 def spread_name(cluster: RedisCluster, what: str) -> str:
@@ -43,29 +24,14 @@ def spread_name(cluster: RedisCluster, what: str) -> str:
     return name
 
 
-async def test_thousands_of_jobs_run_exactly_once(cluster: RedisCluster, make: cases.Make) -> None:
-    await cases.run_exactly_once(make, spread_name(cluster, "once"), 3000)
-
-
-async def test_jobs_are_found_by_id(cluster: RedisCluster, make: cases.Make) -> None:
-    await cases.by_id(make, spread_name(cluster, "ids"))
-
-
-async def test_custom_ids_and_idempotency_keys_dedupe(
-    cluster: RedisCluster, make: cases.Make
+async def test_thousands_of_jobs_run_exactly_once(
+    cluster: RedisCluster, make_queue: cases.Make
 ) -> None:
-    await cases.dedupe(make, spread_name(cluster, "dedupe"))
+    await cases.run_exactly_once(make_queue, spread_name(cluster, "once"), 3000)
 
 
-async def test_a_group_stays_in_one_partition(cluster: RedisCluster, make: cases.Make) -> None:
-    await cases.groups_stay_in_one_partition(make, spread_name(cluster, "groups"))
-
-
-async def test_a_mismatched_partition_count_is_refused(
-    cluster: RedisCluster, make: cases.Make
+@pytest.mark.parametrize("case", cases.CASES)
+async def test_partitioned_queue(
+    cluster: RedisCluster, make_queue: cases.Make, case: cases.Case
 ) -> None:
-    await cases.mismatch_refused(make, spread_name(cluster, "mismatch"))
-
-
-async def test_admin_calls_fan_out(cluster: RedisCluster, make: cases.Make) -> None:
-    await cases.fan_out(make, spread_name(cluster, "fan"))
+    await case(make_queue, spread_name(cluster, "parted"))

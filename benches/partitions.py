@@ -4,8 +4,8 @@ cluster (the 3 partitions on the 3 primaries).
     .venv/bin/python benches/partitions.py [--jobs 30000] [--workers 2] [--repeats 3]
 
 Per round, alternating: bulk add ``--jobs`` jobs (``add_jobs``, batches of 1,000), then
-drain them with ``--workers`` worker processes (concurrency 60 each: 20 per partition
-with 3 partitions). Reports jobs/s of the add and of the drain, and the CPU time each
+drain them with ``--workers`` worker processes (``--concurrency``, default 60, each: 20
+per partition with 3 partitions). Reports jobs/s of the add and of the drain, and the CPU time each
 primary's redis-server spent per job (add and drain together). Everything shares this
 machine's cores: see the README for what that means for the figures. Prints medians and
 writes ``benches/results/partitions.json``.
@@ -28,10 +28,11 @@ from jobqueue.testing import redis_command
 from jobqueue.testing_cluster import RedisCluster
 
 BATCH = 1_000
-CONCURRENCY = 60
 
 
-async def run(url: str, name: str, partitions: int, jobs: int, workers: int) -> tuple[float, float]:
+async def run(
+    url: str, name: str, partitions: int, jobs: int, workers: int, concurrency: int
+) -> tuple[float, float]:
     """(bulk add jobs/s, drain jobs/s)."""
     async with JobQueue(name, redis=url, partitions=partitions) as queue:
         await queue.clear()
@@ -43,7 +44,7 @@ async def run(url: str, name: str, partitions: int, jobs: int, workers: int) -> 
             )
         add_rate = jobs / (time.perf_counter() - started)
         procs = [
-            await start_noop_worker(url, name, CONCURRENCY, partitions=partitions)
+            await start_noop_worker(url, name, concurrency, partitions=partitions)
             for _ in range(workers)
         ]
         try:
@@ -64,6 +65,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=30_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--concurrency", type=int, default=60, help="per worker process, split over partitions"
+    )
     args = parser.parse_args()
     results: dict[int, dict[str, list[float]]] = {}
     with RedisCluster() as cluster:
@@ -74,7 +78,7 @@ def main() -> None:
             for partitions in (1, 3):
                 before = {port: _cpu_s([pids[port]]) for port in ports if pids[port]}
                 add, drain = asyncio.run(
-                    run(cluster.url, name, partitions, args.jobs, args.workers)
+                    run(cluster.url, name, partitions, args.jobs, args.workers, args.concurrency)
                 )
                 row = results.setdefault(partitions, {})
                 row.setdefault("add_jobs_per_s", []).append(add)

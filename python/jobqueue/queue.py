@@ -306,8 +306,10 @@ class JobQueue(GroupAdmin):
             # A worker serving another partition count than the stored one would leave
             # partitions unserved: refused (one round trip per start, none per job).
             await check_stored(self._native, self.name, self.partitions)
-            worker: Worker | Workers = Worker(self, self._processors)
-            if self.partitions > 1:
+            worker: Worker | Workers
+            if self._partitions is None:
+                worker = Worker(self, self._processors)
+            else:
                 worker = Workers(
                     [
                         Worker(self, self._processors, (native, i, self.partitions))

@@ -69,9 +69,9 @@ async def test_an_unpartitioned_queue_keeps_its_keys(
     queue = make_queue(name="plain")
     assert await queue.add_job("x", 1) == "1"
     assert all(key.startswith("jq:{plain}:") for key in _keys(redis_server))
-    assert redis_command(redis_server.port, "HGET", "jq:{plain}:meta", "partitions") is None
+    keys = _keys(redis_server)
     await queue.start_worker()  # checks the count, writes nothing
-    assert redis_command(redis_server.port, "HGET", "jq:{plain}:meta", "partitions") is None
+    assert _keys(redis_server) == keys and "jq:{plain}:partitions" not in keys
 
 
 async def test_partitions_are_queues_of_their_own_hash_tag(
@@ -81,7 +81,8 @@ async def test_partitions_are_queues_of_their_own_hash_tag(
     await queue.add_jobs([("x", i) for i in range(6)])
     tags = {key.split("}", 1)[0] + "}" for key in _keys(redis_server)}
     assert tags == {f"jq:{{{partition_name('parts', i)}}}" for i in range(3)}
-    assert redis_command(redis_server.port, "HGET", "jq:{parts}:meta", "partitions") == b"3"
+    assert redis_command(redis_server.port, "GET", "jq:{parts}:partitions") == b"3"
+    assert redis_command(redis_server.port, "HKEYS", "jq:{parts}:meta") == [b"version"]
     assert repr(queue) == "JobQueue('parts', prefix='jq', partitions=3)"
 
 

@@ -1,0 +1,91 @@
+"""Redis instructions per job of a partitioned queue against an unpartitioned one, on one
+redis-server under callgrind (``benches/redis_cost.py``'s counter; needs valgrind):
+
+    .venv/bin/python benches/partitions_cost.py [--jobs 6000]
+
+Bulk add (batches of 1,000) and drain (one worker, concurrency 50 per partition) with
+partitions=1, 3, 1, 3 in turn (the drain's count moves with how the batches fall, so each
+runs twice). Counts user-space instructions only: the kernel's cost per call (a partitioned
+queue makes more, smaller calls) is in ``benches/partitions.py``'s CPU figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from redis_cost import PAYLOAD, CountedRedis
+
+from jobqueue import JobQueue, QueueEvent, WorkerConfig
+
+
+async def run(server: CountedRedis, partitions: int, jobs: int) -> tuple[float, float]:
+    """(add, drain) instructions per job."""
+    name = f"cost-{partitions}-{secrets.token_hex(3)}"
+    queue = JobQueue(
+        name,
+        redis=server.server.url,
+        worker=WorkerConfig(concurrency=50 * partitions),
+        partitions=partitions,
+    )
+    drained = asyncio.Event()
+    done = 0
+
+    def completed(job: Any) -> None:
+        nonlocal done
+        done += 1
+        if done == jobs:
+            drained.set()
+
+    queue.on(QueueEvent.JOB_COMPLETED, completed)
+    queue.process("noop", lambda job: None)
+    await queue.add_jobs([("noop", PAYLOAD)] * partitions)  # connects, uncounted
+    await queue.clear()
+
+    async def bulk() -> None:
+        for start in range(0, jobs, 1000):
+            batch = range(start, min(jobs, start + 1000))
+            await queue.add_jobs([("noop", {"i": i, **PAYLOAD}) for i in batch])
+
+    async def drain() -> None:
+        await queue.start_worker()
+        await drained.wait()
+
+    add = await server.count(f"{name}-add", bulk) / jobs
+    drain_cost = await server.count(f"{name}-drain", drain) / jobs
+    await queue.close()
+    return add, drain_cost
+
+
+async def measure(jobs: int) -> None:
+    valgrind = shutil.which("valgrind")
+    if valgrind is None or shutil.which("callgrind_control") is None:
+        sys.exit("partitions_cost.py needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory() as out_dir:
+        server = CountedRedis(valgrind, Path(out_dir))
+        try:
+            for partitions in (1, 3, 1, 3):
+                add, drain = await run(server, partitions, jobs)
+                print(
+                    f"partitions={partitions}: add {add:>8,.0f}, drain {drain:>8,.0f} "
+                    f"redis-server instructions per job",
+                    flush=True,
+                )
+        finally:
+            server.server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=6_000)
+    asyncio.run(measure(parser.parse_args().jobs))
+
+
+if __name__ == "__main__":
+    main()

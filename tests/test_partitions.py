@@ -109,6 +109,10 @@ async def test_fleet_events_come_from_every_partition(
             return {e.id for e in seen} == set(ids)
 
         await eventually(all_seen)
+    unpartitioned = QueueEvents("fleet", redis=redis_url)
+    with pytest.raises(InvalidOptionError, match="stored with 3"):
+        await unpartitioned.start()
+    await unpartitioned.close()
 
 
 async def test_scheduled_jobs_run_in_partition_zero(make_queue: cases.Make) -> None:

@@ -200,7 +200,11 @@ class QueueEvents:
         self._emitter.off(event, handler)
 
     async def start(self) -> None:
+        from .partitions import check_stored
+
         self._queue._check_open()
+        # A listener of another partition count would miss partitions: refused.
+        await check_stored(self._queue._native, self.name, self._queue.partitions)
         await self._listener.start()
 
     async def close(self) -> None:

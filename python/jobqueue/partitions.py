@@ -238,12 +238,9 @@ class Partitions:
                 key=lambda job: -int(job[1].get("finished_at") or 0),
             )
         else:  # in each partition's order, taking from the partitions in turn
+            longest = max(len(jobs) for _, jobs in replies)
             merged = [
-                job
-                for rank in range(limit)
-                for _, jobs in replies
-                if rank < len(jobs)
-                for job in (jobs[rank],)
+                jobs[rank] for rank in range(longest) for _, jobs in replies if rank < len(jobs)
             ]
         return paused, merged[:limit]
 

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from redis_cost import PAYLOAD, CountedRedis
+from redis_cost import PAYLOAD, CountedRedis, add_in_batches
 
 from jobqueue import JobQueue, QueueEvent, WorkerConfig
 
@@ -49,9 +49,7 @@ async def run(server: CountedRedis, partitions: int, jobs: int) -> tuple[float, 
     await queue.clear()
 
     async def bulk() -> None:
-        for start in range(0, jobs, 1000):
-            batch = range(start, min(jobs, start + 1000))
-            await queue.add_jobs([("noop", {"i": i, **PAYLOAD}) for i in batch])
+        await add_in_batches(queue, jobs)
 
     async def drain() -> None:
         await queue.start_worker()

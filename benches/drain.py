@@ -27,12 +27,16 @@ from jobqueue.testing import RedisServer, redis_command
 
 QUEUE = "bench-drain"
 #: Jobs not finished yet: waiting ungrouped, active, and groups with work in the ring or
-#: parked (a group leaves the ring once a fetch finds it empty).
+#: parked (a group leaves the ring once a fetch finds it empty). Key names of layout 2
+#: (src/keys.rs); the script refuses to run on another layout rather than count nothing.
 _LEFT = """
 local b = ARGV[1]
-return redis.call('LLEN', b .. 'wait') + redis.call('ZCARD', b .. 'prioritized')
-  + redis.call('ZCARD', b .. 'active') + redis.call('ZCARD', b .. 'groups')
-  + redis.call('SCARD', b .. 'groups:parked')
+if redis.call('HGET', b .. 'meta', 'version') ~= '2' then
+  return redis.error_reply('bench-drain: the queue is not of layout 2')
+end
+return redis.call('LLEN', b .. 'wait:2') + redis.call('ZCARD', b .. 'prioritized:2')
+  + redis.call('ZCARD', b .. 'active:2') + redis.call('ZCARD', b .. 'groups:2')
+  + redis.call('SCARD', b .. 'groups:parked:2')
 """
 
 
@@ -62,7 +66,10 @@ async def one_run(url: str, jobs: int, concurrency: int, groups: int, limit: int
         # get_stats walks every group: too heavy to poll every 5 ms beside the drain.
         base = f"jq:{{{QUEUE}}}:"
         while True:
-            if redis_command(port_of(url), "EVAL", _LEFT, "0", base) == 0:
+            left = redis_command(port_of(url), "EVAL", _LEFT, "0", base)
+            if isinstance(left, RuntimeError):
+                raise left
+            if left == 0:
                 break
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - started

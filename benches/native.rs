@@ -7,6 +7,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use _native::ack_args::{push_entries, AckEntry};
 use _native::backoff::{Backoff, BackoffKind};
 use _native::json::to_json;
 use _native::keys::{QueueKeys, LAYOUT_VERSION};
@@ -99,25 +100,30 @@ fn fetch_and_ack(con: &mut redis::Connection, keys: &QueueKeys, batch: usize) {
     fetch.arg(batch).arg(30_000).arg("bench").arg(0).arg(0);
     let reply: Vec<redis::Value> = fetch.invoke(con).expect("fetch");
     let mut ack = invocation(&ACK, keys);
-    // Flat: 8 values per job after a header of 4 (fetch.lua).
-    let jobs = reply[4..].chunks_exact(8);
-    ack.arg(jobs.len());
-    for job in jobs {
-        let row: Vec<String> = job
-            .iter()
-            .map(|v| redis::FromRedisValue::from_redis_value(v.clone()).expect("field"))
-            .collect();
-        ack.arg(&row[0])
-            .arg(&row[1])
-            .arg("completed")
-            .arg("null")
-            .arg("")
-            .arg(0)
-            .arg(0)
-            .arg(-1)
-            .arg(&row[2])
-            .arg(&row[5]);
-    }
+    // Flat: 4 values per job after a header of 7, the lock token last (fetch.lua).
+    let text = |v: &redis::Value| -> String {
+        redis::FromRedisValue::from_redis_value(v.clone()).expect("field")
+    };
+    let token = text(&reply[6]);
+    let ids: Vec<String> = reply[7..]
+        .chunks_exact(4)
+        .map(|job| text(&job[0]))
+        .collect();
+    let entries: Vec<AckEntry<'_>> = ids
+        .iter()
+        .map(|id| AckEntry {
+            id,
+            token: &token,
+            outcome: "completed",
+            value: b"null",
+            keep: (0, -1),
+            name: "bench",
+            attempts: 1,
+            stacktrace: "",
+            delay: 0,
+        })
+        .collect();
+    push_entries(&mut ack, &entries);
     let _: Vec<i64> = ack.invoke(con).expect("ack");
 }
 

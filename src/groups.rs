@@ -190,15 +190,17 @@ mod tests {
         inv.arg(want).arg(30_000).arg("w").arg(0).arg(0);
         let reply: Vec<Value> = inv.invoke(con).unwrap();
         let text = |v: &Value| String::from_redis_value(v.clone()).unwrap();
+        let token = text(&reply[6]);
         let mut jobs = Vec::new();
-        for job in reply[6..].chunks(6) {
-            let raw: Vec<u8> = Vec::from_redis_value(job[2].clone()).unwrap();
+        for job in reply[7..].chunks(4) {
+            let raw: Vec<u8> = Vec::from_redis_value(job[1].clone()).unwrap();
             let group = Record::parse(&raw).unwrap().group.unwrap_or_default();
-            jobs.push((text(&job[0]), text(&job[1]), group));
+            jobs.push((text(&job[0]), token.clone(), group));
         }
         jobs
     }
 
+    use crate::ack_args::{push_entries, AckEntry};
     use crate::record::Record;
     use redis::FromRedisValue;
 
@@ -242,13 +244,18 @@ mod tests {
         );
         let (id, token, group) = &first[0];
         let mut ack = scripts::invocation(&scripts::ACK, &keys);
-        ack.arg(1)
-            .arg(id)
-            .arg(token)
-            .arg("completed")
-            .arg("null")
-            .arg("");
-        ack.arg(0).arg(-1).arg(-1).arg("x").arg(1);
+        let entry = AckEntry {
+            id,
+            token,
+            outcome: "completed",
+            value: b"null",
+            keep: (-1, -1),
+            name: "x",
+            attempts: 1,
+            stacktrace: "",
+            delay: 0,
+        };
+        push_entries(&mut ack, &[entry]);
         push_ack_tail(&mut ack, false, [(1, group.as_str())].into_iter());
         let _: Value = ack.invoke(&mut con).unwrap();
         assert_eq!(fetch(&mut con, &keys, 5).len(), 1);

@@ -1,5 +1,6 @@
 //! `jobqueue._native`: the Rust core of the jobqueue Python package.
 
+pub mod ack_args;
 pub mod backoff;
 mod blocking_add;
 pub mod cluster;

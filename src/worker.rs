@@ -18,6 +18,7 @@ use pyo3::prelude::*;
 use serde::Deserialize;
 use tokio::sync::{mpsc, Notify};
 
+use crate::ack_args::{push_entries, AckEntry};
 use crate::backoff::Backoff;
 use crate::connection::RedisConn;
 use crate::errors::JqError;
@@ -92,9 +93,17 @@ struct Ack {
     report: bool,
 }
 
-/// A job as the fetch script returns it: (id, token, record, options text (None: the
-/// previous job's; empty: inline in the record), attempts made, progress JSON).
-type FetchedJob = (String, String, Vec<u8>, Option<String>, u32, String);
+/// A job as the fetch script returns it: (id, record, options text (None: the previous
+/// job's; empty: inline in the record), None for a first attempt or "attempts made \x1f
+/// progress JSON").
+type FetchedJob = (String, Vec<u8>, Option<String>, Option<String>);
+
+/// (attempts made, progress JSON) of a job that ran before, from the fetch reply's text; a
+/// count that does not parse (a run state damaged by hand) reads as a first attempt.
+fn parse_rerun(text: &str) -> (u32, String) {
+    let (attempts, progress) = text.split_once('\x1f').unwrap_or((text, ""));
+    (attempts.parse().unwrap_or(1), progress.to_string())
+}
 /// A job handed to Python: (id, name, data JSON, opts JSON, attempts made, max attempts,
 /// timeout ms, created_at, processed_at, progress JSON, group). The fields Python needs for every
 /// job come decoded, so it decodes the options only if a processor reads them; the lock
@@ -595,20 +604,24 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
         .wake_on_ack
         .store(global_limit == 1, Ordering::Relaxed);
     let _grouped: usize = next_fetched(&mut reply)?; // the jobs say their groups
+    let token: String = next_fetched(&mut reply)?;
     let mut taken = 0;
     // The options text comes once per run of jobs that share it: decoded once.
     let mut last_opts: Option<(String, JobOpts)> = None;
     while reply.len() > 0 {
-        // The reply is flat, 6 values per job (fetch.lua); a tuple's fields are evaluated
+        // The reply is flat, 4 values per job (fetch.lua); a tuple's fields are evaluated
         // in order.
-        let (id, token, raw, opts_sent, attempts_made, progress): FetchedJob = (
-            next_fetched(&mut reply)?,
-            next_fetched(&mut reply)?,
+        let (id, raw, opts_sent, rerun): FetchedJob = (
             next_fetched(&mut reply)?,
             next_fetched(&mut reply)?,
             next_fetched(&mut reply)?,
             next_fetched(&mut reply)?,
         );
+        let token = token.clone();
+        let (attempts_made, progress) = match rerun {
+            None => (1, String::new()),
+            Some(text) => parse_rerun(&text),
+        };
         taken += 1;
         let record = Record::parse(&raw);
         let name = record.as_ref().map(|r| r.name.clone()).unwrap_or_default();
@@ -826,10 +839,16 @@ async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
     // (id, token, name, attempts, max attempts, decision, report) of each entry to write.
     let mut entries = Vec::with_capacity(batch.len());
     let mut groups = Vec::new();
+    // A job's first result in the batch is the one written (ack.lua applies each entry
+    // against the run state read before any of them).
+    let mut written = std::collections::HashSet::with_capacity(batch.len());
     {
         let active = shared.active_jobs();
         for ack in batch {
-            match active.get(&ack.id) {
+            let held = active
+                .get(&ack.id)
+                .filter(|_| written.insert(ack.id.as_str()));
+            match held {
                 Some(job) => {
                     let decision = decide(job, &ack.kind, shared.settings.dlq_enabled);
                     if let Some(group) = &job.group {
@@ -862,20 +881,21 @@ async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
     }
     let keys = &shared.queue.keys;
     let mut inv = scripts::invocation(&scripts::ACK, keys);
-    inv.arg(entries.len());
-    for (id, token, name, attempts, _, d, _) in &entries {
-        let (count, age) = d.keep.args();
-        inv.arg(id)
-            .arg(token)
-            .arg(d.outcome)
-            .arg(d.value)
-            .arg(d.stacktrace)
-            .arg(d.delay)
-            .arg(count)
-            .arg(age)
-            .arg(name)
-            .arg(attempts);
-    }
+    let args: Vec<AckEntry<'_>> = entries
+        .iter()
+        .map(|(id, token, name, attempts, _, d, _)| AckEntry {
+            id,
+            token,
+            outcome: d.outcome,
+            value: d.value,
+            keep: d.keep.args(),
+            name,
+            attempts: *attempts,
+            stacktrace: d.stacktrace,
+            delay: d.delay,
+        })
+        .collect();
+    push_entries(&mut inv, &args);
     let wake = shared.wake_on_ack.load(Ordering::Relaxed);
     push_ack_tail(&mut inv, wake, groups.iter().map(|(i, g)| (*i, g.as_str())));
     let (applied, short): (Vec<i64>, _) = shared.queue.write(&inv).await?;

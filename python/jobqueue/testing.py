@@ -16,7 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, TypeVar
@@ -28,6 +28,21 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
 # A port picked by free_port() can be taken by another process before redis-server binds it.
 _PORT_ATTEMPTS = 5
+
+
+def wait_until(what: str, ready: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll ``ready()`` every 50 ms (connection errors count as not ready) until it is
+    true; ``TimeoutError`` naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ready():
+                return
+        except (OSError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:g} s")
+        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -372,12 +387,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)  # stop the server on `kill` too
     with RedisServer(port=args.port) as server:
-        print(f"redis-server running at {server.url} (Ctrl-C to stop)")
-        print(f"export REDIS_URL={server.url}", flush=True)
+        # The interrupt is caught from before the URL is printed: a caller may stop us as
+        # soon as it has read it.
         with contextlib.suppress(KeyboardInterrupt):
+            print(f"redis-server running at {server.url} (Ctrl-C to stop)")
+            print(f"export REDIS_URL={server.url}", flush=True)
             while server.running:
                 time.sleep(0.5)
-        if not server.running:
             print("redis-server exited", flush=True)
 
 

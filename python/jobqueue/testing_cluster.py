@@ -15,10 +15,9 @@ import binascii
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 
-from .testing import HOST, RedisServer, StartStop, free_port, redis_command
+from .testing import HOST, RedisServer, StartStop, free_port, redis_command, wait_until
 
 __all__ = ["RedisCluster"]
 
@@ -70,16 +69,7 @@ def _cli(command: str, *args: str) -> None:
 
 
 def _wait(what: str, ready: Callable[[], bool], timeout: float = READY_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if ready():
-                return
-        except (OSError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"redis cluster: {what} not within {timeout:g} s")
-        time.sleep(0.05)
+    wait_until(f"redis cluster: {what}", ready, timeout)
 
 
 class RedisCluster(StartStop):

@@ -11,10 +11,10 @@ few seconds. Readiness is polled, never slept for.
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Callable
 
-from .testing import HOST, RedisServer, StartStop, redis_command
+from .testing import HOST, RedisServer, StartStop, redis_command, wait_until
 
 __all__ = ["SentinelSet"]
 
@@ -38,19 +38,8 @@ def _role(port: int, password: str | None) -> str | None:
     return reply[0].decode() if isinstance(reply, list) and isinstance(reply[0], bytes) else None
 
 
-def _wait(what: str, ready: object, timeout: float = READY_TIMEOUT_S) -> None:
-    """Poll ``ready()`` (connection errors count as not ready) until true or timeout."""
-    assert callable(ready)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if ready():
-                return
-        except (OSError, ValueError):
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"sentinel deployment: {what} not within {timeout:g} s")
-        time.sleep(0.05)
+def _wait(what: str, ready: Callable[[], bool], timeout: float = READY_TIMEOUT_S) -> None:
+    wait_until(f"sentinel deployment: {what}", ready, timeout)
 
 
 class SentinelSet(StartStop):
@@ -106,12 +95,7 @@ class SentinelSet(StartStop):
             replica.extra_args += ["--replicaof", HOST, str(upstream)]
             replica.start()
         for replica in replicas:
-            _wait(
-                f"replica {replica.port} in sync",
-                lambda r=replica: (
-                    _info_field(r.port, "replication", "master_link_status", self.password) == "up"
-                ),
-            )
+            _wait(f"replica {replica.port} in sync", functools.partial(self._linked, replica))
         for sentinel in self.sentinels:
             sentinel.config = self._sentinel_config(primary.port)
             sentinel.extra_args = ["--sentinel"]
@@ -122,10 +106,7 @@ class SentinelSet(StartStop):
             # (found through hello messages, every 2 s).
             _wait(
                 f"sentinel {sentinel.port} sees the deployment",
-                lambda s=sentinel: (
-                    self._count(s.port, "replicas") == len(replicas)
-                    and self._count(s.port, "sentinels") == others
-                ),
+                functools.partial(self._sees, sentinel, len(replicas), others),
             )
         return self
 
@@ -137,6 +118,16 @@ class SentinelSet(StartStop):
             f"sentinel failover-timeout {s} {self._failover_timeout_ms}\n"
             f"sentinel parallel-syncs {s} 1\n"
             + ("" if self.password is None else f"sentinel auth-pass {s} {self.password}\n")
+        )
+
+    def _linked(self, replica: RedisServer) -> bool:
+        status = _info_field(replica.port, "replication", "master_link_status", self.password)
+        return status == "up"
+
+    def _sees(self, sentinel: RedisServer, replicas: int, others: int) -> bool:
+        return (
+            self._count(sentinel.port, "replicas") == replicas
+            and self._count(sentinel.port, "sentinels") == others
         )
 
     def _count(self, port: int, what: str) -> int:

@@ -1,22 +1,36 @@
 -- Record the outcome of a batch of attempts. Each entry is applied only if the job's lock
 -- token is still the worker's: a worker that lost its lock can never finish a job that
 -- another worker now holds.
--- ARGV: 2 entry count, then 10 per entry: id, token, outcome ("completed",
---       "retry", "failed" or "dlq"), value (return value JSON, or failed reason),
---       stacktrace, retry delay ms, keep count, keep age ms (-1: no bound), job name and
---       attempts made (for the events); then, only when needed: 1 to wake a waiting worker
---       (the queue has a global concurrency) else 0, the number of grouped entries, and
---       (entry index from 1, group) per grouped entry (an ungrouped job costs nothing more)
+-- ARGV (src/ack_args.rs): 2 entry count N, 3 retention count P, then P pairs (keep count,
+--       keep age ms; -1: no bound), then 7 per entry: id, token, outcome ("completed",
+--       "retry", "failed" or "dlq"), value (return value JSON, or failed reason), its
+--       retention (1..P), job name and attempts made (for the events); then the number of
+--       failures F and (entry index from 1, stacktrace, retry delay ms) per failure; then,
+--       only when needed: 1 to wake a waiting worker (the queue has a global concurrency)
+--       else 0, the number of grouped entries, and (entry index from 1, group) per grouped
+--       entry (an ungrouped job costs nothing more)
 -- Returns: {1 applied / 0 lock lost, ...} in entry order, then the time (ms) it ran.
-local count = tonumber(ARGV[2])
+local count, policyCount = tonumber(ARGV[2]), tonumber(ARGV[3])
 local now, nowText = serverNow()
 local out = {}
 local finished = {}
 local woke = false
--- The retention of the previous entry, as given and as numbers: entries of a batch nearly
--- always share one, and turning text into a number (strtod) is a large part of an ack.
-local countText, ageText, keepCount, keepAge
-local tail = 3 + count * 10
+-- The retentions by their index as given (text: an entry's index is never made a number).
+local keepCounts, keepAges = {}, {}
+for p = 1, policyCount do
+  keepCounts[tostring(p)], keepAges[tostring(p)] = tonumber(ARGV[2 + p * 2]),
+    tonumber(ARGV[3 + p * 2])
+end
+local first = 4 + policyCount * 2  -- the first entry
+local failuresAt = first + count * 7
+local failures = tonumber(ARGV[failuresAt])
+local stackOf, delayOf = {}, {}
+for f = 0, failures - 1 do
+  local at = failuresAt + 1 + f * 3
+  local entry = tonumber(ARGV[at])
+  stackOf[entry], delayOf[entry] = ARGV[at + 1], ARGV[at + 2]
+end
+local tail = failuresAt + 1 + failures * 3
 local wakeOnFree = ARGV[tail] == '1'
 -- Entry index -> group, and per group how many of its jobs leave active here (their slots
 -- are freed once per group); tables only when some entry has a group.
@@ -31,46 +45,47 @@ end
 
 -- The run states of the batch, with one MGET; the new ones go out with one MSET.
 local runKeys = {}
-for i = 1, count do runKeys[i] = BASE .. 'j:' .. ARGV[i * 10 - 7] .. ':s' end
+for i = 1, count do runKeys[i] = BASE .. 'j:' .. ARGV[first + (i - 1) * 7] .. ':s' end
 local states = mget(runKeys)
-local writes = {}
-local seen = {}  -- a job twice in one batch is applied once (its first entry)
+local writes, nWrites, nFinished = {}, 0, 0
+-- What every completed job's outcome starts with (see outcomeText).
+local completedHead = FINISHED .. 'completed' .. SEP .. nowText .. SEP
+local lastName, checkedName
 
 for i = 0, count - 1 do
-  local a = 3 + i * 10
-  local id, token, outcome, value, stack = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3],
-    ARGV[a + 4]
-  if ARGV[a + 6] ~= countText or ARGV[a + 7] ~= ageText then
-    countText, ageText = ARGV[a + 6], ARGV[a + 7]
-    keepCount, keepAge = tonumber(countText), tonumber(ageText)
-  end
-  local name, attempts = eventName(ARGV[a + 8]), ARGV[a + 9]
+  local a = first + i * 7
+  local id, token, outcome, value = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local keepCount, keepAge = keepCounts[ARGV[a + 4]], keepAges[ARGV[a + 4]]
+  local name, attempts = ARGV[a + 5], ARGV[a + 6]
+  if name ~= lastName then lastName, checkedName = name, eventName(name) end
+  name = checkedName
   local state = states[i + 1]
-  if seen[id] or not holds(state, token) then
-    out[#out + 1] = 0
+  -- (A job is in a batch once: the worker writes a job's first result only.)
+  if not holdsLock(state, token) then
+    out[i + 1] = 0
   else
-    seen[id] = true
-    out[#out + 1] = 1
-    finished[#finished + 1] = id
+    out[i + 1] = 1
+    nFinished = nFinished + 1
+    finished[nFinished] = id
     local group = groupOf and groupOf[i + 1]
     if group then leaving[group] = (leaving[group] or 0) + 1 end
     local run = runKeys[i + 1]
     if outcome == 'completed' then
       -- The outcome replaces the run state, which (less its token) becomes part of it.
       if keep(K.completed, id, nowText, keepCount, keepAge) then
-        writes[#writes + 1] = run
-        writes[#writes + 1] = outcomeText('completed', nowText, string.sub(state, #token + 1),
-          value)
+        writes[nWrites + 1] = run
+        writes[nWrites + 2] = completedHead .. string.sub(state, #token + 1) .. value
+        nWrites = nWrites + 2
       end
       addEvent('job-completed', id, name, attempts)
     else
       local r = parseRun(state)
-      r.token, r.reason, r.stack = '', value, stack
+      r.token, r.reason, r.stack = '', value, stackOf[i + 1] or ''
       if outcome == 'retry' then
-        local retryDelay = tonumber(ARGV[a + 5])
+        local retryDelay = tonumber(delayOf[i + 1]) or 0
         r.queued = now + retryDelay
-        writes[#writes + 1] = run
-        writes[#writes + 1] = packRun(r)
+        writes[nWrites + 1], writes[nWrites + 2] = run, packRun(r)
+        nWrites = nWrites + 2
         if retryDelay > 0 then
           redis.call('ZADD', K.delayed, now + retryDelay, id)
         else
@@ -88,8 +103,9 @@ for i = 0, count - 1 do
           addEvent('job-failed', id, name, attempts, value, 'reason')
         end
         if outcome == 'dlq' or keep(K.failed, id, nowText, keepCount, keepAge) then
-          writes[#writes + 1] = run
-          writes[#writes + 1] = outcomeText(outcome, nowText, packRun(r), '')
+          writes[nWrites + 1] = run
+          writes[nWrites + 2] = outcomeText(outcome, nowText, packRun(r), '')
+          nWrites = nWrites + 2
         end
       end
     end

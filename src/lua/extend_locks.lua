@@ -10,7 +10,7 @@ for i = 5, #ARGV, 2 do runKeys[#runKeys + 1] = runKey(ARGV[i]) end
 local states = mget(runKeys)
 for i = 5, #ARGV, 2 do
   local id = ARGV[i]
-  if holds(states[(i - 3) / 2], ARGV[i + 1]) then
+  if holdsLock(states[(i - 3) / 2], ARGV[i + 1]) then
     renewed[#renewed + 1] = deadline
     renewed[#renewed + 1] = id
   else

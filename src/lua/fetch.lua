@@ -7,10 +7,11 @@
 --           limiter reopens (0: open), 1 if no job that may run now is left (the worker
 --           then waits for a wake-up instead of asking again) else 0, 1 if the queue has a
 --           global concurrency (acks then wake a waiting worker) else 0, the number of
---           grouped jobs, then 6 values per job: id, token, record (lib.lua's packRecord),
---           options text (nil: the previous job's; '': inline in the record), attempts
---           made, progress JSON ('' = none)} (flat: a table per job cost Redis more to build
---           and to send)
+--           grouped jobs, the lock token of every job taken, then 4 values per job: id,
+--           record (lib.lua's record format), options text (nil: the previous job's; '':
+--           inline in the record), and nil for a first attempt, else "attempts made \31
+--           progress JSON"} (flat, and a first attempt sends nothing it can do without:
+--           every value costs Redis to build and to send)
 local maxJobs, lockDuration, tokenPrefix = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local limitMax, limitWindow = tonumber(ARGV[5]), tonumber(ARGV[6])
 
@@ -210,7 +211,7 @@ else
   takeUngrouped(take - #ids - fromGroups)
 end
 
-local out = {now, -1, limitedFor, 0, 0, 0}
+local out = {now, -1, limitedFor, 0, 0, 0, tokenPrefix}
 if globalLimit then out[5] = 1 end
 local deadline = tostring(now + lockDuration)
 local taken = 0
@@ -236,28 +237,29 @@ local got = mget(keys)
 local token = tokenPrefix
 local firstRun = token .. SEP .. '1' .. SEP .. '0' .. SEP .. nowText .. SEP .. SEP .. '0' ..
   SEP .. '0' .. SEP .. '0' .. SEP
-local runs = {}
-local lastRef
+local runs, nRuns, nActive = {}, 0, 0
+local lastRef, lastName, checkedName
+local o = #out  -- the reply's length so far
 for i = 1, found do
   local id, group = ids[i - groupedCount], nil
   if i <= groupedCount then id, group = groupedIds[i], groupOf[i] end
   local rec = got[i]
   -- An id whose record is gone (removed by hand) is dropped, not turned into a job.
   if rec then
-    local made, madeText, progress, run = 1, '1', '', firstRun
+    local madeText, rerun, run = '1', false, firstRun
     local state = got[found + i]
     if state then
       local r = parseRun(state)
-      made = r.attempts + 1
-      r.token, r.attempts, r.processed = token, made, nowText
-      madeText, progress, run = tostring(made), r.progress, packRun(r)
+      r.token, r.attempts, r.processed = token, r.attempts + 1, nowText
+      madeText, run = tostring(r.attempts), packRun(r)
+      rerun = madeText .. SEP .. r.progress
     end
-    runs[#runs + 1] = keys[found + i]
-    runs[#runs + 1] = run
+    runs[nRuns + 1], runs[nRuns + 2] = keys[found + i], run
+    nRuns = nRuns + 2
     local ref, name = string.match(rec, '^([^\031]*)\031([^\031]*)')
     if not name then ref, name = '', '' end  -- damaged: the worker fails it with a reason
-    active[#active + 1] = deadline
-    active[#active + 1] = id
+    active[nActive + 1], active[nActive + 2] = deadline, id
+    nActive = nActive + 2
     -- The options text goes out once per run of jobs sharing it (false: as the job
     -- before), or '' when the record holds it inline; the worker splits the record.
     local opts = false
@@ -267,11 +269,11 @@ for i = 1, found do
       opts = optsText(ref)
     end
     lastRef = ref
-    local n = #out
-    out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6] = id, token, rec,
-      opts, made, progress
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, rec, opts, rerun
+    o = o + 4
     if group then out[6] = out[6] + 1 end
-    addEvent('job-started', id, eventName(name), madeText)
+    if name ~= lastName then lastName, checkedName = name, eventName(name) end
+    addEvent('job-started', id, checkedName, madeText)
     taken = taken + 1
   elseif group then
     dropped = dropped or {}

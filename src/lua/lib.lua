@@ -92,7 +92,7 @@ local function parseRun(s, pos)
 end
 
 -- Whether the run state `s` is held under `token` (a token is never empty).
-local function holds(s, token)
+local function holdsLock(s, token)
   return s and string.byte(s, #token + 1) == 31 and string.sub(s, 1, #token) == token
 end
 
@@ -409,11 +409,11 @@ local function keep(setKey, id, nowText, count, age)
   end
   local members = staged[setKey]
   if not members then
-    members = {}
+    members = {n = 0}
     staged[setKey] = members
   end
-  members[#members + 1] = nowText
-  members[#members + 1] = id
+  local n = members.n
+  members[n + 1], members[n + 2], members.n = nowText, id, n + 2
   -- A batch nearly always shares one retention: compare with the last one seen before
   -- building a key for it.
   local last = policies[#policies]
@@ -428,7 +428,7 @@ end
 
 local function applyRetention(now)
   for setKey, members in pairs(staged) do
-    for a, b in chunks(#members, 2) do redis.call('ZADD', setKey, unpack(members, a, b)) end
+    for a, b in chunks(members.n, 2) do redis.call('ZADD', setKey, unpack(members, a, b)) end
   end
   local doomed = {}
   local function doom(ids)

@@ -10,7 +10,7 @@ for i = #ARGV - 2, 2, -3 do
   local id, token, made = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local run = runKey(id)
   local state = redis.call('GET', run)
-  if not holds(state, token) then
+  if not holdsLock(state, token) then
     out[(i - 2) / 3 + 1] = 0
   else
     out[(i - 2) / 3 + 1] = 1

@@ -4,7 +4,7 @@
 -- Returns 1, or 0 when the worker no longer holds the job.
 local id = ARGV[2]
 local run = redis.call('GET', runKey(id))
-if not holds(run, ARGV[3]) then
+if not holdsLock(run, ARGV[3]) then
   return 0
 end
 if ARGV[4] == 'progress' then

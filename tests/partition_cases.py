@@ -162,6 +162,49 @@ async def fan_out(make: Make, name: str) -> None:
     assert (await queue.get_stats()).delayed == 0
 
 
+async def partition_keys(make: Make, name: str) -> None:
+    """Jobs of one ``partition_key`` share a partition and run in the order added (one
+    partition's order); generated ids name their partition (``<i>.<n>``, ``<n>`` in
+    partition 0) with no EXISTS check; a key that hashes elsewhere than the job's group,
+    idempotency key or custom id is refused and writes nothing."""
+    queue = make(name=name, partitions=3, worker={"concurrency": 3})
+    router = Router(3)
+    ids = await queue.add_jobs([("k", i, {"partition_key": "acct-7"}) for i in range(12)])
+    ids.append(await queue.add_job("k", 12, partition_key="acct-7"))
+    where = router.of_key("acct-7")
+    assert {router.of_id(i) for i in ids} == {where}
+    assert all((i.isdigit() if where == 0 else i.startswith(f"{where}.")) for i in ids)
+    plain = await queue.add_jobs([("k", -1) for _ in range(6)])
+    assert {router.of_id(i) for i in plain} == {0, 1, 2}
+    assert all(i.isdigit() or i.split(".")[1].isdigit() for i in plain)
+    other = next(f"g{i}" for i in range(100) if router.of_key(f"g{i}") != where)
+    before = await queue.get_stats()
+    with pytest.raises(InvalidOptionError, match="another partition") as refused:
+        await queue.add_job("k", 0, partition_key="acct-7", group=other)
+    assert refused.value.field == "partition_key"
+    with pytest.raises(InvalidOptionError, match="another partition") as refused:
+        await queue.add_jobs([("k", 0), ("k", 0, {"partition_key": "acct-7", "job_id": other})])
+    assert refused.value.field == "jobs[1].job_id"
+    with pytest.raises(InvalidOptionError):
+        await queue.add_job("k", 0, partition_key=7)  # type: ignore[arg-type]
+    with pytest.raises(InvalidOptionError, match="scheduled"):
+        await queue.schedule_every("k", 0, 60_000, partition_key="a")
+    assert (await queue.get_stats()).waiting == before.waiting
+    order: list[int] = []
+
+    async def k(job: Job[int]) -> None:
+        if job.data >= 0:
+            order.append(job.data)
+
+    queue.process("k", k)
+    await queue.start_worker()
+    for job_id in ids + plain:
+        await queue.wait_for(job_id, timeout=10_000)
+    assert sorted(order) == list(range(13))
+    # Fetched in one partition's order; a worker of concurrency 3 may finish them out of
+    # order, so the order checked is the start order, which is the fetch order.
+
+
 #: The checks above but run_exactly_once (whose job count each topology sets).
 CASES = [
     pytest.param(by_id, id="by-id"),
@@ -169,4 +212,5 @@ CASES = [
     pytest.param(groups_stay_in_one_partition, id="groups"),
     pytest.param(mismatch_refused, id="mismatch"),
     pytest.param(fan_out, id="fan-out"),
+    pytest.param(partition_keys, id="partition-key"),
 ]

@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-import secrets
 import zlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from . import _validate as v
-from ._native import current_pid, partition_count
+from ._native import partition_count
 from .errors import InvalidOptionError
 from .events import EventEmitter
 from .fleet import FleetListener
@@ -74,31 +73,12 @@ def share(total: int, count: int, index: int, field: str) -> int:
     return total // count + (1 if index < total % count else 0)
 
 
-class _IdMaker:
-    """Ids for jobs of a partitioned queue: ``<partition>.<seed><counter>`` in hex. The
-    seed is 64 random bits per process, drawn again after a fork, so two processes never
-    make the same id (a repeated id would be taken as a duplicate add)."""
-
-    def __init__(self) -> None:
-        self._pid = -1
-        self._seed = ""
-        self._counter = 0
-
-    def make(self, partition: int) -> str:
-        pid = current_pid()
-        if pid != self._pid:
-            self._pid, self._seed, self._counter = pid, secrets.token_hex(8), 0
-        self._counter += 1
-        return f"{partition}.{self._seed}{self._counter:x}"
-
-
 class Router:
     """Which partition a new job goes to, and which partition an id lives in."""
 
     def __init__(self, count: int) -> None:
         self.count = count
         self._turn = random.randrange(count)  # producers start at different partitions
-        self._ids = _IdMaker()
 
     def of_key(self, key: str) -> int:
         return stable_hash(key) % self.count
@@ -114,34 +94,45 @@ class Router:
             return 0
         return self.of_key(job_id)
 
-    def place(self, row: NewJob, field: str) -> tuple[int, NewJob]:
-        """The job's partition and its row with its id. A group decides the partition (so
-        a group's limits stay in one slot), else the idempotency key (so a repeat finds
-        the first job), else the custom id, else round-robin."""
+    def place(self, row: NewJob, partition_key: str | None, field: str) -> int:
+        """The job's partition. A group decides it (so a group's limits stay in one slot),
+        else the idempotency key (so a repeat finds the first job: keys stay unique per
+        queue), else ``partition_key``, else the custom id (so ``of_id`` finds it), else
+        round-robin. Every one of them that is set must hash to the same partition: a
+        conflict raises before anything is written. A job without a custom id gets its id
+        from its partition's script (``<partition>.<counter>``, ``<counter>`` in partition
+        0: see ``enqueueJobs`` in lib.lua), so no id needs an EXISTS check."""
         job_id, idem, group = row[0], row[7], row[8]
-        keyed = group if group is not None else idem
-        if job_id is None:
-            if keyed is not None:
-                index = self.of_key(keyed)
-            else:
-                self._turn = index = (self._turn + 1) % self.count
-            return index, (self._ids.make(index), *row[1:])
-        if _GENERATED.fullmatch(job_id):
+        if job_id is not None and _GENERATED.fullmatch(job_id):
             raise InvalidOptionError(
                 field,
                 f"must not have the form <digits>.<hex> on a partitioned queue (those are "
                 f"generated ids), got {job_id!r}",
             )
-        index = self.of_key(job_id)
-        if keyed is not None and self.of_key(keyed) != index:
-            what = "group" if group is not None else "idempotency_key"
-            raise InvalidOptionError(
-                field,
-                f"on a partitioned queue a custom job id decides its job's partition, and "
-                f"{job_id!r} hashes to another partition than its {what} {keyed!r}: leave "
-                f"job_id out, or pick one of the same partition",
-            )
-        return index, row
+        index: int | None = None
+        decided_by = ""
+        for what, key in (
+            ("group", group),
+            ("idempotency_key", idem),
+            ("partition_key", partition_key),
+            ("job_id", job_id),
+        ):
+            if key is None:
+                continue
+            mine = self.of_key(key)
+            if index is None:
+                index, decided_by = mine, f"its {what} {key!r}"
+            elif mine != index:
+                where = field.rpartition(".")[0]
+                raise InvalidOptionError(
+                    f"{where}.{what}" if where else what,
+                    f"on a partitioned queue {decided_by} decides the job's partition, and "
+                    f"{what} {key!r} hashes to another partition: leave it out, or pick one of "
+                    f"the same partition",
+                )
+        if index is None:
+            self._turn = index = (self._turn + 1) % self.count
+        return index
 
 
 class Partitions:
@@ -171,11 +162,13 @@ class Partitions:
 
     # -- producing ------------------------------------------------------------------------
 
-    def place(self, rows: list[NewJob], single: bool) -> list[tuple[int, NewJob]]:
-        """Every row's partition and id; a bad one raises before anything is written."""
+    def place(
+        self, rows: list[NewJob], partition_keys: list[str | None], single: bool
+    ) -> list[tuple[int, NewJob]]:
+        """Every row's partition; a bad one raises before anything is written."""
         return [
-            self.router.place(row, "job_id" if single else f"jobs[{i}].job_id")
-            for i, row in enumerate(rows)
+            (self.router.place(row, key, "job_id" if single else f"jobs[{i}].job_id"), row)
+            for i, (row, key) in enumerate(zip(rows, partition_keys, strict=True))
         ]
 
     async def add(self, placed: list[tuple[int, NewJob]], single: bool) -> list[AddedJob]:

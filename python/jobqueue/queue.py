@@ -364,6 +364,7 @@ class JobQueue(GroupAdmin):
         remove_on_complete: bool | int | timedelta | Retention | None = None,
         remove_on_fail: bool | int | timedelta | Retention | None = None,
         group: str | None = None,
+        partition_key: str | None = None,
     ) -> str:
         """Enqueue one job and return its id. A repeated ``idempotency_key`` (within
         ``settings.idempotency_ttl``) or an existing ``job_id`` returns that job's id and
@@ -380,6 +381,7 @@ class JobQueue(GroupAdmin):
             "remove_on_complete": remove_on_complete,
             "remove_on_fail": remove_on_fail,
             "group": group,
+            "partition_key": partition_key,
         }
         ids = await self._add([(name, data, job_options(opts, overrides))], single=True)
         return ids[0]
@@ -418,8 +420,8 @@ class JobQueue(GroupAdmin):
         )
         try:
             if self._partitions is not None:
-                placed = self._partitions.place(rows, single)
-                rows = [row for _, row in placed]
+                keys = [options.partition_key for _, _, options in items]
+                placed = self._partitions.place(rows, keys, single)
                 results = await self._partitions.add(placed, single)
             elif single:  # concurrent single adds coalesce (coalesce.py)
                 results = [await self._producer.add_job(rows[0])]
@@ -681,6 +683,8 @@ class JobQueue(GroupAdmin):
             v.job_id(schedule_id, "schedule_id")
         if "group" in job_options:
             raise InvalidOptionError("group", "is not supported for scheduled jobs yet")
+        if "partition_key" in job_options:  # a schedule's jobs run in partition 0
+            raise InvalidOptionError("partition_key", "is not supported for scheduled jobs")
         for per_job in ("job_id", "idempotency_key", "jitter"):
             if per_job in job_options:
                 raise InvalidOptionError(per_job, "is set per tick by the schedule")

@@ -4,11 +4,11 @@ cluster (the 3 partitions on the 3 primaries).
     .venv/bin/python benches/partitions.py [--jobs 30000] [--workers 2] [--repeats 3]
 
 Per round, alternating: bulk add ``--jobs`` jobs (``add_jobs``, batches of 1,000), then
-drain them with ``--workers`` worker processes (``--concurrency``, default 60, each: 20
-per partition with 3 partitions). Reports jobs/s of the add and of the drain, and the CPU time each
-primary's redis-server spent per job (add and drain together). Everything shares this
-machine's cores: see the README for what that means for the figures. Prints medians and
-writes ``benches/results/partitions.json``.
+drain them with ``--workers`` worker processes (``--concurrency``, default 60, each: one
+fetch loop shared by all partitions). Reports jobs/s of the add and of the drain, and
+the CPU time each primary's redis-server spent per job (add and drain together).
+Everything shares this machine's cores: see the README for what that means for the
+figures. Prints medians and writes ``benches/results/partitions.json``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--concurrency", type=int, default=60, help="per worker process, split over partitions"
+        "--concurrency", type=int, default=60, help="per worker process (all partitions)"
     )
     args = parser.parse_args()
     results: dict[int, dict[str, list[float]]] = {}

@@ -3,7 +3,8 @@ redis-server under callgrind (``benches/redis_cost.py``'s counter; needs valgrin
 
     .venv/bin/python benches/partitions_cost.py [--jobs 6000]
 
-Bulk add (batches of 1,000) and drain (one worker, concurrency 50 per partition) with
+Bulk add (batches of 1,000) and drain (one worker, concurrency 50 x partitions, one fetch
+loop for all partitions) with
 partitions=1, 3, 1, 3 in turn (the drain's count moves with how the batches fall, so each
 runs twice). Counts user-space instructions only: the kernel's cost per call (a partitioned
 queue makes more, smaller calls) is in ``benches/partitions.py``'s CPU figures.
@@ -25,13 +26,15 @@ from redis_cost import PAYLOAD, CountedRedis, add_in_batches
 from jobqueue import JobQueue, QueueEvent, WorkerConfig
 
 
-async def run(server: CountedRedis, partitions: int, jobs: int) -> tuple[float, float]:
+async def run(
+    server: CountedRedis, partitions: int, jobs: int, concurrency: int | None
+) -> tuple[float, float]:
     """(add, drain) instructions per job."""
     name = f"cost-{partitions}-{secrets.token_hex(3)}"
     queue = JobQueue(
         name,
         redis=server.server.url,
-        worker=WorkerConfig(concurrency=50 * partitions),
+        worker=WorkerConfig(concurrency=concurrency or 50 * partitions),
         partitions=partitions,
     )
     drained = asyncio.Event()
@@ -61,7 +64,7 @@ async def run(server: CountedRedis, partitions: int, jobs: int) -> tuple[float, 
     return add, drain_cost
 
 
-async def measure(jobs: int) -> None:
+async def measure(jobs: int, concurrency: int | None) -> None:
     valgrind = shutil.which("valgrind")
     if valgrind is None or shutil.which("callgrind_control") is None:
         sys.exit("partitions_cost.py needs valgrind (apt-get install valgrind)")
@@ -69,7 +72,7 @@ async def measure(jobs: int) -> None:
         server = CountedRedis(valgrind, Path(out_dir))
         try:
             for partitions in (1, 3, 1, 3):
-                add, drain = await run(server, partitions, jobs)
+                add, drain = await run(server, partitions, jobs, concurrency)
                 print(
                     f"partitions={partitions}: add {add:>8,.0f}, drain {drain:>8,.0f} "
                     f"redis-server instructions per job",
@@ -82,7 +85,11 @@ async def measure(jobs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=6_000)
-    asyncio.run(measure(parser.parse_args().jobs))
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help="the worker's (default: 50 x partitions)"
+    )
+    args = parser.parse_args()
+    asyncio.run(measure(args.jobs, args.concurrency))
 
 
 if __name__ == "__main__":

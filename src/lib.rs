@@ -58,6 +58,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(current_pid, m)?)?;
     m.add_function(wrap_pyfunction!(redis_settings::redis_settings, m)?)?;
     m.add_function(wrap_pyfunction!(partitions::partition_count, m)?)?;
+    m.add_function(wrap_pyfunction!(partitions::wake_partitions, m)?)?;
     m.add("LAYOUT_VERSION", keys::LAYOUT_VERSION)?;
     Ok(())
 }

@@ -46,3 +46,303 @@ pub fn partition_count<'py>(
         Ok(stored.parse::<u32>().unwrap_or(0))
     })
 }
+
+// -- One fetch loop over every partition ----------------------------------------------------
+//
+// A worker of a partitioned queue is one `NativeWorker` over all the partitions: one fetch
+// loop, one blocking wait, one set of processor slots. The loop keeps a line of partitions
+// that may have work (all of them at the start, from a random one) and visits them in
+// turn, one fetch each; a partition that answers "nothing left" leaves the line, so an
+// empty partition costs no round trip per fetch. It comes back on a wake-up, when a
+// delayed job or rate window it reported comes due, or on the idle sweep (every
+// `MAX_BLOCK_MS`, one fetch per partition: the safety net for wake-ups lost with a worker).
+//
+// Wake-ups: a blocking call cannot span slots, so the one blocking wait is a BLPOP on two
+// lists of partition 0's slot: partition 0's own marker (its scripts push "1" there, as on
+// a plain queue) and the wake list `<base of partition 0>pwake`, which holds `p<i>` for
+// partitions i that got work (at most one entry per partition: LPOS first). A script of
+// partition i cannot write to partition 0's slot on a cluster, so the entry is pushed by
+// whoever called it: the producer after an add (one small call per add call that created
+// jobs in partitions > 0), the admin calls that make jobs runnable (resume, retries,
+// group limits), and the workers (released jobs, stalled jobs, acks that free a global
+// concurrency slot; a worker that took a partition's wake-up and left runnable jobs there
+// passes it on once, for another idle worker).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::errors::JqError;
+use crate::queue::QueueCore;
+use crate::scripts;
+use crate::worker::{fetch, pause_unless_stopped, MarkerWait, Shared, MAX_BLOCK_MS, RETRY_PAUSE};
+
+/// One partition as a worker sees it.
+pub(crate) struct Part {
+    pub(crate) core: Arc<QueueCore>,
+    /// Its share of the rate limit (0: none).
+    pub(crate) limiter_max: u64,
+    /// Its fetch said it has a global concurrency: acks wake waiting workers.
+    pub(crate) wake_on_ack: AtomicBool,
+}
+
+impl Part {
+    pub(crate) fn new(core: Arc<QueueCore>, limiter_max: u64) -> Self {
+        Self {
+            core,
+            limiter_max,
+            wake_on_ack: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Partitions this worker should look at again at a time (its retries' due times).
+#[derive(Default)]
+pub(crate) struct LocalWakes {
+    due: Mutex<Vec<(usize, Instant)>>,
+    notify: Notify,
+}
+
+impl LocalWakes {
+    fn at(&self, part: usize, when: Instant) {
+        self.due
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((part, when));
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Vec<(usize, Instant)> {
+        std::mem::take(&mut *self.due.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+fn wake_key(first: &QueueCore) -> String {
+    format!("{}pwake", first.keys.base())
+}
+
+/// Push `p<i>` for each partition given onto the wake list, unless it is there already
+/// (`lua/wake_partitions.lua`).
+async fn push_wakes(first: &QueueCore, parts: &[usize]) -> Result<(), JqError> {
+    let mut inv = scripts::invocation(&scripts::WAKE_PARTITIONS, &first.keys);
+    for part in parts {
+        inv.arg(format!("p{part}"));
+    }
+    first.conn.invoke::<i64>(&inv).await.map(|_| ())
+}
+
+/// Tell the queue's idle workers that partition `part` has work.
+pub(crate) async fn wake(shared: &Shared, part: usize) {
+    if let Err(err) = push_wakes(&shared.queue, &[part]).await {
+        shared.report("waking other workers", &err);
+    }
+}
+
+/// After an ack batch on `part`: look again when its earliest retry is due; wake waiting
+/// workers when the acks freed slots of a global concurrency.
+pub(crate) async fn after_acks(shared: &Shared, part: usize, retry_in: Option<u64>, freed: bool) {
+    if let Some(ms) = retry_in {
+        shared
+            .local_wakes
+            .at(part, Instant::now() + Duration::from_millis(ms));
+    }
+    if freed {
+        wake(shared, part).await;
+    }
+}
+
+/// Resolves when partitions `parts` of the queue whose partition 0 is `queue` have been
+/// marked as having work (called by producers and admin calls: see above).
+#[pyfunction]
+pub fn wake_partitions<'py>(
+    py: Python<'py>,
+    queue: &NativeQueue,
+    parts: Vec<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let core = queue.core.clone();
+    into_awaitable(py, async move {
+        if !parts.is_empty() {
+            push_wakes(&core, &parts).await?;
+        }
+        Ok(())
+    })
+}
+
+/// The partitions to visit, in turn, each at most once.
+struct Line {
+    order: VecDeque<usize>,
+    queued: Vec<bool>,
+}
+
+impl Line {
+    fn push(&mut self, part: usize) {
+        if !std::mem::replace(&mut self.queued[part], true) {
+            self.order.push_back(part);
+        }
+    }
+
+    fn pop(&mut self) -> Option<usize> {
+        let part = self.order.pop_front()?;
+        self.queued[part] = false;
+        Some(part)
+    }
+}
+
+fn keep_earliest(slot: &mut Option<Instant>, at: Instant) {
+    if slot.is_none_or(|current| at < current) {
+        *slot = Some(at);
+    }
+}
+
+/// The partition a BLPOP answer names (None: timed out).
+fn woken_part(shared: &Shared, answer: &redis::Value) -> Option<usize> {
+    let redis::Value::Array(items) = answer else {
+        return None;
+    };
+    let [key, value] = items.as_slice() else {
+        return None;
+    };
+    let key: String = redis::FromRedisValue::from_redis_value(key.clone()).ok()?;
+    if key == shared.queue.keys.marker {
+        return Some(0);
+    }
+    let value: String = redis::FromRedisValue::from_redis_value(value.clone()).ok()?;
+    value
+        .strip_prefix('p')
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|part| *part < shared.parts.len())
+}
+
+fn wait_for_wake(shared: &Arc<Shared>) -> MarkerWait {
+    let shared = shared.clone();
+    Box::pin(async move {
+        let mut cmd = redis::cmd("BLPOP");
+        cmd.arg(&shared.queue.keys.marker)
+            .arg(wake_key(&shared.queue))
+            .arg(format!("{:.3}", MAX_BLOCK_MS as f64 / 1000.0));
+        shared.blocking.query::<redis::Value>(&cmd).await
+    })
+}
+
+/// A wake-up this worker cannot use (no free slot) goes back for another worker.
+async fn pass_on(shared: &Shared, part: usize) {
+    let result = if part == 0 {
+        let mut cmd = redis::cmd("RPUSH");
+        cmd.arg(&shared.queue.keys.marker).arg("1");
+        shared.queue.conn.query::<i64>(&cmd).await.map(|_| ())
+    } else {
+        push_wakes(&shared.queue, &[part]).await
+    };
+    if let Err(err) = result {
+        shared.report("waking another worker", &err);
+    }
+}
+
+/// The fetch loop of a worker of a partitioned queue (see above).
+pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
+    let count = shared.parts.len();
+    let sweep_every = Duration::from_millis(MAX_BLOCK_MS);
+    let mut line = Line {
+        order: VecDeque::with_capacity(count),
+        queued: vec![false; count],
+    };
+    let start = fastrand::usize(..count);
+    for i in 0..count {
+        line.push((start + i) % count);
+    }
+    let mut due: Vec<Option<Instant>> = vec![None; count];
+    let mut next_sweep = Instant::now() + sweep_every;
+    // Partitions this worker took a wake-up for from the wake list: when it leaves jobs
+    // there (no room), it passes the wake-up on once, for another idle worker.
+    let mut woken = vec![false; count];
+    let mut pending: Option<MarkerWait> = None;
+    loop {
+        if !shared.fetching.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = Instant::now();
+        for (part, at) in shared.local_wakes.take() {
+            keep_earliest(&mut due[part], at);
+        }
+        for (part, slot) in due.iter_mut().enumerate() {
+            if slot.is_some_and(|at| at <= now) {
+                *slot = None;
+                line.push(part);
+            }
+        }
+        if now >= next_sweep {
+            (0..count).for_each(|part| line.push(part));
+            next_sweep = now + sweep_every;
+        }
+        let want = shared.handover.room();
+        if want == 0 {
+            let answer = async {
+                match pending.as_mut() {
+                    Some(wait) => wait.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shared.handover.wait_freed() => {}
+                answer = answer => {
+                    pending = None;
+                    if let Some(part) = answer.ok().and_then(|a| woken_part(shared, &a)) {
+                        pass_on(shared, part).await;
+                        line.push(part); // the wake-up went on: no need to pass it again
+                    }
+                }
+                _ = shared.stop_fetching.notified() => return,
+            }
+            continue;
+        }
+        let Some(part) = line.pop() else {
+            let until = due.iter().flatten().fold(next_sweep, |a, b| a.min(*b));
+            let wait = pending.get_or_insert_with(|| wait_for_wake(shared));
+            tokio::select! {
+                answer = wait => {
+                    pending = None;
+                    match answer {
+                        Ok(answer) => {
+                            if let Some(part) = woken_part(shared, &answer) {
+                                woken[part] = part > 0; // partition 0's fetch passes its own
+                                line.push(part);
+                            }
+                        }
+                        Err(err) => {
+                            shared.report("waiting for jobs", &err);
+                            pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(until) => {}
+                _ = shared.local_wakes.notify.notified() => {}
+                _ = shared.stop_fetching.notified() => return,
+            }
+            continue;
+        };
+        match fetch(shared, part, want).await {
+            Ok(fetched) if fetched.taken > 0 && !fetched.exhausted => {
+                line.push(part); // its turn again after the others'
+                if std::mem::take(&mut woken[part]) {
+                    wake(shared, part).await; // jobs are left: another idle worker may help
+                }
+            }
+            Ok(fetched) => {
+                woken[part] = false;
+                if fetched.wait_ms < MAX_BLOCK_MS {
+                    let at = Instant::now() + Duration::from_millis(fetched.wait_ms);
+                    keep_earliest(&mut due[part], at);
+                }
+            }
+            Err(err) => {
+                shared.report("fetching jobs", &err);
+                line.push(part);
+                pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
+            }
+        }
+    }
+}

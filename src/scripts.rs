@@ -170,6 +170,7 @@ lua_script!(SET_GROUP_LIMIT, "set_group_limit.lua");
 lua_script!(SET_GROUP_PAUSED, "set_group_paused.lua");
 lua_script!(GET_GROUP_STATS, "get_group_stats.lua");
 lua_script!(UPGRADE_LAYOUT, "upgrade_layout.lua");
+lua_script!(WAKE_PARTITIONS, "wake_partitions.lua");
 
 #[cfg(test)]
 mod tests {

@@ -4,11 +4,13 @@ Real servers only."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
 
-from jobqueue import JobQueue, QueueEvent, QueueEvents
+from jobqueue import JobQueue, JobStatus, QueueEvent, QueueEvents
 from jobqueue import sync as jq_sync
 from jobqueue.cli import admin, parser
 from jobqueue.errors import InvalidOptionError
@@ -34,7 +36,6 @@ def _keys(server: RedisServer) -> list[str]:
         ({"partitions": 1025}, "partitions"),
         ({"partitions": True}, "partitions"),
         ({"partitions": "3"}, "partitions"),
-        ({"partitions": 4, "worker": {"concurrency": 3}}, "worker.concurrency"),
         ({"partitions": 3, "worker": {"limiter": (2, 1000)}}, "worker.limiter.max"),
     ],
 )
@@ -151,3 +152,85 @@ async def test_the_cli_finds_the_stored_count(redis_url: str, make_queue: cases.
         await admin(
             parser().parse_args(["--redis", redis_url, "--partitions", "2", "stats", "cliparts"])
         )
+
+
+def _info(server: RedisServer, field: str, section: str) -> int:
+    reply = redis_command(server.port, "INFO", section)
+    assert isinstance(reply, bytes)
+    for line in reply.decode().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split(":", 1)[1].split(",")[0].removeprefix("calls="))
+    return 0
+
+
+async def test_one_fetch_loop_and_one_blocking_wait_serve_every_partition(
+    redis_server: RedisServer, make_queue: cases.Make
+) -> None:
+    """A worker waits on one blocking call for all partitions, is woken for a job of any
+    partition (well before its idle sweep, 5 s), and fetches from the woken partition
+    only: no round trip per empty partition."""
+    queue = make_queue(name="loop", partitions=3, worker={"concurrency": 4, "scheduler": False})
+    router = Router(3)
+    keys = {router.of_key(f"k{i}"): f"k{i}" for i in range(50)}
+    assert sorted(keys) == [0, 1, 2]
+    queue.process("x", lambda job: job.data)
+    await queue.start_worker()
+
+    async def one_blocked() -> bool:
+        return _info(redis_server, "blocked_clients", "clients") == 1
+
+    completed: asyncio.Queue[str] = asyncio.Queue()
+    queue.on(QueueEvent.JOB_COMPLETED, lambda job: completed.put_nowait(job.id))
+    await eventually(one_blocked)
+
+    async def run_one(part: int, key: str) -> None:
+        started = time.monotonic()
+        job_id = await queue.add_job("x", part, partition_key=key)
+        assert await asyncio.wait_for(completed.get(), 3) == job_id
+        assert time.monotonic() - started < 1.0  # woken: not found by the 5 s idle sweep
+        await eventually(one_blocked)
+
+    for part, key in sorted(keys.items()):  # warm-up: the scripts get loaded
+        await run_one(part, key)
+    scripts = _info(redis_server, "cmdstat_evalsha", "commandstats")
+    rounds = 3
+    for _ in range(rounds):
+        for part, key in sorted(keys.items()):
+            await run_one(part, key)
+    # Per job: its add, one fetch (which takes it and finds its partition empty) and its
+    # ack, and for partitions 1 and 2 the producer's wake call; a fetch of each empty
+    # partition would add two more per job.
+    calls = _info(redis_server, "cmdstat_evalsha", "commandstats") - scripts
+    assert calls <= rounds * (3 * 3 + 2) + 2, calls
+
+
+async def test_delayed_jobs_and_retries_of_any_partition_run_on_time(
+    make_queue: cases.Make,
+) -> None:
+    queue = make_queue(name="due", partitions=3)
+    router = Router(3)
+    key = next(f"k{i}" for i in range(50) if router.of_key(f"k{i}") == 2)
+    tries: list[float] = []
+
+    def flaky(job: Job[int]) -> int:
+        tries.append(time.monotonic())
+        if len(tries) == 1:
+            raise RuntimeError("once")
+        return job.data
+
+    queue.process("flaky", flaky)
+    await queue.start_worker()
+    await asyncio.sleep(0.3)  # idle: every partition visited and left
+    started = time.monotonic()
+    job_id = await queue.add_job(
+        "flaky",
+        7,
+        partition_key=key,
+        delay=600,
+        attempts=2,
+        backoff={"type": "fixed", "delay": 700},
+    )
+    info = await queue.wait_for(job_id, timeout=5_000)
+    assert info.status is JobStatus.COMPLETED and info.return_value == 7
+    assert 0.55 < tries[0] - started < 1.5
+    assert 0.65 < tries[1] - tries[0] < 1.6

@@ -76,6 +76,8 @@ class GroupAdmin:
                 for i, groups in enumerate(every)
             )
         )
+        if self._partitions is not None:
+            await self._partitions.wake()
 
     async def set_group_limit(
         self,
@@ -116,6 +118,8 @@ class GroupAdmin:
         ).decode()
         targets = self._every_groups if group == "" else [self._groups(group)]
         await asyncio.gather(*(g.set_limit(group, checked, window, event) for g in targets))
+        if self._partitions is not None:
+            await self._partitions.wake()
 
     async def pause_group(self, group: str) -> None:
         """Stop starting jobs of ``group`` on every worker; other groups keep running. Its
@@ -128,6 +132,8 @@ class GroupAdmin:
         self._check_open()
         name = v.group(group)
         await self._groups(name).set_paused(name, False)
+        if self._partitions is not None:
+            await self._partitions.wake()
 
     async def get_group_stats(self, group: str) -> GroupStats:
         """The state of one group (also ``get_stats(group=...)``)."""

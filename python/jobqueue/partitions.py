@@ -18,11 +18,11 @@ import asyncio
 import random
 import re
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from . import _validate as v
-from ._native import partition_count
+from ._native import partition_count, wake_partitions
 from .errors import InvalidOptionError
 from .events import EventEmitter
 from .fleet import FleetListener
@@ -30,10 +30,9 @@ from .loop_connection import ProducerConnections
 
 if TYPE_CHECKING:
     from ._native import AddedJob, NativeQueue, NewJob
-    from .worker import Worker
 
 #: The most partitions a queue may have: each costs every worker process a connection
-#: with a blocking wait and a fetch loop.
+#: (one fetch loop and one blocking wait serve them all: src/partitions.rs).
 MAX_PARTITIONS = 1024
 #: Separates a queue's name from a partition's number in the partition's hash tag.
 SEPARATOR = "#"
@@ -178,7 +177,10 @@ class Partitions:
             self._producers = [ProducerConnections(native) for native in self.natives]
         if single:
             index, row = placed[0]
-            return [await self._producers[index].add_job(row)]
+            added = await self._producers[index].add_job(row)
+            if added[1] and index > 0:
+                await self.wake((index,))
+            return [added]
         positions: dict[int, list[int]] = {}
         for position, (index, _) in enumerate(placed):
             positions.setdefault(index, []).append(position)
@@ -193,7 +195,18 @@ class Partitions:
         for (_, where), reply in zip(parts, replies, strict=True):
             for position, added in zip(where, reply, strict=True):
                 results[position] = added
-        return [added for added in results if added is not None]
+        done = [added for added in results if added is not None]
+        await self.wake(index for (index, _), added in zip(placed, done, strict=True) if added[1])
+        return done
+
+    async def wake(self, indices: Iterable[int] | None = None) -> None:
+        """Tell idle workers that these partitions (default: all) have work. Partition 0's
+        scripts wake its workers themselves; the others' cannot write to partition 0's
+        slot, so the caller does (src/partitions.rs)."""
+        chosen = range(1, self.count) if indices is None else indices
+        parts = sorted({index for index in chosen if index > 0})
+        if parts:
+            await wake_partitions(self.natives[0], parts)
 
     def close(self) -> None:
         for producer in self._producers or ():
@@ -256,6 +269,8 @@ class Partitions:
     async def set_paused(self, paused: bool) -> None:
         await self.check()
         await asyncio.gather(*(n.set_paused(paused) for n in self.natives))
+        if not paused:
+            await self.wake()
 
     async def health(self) -> tuple[float, str, int]:
         """The slowest partition's round trip; partition 0's version and workers (every
@@ -266,6 +281,12 @@ class Partitions:
 
     async def retry_jobs(self, mode: str, target: str) -> list[str]:
         await self.check()
+        try:
+            return await self._retry_jobs(mode, target)
+        finally:
+            await self.wake()
+
+    async def _retry_jobs(self, mode: str, target: str) -> list[str]:
         if mode == "job":
             return await self.of_id(target).retry_jobs(mode, target)
         if target == "-1":
@@ -316,29 +337,6 @@ class FleetListeners:
         await asyncio.gather(*(listener.stop() for listener in self._listeners))
 
 
-class Workers:
-    """The workers of one process on a partitioned queue: one per partition, each with
-    its own fetch loop, its own blocking wait for wake-ups (a blocking command cannot span
-    slots), its own lock renewal, stalled sweep and acks, all in its partition."""
-
-    def __init__(self, workers: list[Worker]) -> None:
-        self._workers = workers
-
-    @property
-    def worker_id(self) -> str:
-        return self._workers[0].worker_id
-
-    async def start(self) -> None:
-        for worker in self._workers:
-            await worker.start()
-
-    async def wait_closed(self) -> None:
-        await asyncio.gather(*(worker.wait_closed() for worker in self._workers))
-
-    async def close(self, timeout_ms: int | None) -> None:
-        await asyncio.gather(*(worker.close(timeout_ms) for worker in self._workers))
-
-
 def fleet_listener(
     natives: Sequence[NativeQueue], emitter: EventEmitter
 ) -> FleetListener | FleetListeners:
@@ -354,7 +352,6 @@ __all__ = [
     "FleetListeners",
     "Partitions",
     "Router",
-    "Workers",
     "check_count",
     "check_stored",
     "fleet_listener",

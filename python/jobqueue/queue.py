@@ -48,7 +48,6 @@ from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_a
 from .partitions import (
     FleetListeners,
     Partitions,
-    Workers,
     check_count,
     check_stored,
     fleet_listener,
@@ -181,11 +180,9 @@ class JobQueue(GroupAdmin):
         )
         self.telemetry: Telemetry | None = check_adapter(telemetry, Telemetry, "telemetry")
         self.metrics: MetricsAdapter | None = check_adapter(metrics, MetricsAdapter, "metrics")
-        if self.partitions > 1:  # each partition's worker needs a slot and a share of the rate
-            share(self.config.worker.concurrency, self.partitions, 0, "worker.concurrency")
-            if self.config.worker.limiter is not None:
-                limit = self.config.worker.limiter.max
-                share(limit, self.partitions, 0, "worker.limiter.max")
+        if self.partitions > 1 and self.config.worker.limiter is not None:
+            # Each partition gets a share of the rate limit (docs/partitions-wip.md).
+            share(self.config.worker.limiter.max, self.partitions, 0, "worker.limiter.max")
         self._events = EventEmitter()
         self._fleet_events = EventEmitter()
         self._fleet: FleetListener | FleetListeners | None = None
@@ -193,7 +190,7 @@ class JobQueue(GroupAdmin):
         self._default_resolved: _Resolved | None = None
         self._valid_names: set[str] = set()
         self._processors: dict[str, Processor] = {}
-        self._worker: Worker | Workers | None = None
+        self._worker: Worker | None = None
         self._scheduler: Scheduler | None = None
         self._waiters: dict[str, list[asyncio.Future[str]]] = {}
         self._closed = False
@@ -306,16 +303,7 @@ class JobQueue(GroupAdmin):
             # A worker serving another partition count than the stored one would leave
             # partitions unserved: refused (one round trip per start, none per job).
             await check_stored(self._native, self.name, self.partitions)
-            worker: Worker | Workers
-            if self._partitions is None:
-                worker = Worker(self, self._processors)
-            else:
-                worker = Workers(
-                    [
-                        Worker(self, self._processors, (native, i, self.partitions))
-                        for i, native in enumerate(self._natives)
-                    ]
-                )
+            worker = Worker(self, self._processors, self._natives[1:])
             await worker.start()
             self._worker = worker
             if self.config.worker.scheduler:

@@ -12,7 +12,7 @@ import inspect
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -59,36 +59,37 @@ class Worker:
         self,
         queue: JobQueue,
         processors: dict[str, Processor],
-        partition: tuple[NativeQueue, int, int] | None = None,
+        partitions: Sequence[NativeQueue] = (),
     ) -> None:
-        """``partition``: (its queue, its index, the partition count) for one of the
-        workers of a partitioned queue, which share the concurrency and the rate limit."""
+        """``partitions``: partitions 1.. of a partitioned queue (partition 0 is the
+        queue's own): one native worker fetches from all of them (``partitions.rs``)."""
         self._queue = queue
         self._processors = processors
         self._events: EventEmitter = queue._events
         config = queue.config
         settings = config.settings
         limiter = config.worker.limiter
-        native, index, count = partition or (queue._native, 0, 1)
         concurrency = config.worker.concurrency
         limiter_max = limiter.max if limiter else 0
-        if count > 1:
-            concurrency = share(concurrency, count, index, "worker.concurrency")
-            if limiter:
-                limiter_max = share(limiter_max, count, index, "worker.limiter.max")
+        # The rate limit is still split over the partitions (docs/partitions-wip.md).
+        shares = [
+            share(limiter_max, 1 + len(partitions), i, "worker.limiter.max") if limiter else 0
+            for i in range(1 + len(partitions))
+        ]
         self._native = NativeWorker(
-            native,
+            queue._native,
             concurrency=concurrency,
             lock_duration_ms=v.stored_ms(settings.lock_duration),
             lock_renew_ms=v.stored_ms(settings.lock_renew_time or 1),
             stalled_interval_ms=v.stored_ms(settings.max_stalled_interval),
             max_stalled_count=settings.max_stalled_count,
             dlq_enabled=config.dlq.enabled,
-            limiter_max=limiter_max,
+            limiter_max=shares[0],
             limiter_window_ms=v.stored_ms(limiter.duration) if limiter else 0,
+            partitions=list(zip(partitions, shares[1:], strict=True)),
         )
         self._threads = ThreadPoolExecutor(
-            max_workers=concurrency, thread_name_prefix=f"jobqueue-{queue.name}"
+            max_workers=config.worker.concurrency, thread_name_prefix=f"jobqueue-{queue.name}"
         )
         self._jobs: dict[str, Job[Any]] = {}
         self._async_processors: dict[Processor, bool] = {}

@@ -74,6 +74,8 @@ async def test_an_unpartitioned_queue_keeps_its_keys(
     await queue.start_worker()  # checks the count, writes no count
     assert redis_command(redis_server.port, "EXISTS", "jq:{plain}:partitions") == 0
     assert redis_command(redis_server.port, "HGETALL", "jq:{plain}:meta") == meta
+    # partition_key is accepted and changes nothing on an unpartitioned queue.
+    assert await queue.add_job("x", 2, partition_key="acct-7") == "2"
 
 
 async def test_partitions_are_queues_of_their_own_hash_tag(

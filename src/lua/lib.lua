@@ -612,8 +612,10 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
     -- Partition i > 0 of a partitioned queue (hash tag `<name>#<i>`) makes ids `<i>.<n>`,
     -- which name their partition (python/jobqueue/partitions.py): the counter keeps them
     -- unique, so they need no EXISTS check. Partition 0 and plain queues make `<n>`.
-    idPrefix = string.match(BASE, '#(%d+)}:$')
-    idPrefix = idPrefix and (idPrefix .. '.') or ''
+    if string.find(BASE, '#', 1, true) then  -- a plain find: a plain queue pays no pattern
+      idPrefix = string.match(BASE, '#(%d+)}:$')
+      idPrefix = idPrefix and (idPrefix .. '.') or ''
+    end
   end
   local nextSeq = 0
   if prioritized > 0 then

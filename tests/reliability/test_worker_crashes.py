@@ -104,7 +104,7 @@ async def test_jobs_of_a_killed_worker_holding_50_are_recovered_in_time(
         ids = await producer.add_jobs(
             [("work", i, {"remove_on_complete": False}) for i in range(50)]
         )
-        # Partitioned, the concurrency is split: 20 a partition holds a partition's 17.
+        # One fetch loop serves all partitions: 60 slots hold the 50 jobs either way.
         doomed = start_worker(
             tmp_path, server.url, concurrency=50 if partitions == 1 else 60, seconds=60,
             partitions=partitions,

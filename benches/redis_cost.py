@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from typing import Any
 
 from jobqueue import JobQueue, QueueEvent, WorkerConfig
 from jobqueue.sync import JobQueue as SyncJobQueue
-from jobqueue.testing import RedisServer
+from jobqueue.testing import RedisServer, redis_command
 
 PAYLOAD = {"s": "x" * 100}
 SINGLE_ADDS = 200
@@ -50,6 +51,8 @@ class CountedRedis:
 
     def __init__(self, valgrind: str, out_dir: Path) -> None:
         self.out_dir = out_dir
+        # Script calls (EVALSHA + FCALL) per counted phase: how many jobs a call carried.
+        self.calls: dict[str, int] = {}
         self.server = RedisServer(
             wrapper=[
                 valgrind,
@@ -69,11 +72,20 @@ class CountedRedis:
             check=True,
         )
 
+    def script_calls(self) -> int:
+        """EVALSHA and FCALL calls so far (INFO commandstats; sent outside counting)."""
+        reply = redis_command(self.server.port, "INFO", "commandstats", timeout=60)
+        assert isinstance(reply, bytes)
+        found = re.findall(rb"cmdstat_(?:evalsha|fcall):calls=(\d+)", reply)
+        return sum(int(n) for n in found)
+
     async def count(self, name: str, phase: Callable[[], Awaitable[None]]) -> int:
+        calls = self.script_calls()
         self._control("--zero")
         self._control("--instr=on")
         await phase()
         self._control("--instr=off")
+        self.calls[name] = self.script_calls() - calls
         self._control("--dump=" + name)
         marker = f"desc: Trigger: dump {name}\n"
         deadline = time.monotonic() + 30
@@ -237,9 +249,11 @@ def main() -> None:
     }
     for key, label in labels.items():
         print(f"{label:<32}: {result[key]:>10,.0f} redis-server instructions")
+    print("script calls per phase:", ", ".join(f"{k} {v}" for k, v in server.calls.items()))
     out = Path(__file__).parent / "results" / "redis_cost.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"jobs": args.jobs, **result}, indent=2))
+    report = {"jobs": args.jobs, **result, "script_calls": server.calls}
+    out.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -143,30 +143,82 @@ impl ConnectionLike for Conn {
 /// Run `invocation`'s script on `conn`. On a cluster the call is guarded against slot
 /// migrations ([`guarded_eval`]), a script the queue's node lacks is loaded there, and
 /// refusals are retried for up to `patience` ([`retry_refusals`]).
+///
+/// With `functions` (the library of `scripts.rs` was loaded on this connection's server)
+/// the call is the `FCALL` of the same script, keys and arguments; a server that answers
+/// "Function not found" (a `FUNCTION FLUSH`, a failover to a node without it) gets the
+/// library and the call again, and one without functions at all the `EVALSHA`.
 pub async fn invoke<T: FromRedisValue>(
     conn: &Conn,
     invocation: &ScriptInvocation<'_>,
     patience: Duration,
+    functions: bool,
 ) -> RedisResult<T> {
+    if let Some(fcall) = functions.then(|| fcall_cmd(conn, invocation)).flatten() {
+        let outcome = retry_refusals(conn, patience, || async {
+            let mut conn = conn.clone();
+            match fcall.query_async(&mut conn).await {
+                Err(e) if crate::scripts::is_function_missing(&e) => {
+                    match crate::scripts::load_library_cmd()
+                        .query_async::<Value>(&mut conn)
+                        .await
+                    {
+                        Err(e) if crate::scripts::lacks_functions(&e) => Ok(None),
+                        Err(e) => Err(e),
+                        Ok(_) => fcall.query_async(&mut conn).await.map(Some),
+                    }
+                }
+                // Over maxmemory Redis refuses an FCALL before it runs (nothing written);
+                // an EVAL without flags is refused only at its first write, and one that
+                // writes nothing, or first deletes or pops, still runs: by EVALSHA.
+                Err(e) if e.code() == Some("OOM") => Ok(None),
+                outcome => outcome.map(Some),
+            }
+        })
+        .await?;
+        if let Some(value) = outcome {
+            return Ok(value);
+        }
+        // A server without functions (a failover to an older one), or over maxmemory.
+    }
     if let Conn::Single(_) = conn {
         return invocation.invoke_async(&mut conn.clone()).await;
     }
-    let eval = guarded_eval(invocation);
-    retry_refusals(conn, patience, || async {
-        let mut conn = conn.clone();
-        match eval.query_async(&mut conn).await {
-            // A primary that never ran the script (new after a failover or a SCRIPT
-            // FLUSH): load it where the slot map says the queue is and call again. Just
-            // after a failover the map may be stale; a second NOSCRIPT is then retried
-            // as a refusal, once the map has been refreshed.
-            Err(e) if e.code() == Some("NOSCRIPT") => {
-                invocation.load_async(&mut conn).await?;
-                eval.query_async(&mut conn).await
-            }
-            outcome => outcome,
-        }
+    let eval = &guarded_eval(invocation);
+    retry_refusals(conn, patience, || {
+        loading_script(conn, invocation, |mut conn| async move {
+            eval.query_async(&mut conn).await
+        })
     })
     .await
+}
+
+/// `send` on `conn`; when the server answers NOSCRIPT (a primary that never ran the
+/// script: new after a failover, or after a SCRIPT FLUSH), load `invocation`'s script
+/// where the slot map says the queue is and send again; when it answers "Function not
+/// found" (an FCALL after a FUNCTION FLUSH or a failover), load the library likewise. Just after a failover the map may
+/// be stale; a second NOSCRIPT is then retried as a refusal, once the map is refreshed.
+pub async fn loading_script<T, Fut>(
+    conn: &Conn,
+    invocation: &ScriptInvocation<'_>,
+    send: impl Fn(Conn) -> Fut,
+) -> RedisResult<T>
+where
+    Fut: Future<Output = RedisResult<T>>,
+{
+    match send(conn.clone()).await {
+        Err(e) if e.code() == Some("NOSCRIPT") => {
+            invocation.load_async(&mut conn.clone()).await?;
+            send(conn.clone()).await
+        }
+        Err(e) if crate::scripts::is_function_missing(&e) => {
+            crate::scripts::load_library_cmd()
+                .query_async::<Value>(&mut conn.clone())
+                .await?;
+            send(conn.clone()).await
+        }
+        outcome => outcome,
+    }
 }
 
 /// Run `attempt` again while a cluster refuses it without running it ([`is_refusal`]),
@@ -199,6 +251,21 @@ where
             outcome => return outcome,
         }
     }
+}
+
+/// The `FCALL` of `invocation` ([`guarded_eval`]'s keys on a cluster); None for a script
+/// that is not in the library.
+pub fn fcall_cmd(conn: &Conn, invocation: &ScriptInvocation<'_>) -> Option<Cmd> {
+    let eval = match conn {
+        Conn::Single(_) => {
+            let mut pipe = redis::pipe();
+            pipe.invoke_script(invocation);
+            let eval = pipe.cmd_iter().next().expect("one command").clone();
+            eval
+        }
+        Conn::Cluster(_) => guarded_eval(invocation),
+    };
+    crate::scripts::fcall_of(&eval)
 }
 
 /// The suffixes of the two keys a guarded script call declares; no key of a queue ends so.
@@ -264,7 +331,7 @@ fn is_refusal(err: &redis::RedisError) -> bool {
             code,
             "TRYAGAIN" | "CLUSTERDOWN" | "MOVED" | "ASK" | "NOSCRIPT" | "UNBLOCKED"
         )
-    })
+    }) || crate::scripts::is_function_missing(err)
 }
 
 /// The wait before retry number `attempt` (from 1) of a refused command: 10 ms more each

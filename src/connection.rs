@@ -10,6 +10,7 @@
 //! are guarded against slot migrations, and refusals that wrote nothing are retried until
 //! the command deadline.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,9 @@ pub struct RedisConn {
     connecting: tokio::sync::Mutex<()>,
     /// The server the live connection reaches (with Sentinel: the primary it found).
     server: Mutex<Option<ConnectionAddr>>,
+    /// Whether the server of the current connection has the scripts' Function library
+    /// (loaded at connect; Redis >= 7.0): script calls then go by FCALL.
+    functions: AtomicBool,
 }
 
 fn install_crypto_provider() {
@@ -101,6 +105,7 @@ impl RedisConn {
             current: Mutex::new(None),
             connecting: tokio::sync::Mutex::new(()),
             server: Mutex::new(None),
+            functions: AtomicBool::new(false),
         })
     }
 
@@ -189,12 +194,53 @@ impl RedisConn {
         if let Some(check) = &self.options.settings_check {
             check.on_connect(&mut conn).await?; // a refusal drops the connection unused
         }
+        self.load_library(&conn).await?;
         if let Some(keys) = &self.options.upgrade_layout {
-            crate::layout_upgrade::upgrade(&conn, keys, self.patience()).await?;
+            crate::layout_upgrade::upgrade(&conn, keys, self.patience(), self.functions()).await?;
         }
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
             Some((crate::runtime::current_pid(), conn.clone()));
         Ok(conn)
+    }
+
+    /// Whether script calls go by FCALL (see `functions`).
+    pub fn functions(&self) -> bool {
+        self.functions.load(Ordering::Relaxed)
+    }
+
+    /// Load the scripts' Function library on a new connection's server (on a cluster: the
+    /// primary of the queue's slot). A server without functions (Redis < 7.0), or one that
+    /// refuses the load (an ACL without FUNCTION), gets the scripts by EVALSHA, as does
+    /// every server when JOBQUEUE_SCRIPTS=eval is set (the fallback's tests).
+    async fn load_library(&self, conn: &Conn) -> Result<(), JqError> {
+        let eval_only = std::env::var("JOBQUEUE_SCRIPTS").is_ok_and(|v| v == "eval");
+        let loaded = if eval_only {
+            false
+        } else {
+            // Loading compiles the whole library: only where this release's is missing.
+            let outcome = cluster::retry_refusals(conn, self.patience(), || async {
+                let listed: Vec<redis::Value> = redis::cmd("FUNCTION")
+                    .arg("LIST")
+                    .arg("LIBRARYNAME")
+                    .arg(crate::scripts::library_name())
+                    .query_async(&mut conn.clone())
+                    .await?;
+                if listed.is_empty() {
+                    crate::scripts::load_library_cmd()
+                        .query_async::<redis::Value>(&mut conn.clone())
+                        .await?;
+                }
+                Ok(())
+            })
+            .await;
+            match outcome {
+                Ok(_) => true,
+                Err(e) if is_connection_error(&e) => return Err(JqError::from(e)),
+                Err(_) => false,
+            }
+        };
+        self.functions.store(loaded, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Drop the cached connection after an error that makes it unusable (a failover
@@ -216,7 +262,7 @@ impl RedisConn {
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, JqError> {
         let conn = self.get().await?;
-        let outcome = cluster::invoke(&conn, invocation, self.patience()).await;
+        let outcome = cluster::invoke(&conn, invocation, self.patience(), self.functions()).await;
         outcome.map_err(|e| {
             self.note_error(&e);
             JqError::from(e)
@@ -241,27 +287,51 @@ impl RedisConn {
         timeout_ms: u64,
     ) -> Result<(T, i64), JqError> {
         let conn = self.get().await?;
-        let mut pipe = redis::pipe();
-        match conn {
-            Conn::Single(_) => pipe.invoke_script(invocation),
-            Conn::Cluster(_) => pipe.add_command(guarded_eval(invocation)),
-        };
-        pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
-        let outcome = cluster::retry_refusals(&conn, self.patience(), || async {
-            let mut conn = conn.clone();
-            match pipe.query_async(&mut conn).await {
-                Err(e) if e.code() == Some("NOSCRIPT") => {
-                    invocation.load_async(&mut conn).await?;
-                    pipe.query_async(&mut conn).await
-                }
-                outcome => outcome,
+        let fcall = self
+            .functions()
+            .then(|| cluster::fcall_cmd(&conn, invocation))
+            .flatten();
+        let outcome = self
+            .script_then_wait(&conn, invocation, fcall.as_ref(), replicas, timeout_ms)
+            .await;
+        // Over maxmemory an FCALL is refused before it runs; by EVALSHA as before (see
+        // `cluster::invoke`).
+        let outcome = match outcome {
+            Err(e) if fcall.is_some() && e.code() == Some("OOM") => {
+                self.script_then_wait(&conn, invocation, None, replicas, timeout_ms)
+                    .await
             }
-        })
-        .await;
+            outcome => outcome,
+        };
         outcome.map_err(|e| {
             self.note_error(&e);
             JqError::from(e)
         })
+    }
+
+    /// [`Self::invoke_then_wait`]'s pipeline: `fcall`, or the script by EVALSHA, then WAIT.
+    async fn script_then_wait<T: FromRedisValue>(
+        &self,
+        conn: &Conn,
+        invocation: &ScriptInvocation<'_>,
+        fcall: Option<&redis::Cmd>,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> redis::RedisResult<(T, i64)> {
+        let mut pipe = redis::pipe();
+        match (fcall, conn) {
+            (Some(fcall), _) => pipe.add_command(fcall.clone()),
+            (None, Conn::Single(_)) => pipe.invoke_script(invocation),
+            (None, Conn::Cluster(_)) => pipe.add_command(guarded_eval(invocation)),
+        };
+        pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
+        let pipe = &pipe;
+        cluster::retry_refusals(conn, self.patience(), || {
+            cluster::loading_script(conn, invocation, |mut conn| async move {
+                pipe.query_async(&mut conn).await
+            })
+        })
+        .await
     }
 
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, JqError> {

@@ -17,12 +17,17 @@ const UPGRADE_BATCH: usize = 1000;
 /// Convert the queue of `keys` to this layout, if it is of an older one; returns how many
 /// jobs were converted. On a cluster, refusals (a migrating slot) are retried for up to
 /// `patience` per call, as for every script call.
-pub async fn upgrade(conn: &Conn, keys: &QueueKeys, patience: Duration) -> Result<u64, JqError> {
+pub async fn upgrade(
+    conn: &Conn,
+    keys: &QueueKeys,
+    patience: Duration,
+    functions: bool,
+) -> Result<u64, JqError> {
     let mut converted = 0;
     loop {
         let mut inv = scripts::invocation(&scripts::UPGRADE_LAYOUT, keys);
         inv.arg(UPGRADE_BATCH);
-        let (count, done): (u64, i64) = cluster::invoke(conn, &inv, patience).await?;
+        let (count, done): (u64, i64) = cluster::invoke(conn, &inv, patience, functions).await?;
         converted += count;
         if done == 1 {
             return Ok(converted);

@@ -153,9 +153,19 @@ impl LoopChannel {
                     callers,
                 },
                 Value::ServerError(err),
-            ) if err.code() == "NOSCRIPT" => {
-                let mut load = redis::cmd("SCRIPT");
-                load.arg("LOAD").arg(scripts::ADD_JOBS_SOURCE.as_str());
+            ) if err.code() == "NOSCRIPT"
+                || (err.code() == "ERR"
+                    && err
+                        .details()
+                        .is_some_and(|d| d.starts_with("Function not found"))) =>
+            {
+                let load = if err.code() == "NOSCRIPT" {
+                    let mut load = redis::cmd("SCRIPT");
+                    load.arg("LOAD").arg(scripts::ADD_JOBS_SOURCE.as_str());
+                    load
+                } else {
+                    scripts::load_library_cmd()
+                };
                 load.write_packed_command(resend);
                 resend.extend_from_slice(&request);
                 requeue.push(Pending {
@@ -171,6 +181,52 @@ impl LoopChannel {
                         callers,
                     },
                 });
+            }
+            // Over maxmemory Redis refuses an FCALL before it runs; an EVAL without flags
+            // is refused only at its first write (and one that writes nothing answers):
+            // the same request by EVALSHA keeps that behaviour.
+            (
+                Kind::AddJobs {
+                    request,
+                    delayed,
+                    resent: false,
+                    callers,
+                },
+                Value::ServerError(err),
+            ) if err.code() == "OOM" => {
+                match scripts::fcall_request_as_evalsha(&request, &scripts::ADD_JOBS) {
+                    Some(eval) => {
+                        resend.extend_from_slice(&eval);
+                        requeue.push(Pending {
+                            future,
+                            kind: Kind::AddJobs {
+                                request: eval,
+                                delayed,
+                                resent: false,
+                                callers,
+                            },
+                        });
+                    }
+                    None => {
+                        let pending = Pending {
+                            future,
+                            kind: Kind::AddJobs {
+                                request,
+                                delayed,
+                                resent: true,
+                                callers,
+                            },
+                        };
+                        return self.settle(
+                            py,
+                            pending,
+                            Value::ServerError(err),
+                            out,
+                            requeue,
+                            resend,
+                        );
+                    }
+                }
             }
             (
                 Kind::AddJobs {
@@ -277,7 +333,11 @@ impl LoopChannel {
         jobs: Vec<NewJob<'py>>,
         future: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let mut cmd = scripts::evalsha(&scripts::ADD_JOBS, &self.core.keys);
+        let mut cmd = scripts::evalsha(
+            &scripts::ADD_JOBS,
+            &self.core.keys,
+            self.core.conn.functions(),
+        );
         let delayed = self.core.add_jobs_args(&mut cmd, jobs)?;
         let request = cmd.get_packed_command();
         let bytes = PyBytes::new(py, &request);
@@ -343,7 +403,11 @@ impl LoopChannel {
         if jobs.is_empty() {
             return Ok(None);
         }
-        let mut cmd = scripts::evalsha(&scripts::ADD_JOBS, &self.core.keys);
+        let mut cmd = scripts::evalsha(
+            &scripts::ADD_JOBS,
+            &self.core.keys,
+            self.core.conn.functions(),
+        );
         let delayed = self.core.push_add_jobs_args(&mut cmd, jobs.iter());
         let request = cmd.get_packed_command();
         let bytes = PyBytes::new(py, &request);

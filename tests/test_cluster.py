@@ -221,8 +221,9 @@ async def test_delays_schedules_and_fleet_events_on_a_cluster(
 async def test_a_node_that_lost_its_scripts_loads_them_again(
     cluster: RedisCluster, make_queue: Callable[..., JobQueue]
 ) -> None:
-    """SCRIPT FLUSH on the queue's node mid-run (as a new primary after a failover has no
-    scripts): producers and workers load the scripts again and lose nothing."""
+    """SCRIPT FLUSH and FUNCTION FLUSH on the queue's node mid-run (as a new primary after
+    a failover has no scripts): producers and workers load the scripts (or the Function
+    library) again and lose nothing."""
     name = unique("noscript")
     node = cluster.owner(cluster.slot_of(f"{{{name}}}"))
     queue = make_queue(name)
@@ -232,8 +233,10 @@ async def test_a_node_that_lost_its_scripts_loads_them_again(
     await queue.add_jobs([("n", n) for n in range(500)])
     await eventually(lambda: _true(len(ran) >= 100))
     assert redis_command(node, "SCRIPT", "FLUSH") == "OK"
+    assert redis_command(node, "FUNCTION", "FLUSH") == "OK"
     await queue.add_jobs([("n", n) for n in range(500, 1000)])
     assert redis_command(node, "SCRIPT", "FLUSH") == "OK"
+    assert redis_command(node, "FUNCTION", "FLUSH") == "OK"
     await queue.add_job("n", 1000)
     await eventually(lambda: _true(len(ran) >= 1001), timeout=20)
     assert sorted(ran) == list(range(1001))

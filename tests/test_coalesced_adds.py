@@ -28,10 +28,11 @@ def loop_connection(queue: JobQueue) -> LoopConnection:
 
 
 def evalsha_calls(port: int) -> int:
+    """Script calls: EVALSHA, or FCALL where the server has the scripts' library."""
     reply = redis_command(port, "INFO", "commandstats")
     assert isinstance(reply, bytes)
-    found = re.search(rb"cmdstat_evalsha:calls=(\d+)", reply)
-    return int(found.group(1)) if found else 0
+    found = re.findall(rb"cmdstat_(?:evalsha|fcall):calls=(\d+)", reply)
+    return sum(int(n) for n in found)
 
 
 def reset_stats(port: int) -> None:

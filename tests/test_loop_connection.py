@@ -53,6 +53,7 @@ async def test_bulk_and_delayed_jobs_report_their_status(queue: JobQueue) -> Non
 async def test_a_flushed_script_cache_is_reloaded(queue: JobQueue, redis_url: str) -> None:
     conn = loop_connection(queue)
     assert redis_command(port_of(redis_url), "SCRIPT", "FLUSH") == "OK"
+    assert redis_command(port_of(redis_url), "FUNCTION", "FLUSH") == "OK"
     ids = await asyncio.gather(*(queue.add_job("t", {"n": n}) for n in range(5)))
     assert [(await queue.get_job_status(i)).data for i in ids] == [{"n": n} for n in range(5)]  # type: ignore[union-attr]
     assert loop_connection(queue) is conn  # NOSCRIPT did not break the connection

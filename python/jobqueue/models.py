@@ -70,8 +70,7 @@ class JobInfo:
             status = JobStatus.PAUSED
         delay = _int(fields.get("delay")) or 0
         priority = _int(fields.get("priority")) or 0
-        # The stored options leave out delay and priority (they are stored beside them).
-        opts = {**_json_object(fields.get("opts")), "delay": delay, "priority": priority}
+        opts = job_options_shown(_json_object(fields.get("opts")), delay, priority)
         return cls(
             id=job_id,
             name=fields.get("name", ""),
@@ -103,6 +102,12 @@ def _json(raw: str | None, default: Any = None) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw
+
+
+def job_options_shown(stored: dict[str, Any], delay: int, priority: int) -> dict[str, Any]:
+    """A job's options as ``JobInfo.opts`` shows them: the stored options text leaves out
+    delay and priority (they are stored beside it, docs/redis-layout.md)."""
+    return {**stored, "delay": delay, "priority": priority}
 
 
 def _json_object(raw: str | None) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from .models import (
     QueueStats,
     ScheduleInfo,
     Severity,
+    job_options_shown,
 )
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
 from .partitions import (
@@ -851,6 +852,6 @@ def _added_job(job_id: str, row: tuple[Any, ...], created_at: int, status: str) 
         created_at=created_at,
         delay=delay,
         priority=priority,
-        opts={**orjson.loads(opts_json), "delay": delay, "priority": priority},
+        opts=job_options_shown(orjson.loads(opts_json), delay, priority),
         group=group,
     )

@@ -48,8 +48,8 @@ local runKeys = {}
 for i = 1, count do runKeys[i] = BASE .. 'j:' .. ARGV[first + (i - 1) * 7] .. ':s' end
 local states = mget(runKeys)
 local writes, nWrites, nFinished = {}, 0, 0
--- What every completed job's outcome starts with (see outcomeText).
-local completedHead = FINISHED .. 'completed' .. SEP .. nowText .. SEP
+-- Made once per call: each completed job's outcome is this, its run tail and its value.
+local completedHead = outcomeHead('completed', nowText)
 local lastName, checkedName
 
 for i = 0, count - 1 do

@@ -22,9 +22,11 @@ local now, nowText = serverNow()
 local nextDue = redis.call('ZRANGE', K.delayed, 0, 0, 'WITHSCORES')
 if #nextDue > 0 and tonumber(nextDue[2]) <= now then
   local due = redis.call('ZRANGEBYSCORE', K.delayed, '-inf', now, 'LIMIT', 0, 1000)
-  for _, id in ipairs(due) do
-    local rec = redis.call('GET', jobKey(id))
-    local f = rec and splitFields(rec, 7)
+  local dueKeys = {}
+  for i, id in ipairs(due) do dueKeys[i] = jobKey(id) end
+  local records = mget(dueKeys)  -- one call for all, not one per job
+  for i, id in ipairs(due) do
+    local f = records[i] and splitFields(records[i], 7)
     if f then pushWaiting(id, f[5], false, f[7]) end  -- a job removed by hand is dropped
   end
   for a, b in chunks(#due, 1) do redis.call('ZREM', K.delayed, unpack(due, a, b)) end
@@ -235,8 +237,9 @@ local got = mget(keys)
 -- that ran before keeps its own (attempts, stalled count, progress, the last failure), with
 -- the new token.
 local token = tokenPrefix
-local firstRun = token .. SEP .. '1' .. SEP .. '0' .. SEP .. nowText .. SEP .. SEP .. '0' ..
-  SEP .. '0' .. SEP .. '0' .. SEP
+local first = newRun()
+first.token, first.attempts, first.processed = token, '1', nowText
+local firstRun = packRun(first)
 local runs, nRuns, nActive = {}, 0, 0
 local lastRef, lastName, checkedName
 local o = #out  -- the reply's length so far

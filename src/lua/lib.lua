@@ -103,8 +103,13 @@ end
 -- for a failure, whose reason is in the run state part).
 local FINISHED = '\030'
 
+-- What every outcome of `kind` finished at `finishedAt` starts with.
+local function outcomeHead(kind, finishedAt)
+  return FINISHED .. kind .. SEP .. finishedAt .. SEP
+end
+
 local function outcomeText(kind, finishedAt, runTail, value)
-  return FINISHED .. kind .. SEP .. finishedAt .. SEP .. runTail .. value
+  return outcomeHead(kind, finishedAt) .. runTail .. value
 end
 
 -- A job as read from its record `rec` and run state: a table with the record's fields `f`,
@@ -705,4 +710,17 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
     if type(ids[i]) == 'number' then ids[i] = ids[ids[i]] end
   end
   return ids, created
+end
+
+-- The locals above that live for one script call (caches, staged retention, the event
+-- buffer). A script run by EVAL gets them fresh on every call; the Redis Function library
+-- (scripts.rs) defines them once, so each of its functions calls this first. A new such
+-- local must be reset here (a test in scripts.rs checks that every lowercase one is).
+local function resetCallState()
+  optsRefs, optsTexts = {}, {}
+  anyParked = nil
+  staged, policies = {}, {}
+  eventParts, eventCount, eventBytes = {}, 0, 0
+  runIds, runEvent, runName, runAttempts = nil, nil, nil, nil
+  eventNames = {}
 end

@@ -48,6 +48,30 @@ def test_bad_partition_settings_are_refused(
     assert _keys(redis_server) == []
 
 
+@pytest.mark.parametrize("name", ["q#0", "q#12", "a#b#3", "#7"])
+def test_a_queue_named_like_a_partition_is_refused(
+    redis_server: RedisServer, redis_url: str, name: str
+) -> None:
+    # `<name>#<digits>` is the hash tag of partition <digits> of queue <name>.
+    for partitions in (1, 3):
+        with pytest.raises(InvalidOptionError, match="partitioned queue's") as refused:
+            JobQueue(name, redis=redis_url, partitions=partitions)
+        assert refused.value.field == "name"
+        with pytest.raises(InvalidOptionError, match="partitioned queue's"):
+            QueueEvents(name, redis=redis_url)
+        with pytest.raises(InvalidOptionError, match="partitioned queue's"):
+            jq_sync.JobQueue(name, redis=redis_url)
+    assert _keys(redis_server) == []
+
+
+@pytest.mark.parametrize("name", ["q#", "q#1a", "q1", "#", "q#-1"])
+async def test_other_names_with_a_hash_sign_are_queues(make_queue: cases.Make, name: str) -> None:
+    queue = make_queue(name=name)
+    assert await queue.add_job("x", 1) == "1"  # a plain queue's id, no partition's
+    job = await queue.get_job_status("1")
+    assert job is not None and job.status == JobStatus.WAITING
+
+
 async def test_bad_ids_are_refused_and_write_nothing(
     redis_server: RedisServer, make_queue: cases.Make
 ) -> None:

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 MAX_PARTITIONS = 1024
 #: Separates a queue's name from a partition's number in the partition's hash tag.
 SEPARATOR = "#"
+#: A name of the form ``<name>#<digits>``: a partition's hash tag, so no queue's name.
+_PARTITION_NAME = re.compile(r".*#\d+", re.DOTALL)
 #: A generated id of a partitioned queue: ``<partition>.<hex>``. Custom ids of this form
 #: are refused on a partitioned queue (as all-digit ids are on any queue), so the form
 #: alone tells an id's partition.
@@ -49,6 +51,12 @@ RawJobs = tuple[bool, list[tuple[str, dict[str, str], list[str]]]]
 
 def check_count(value: object) -> int:
     return v.integer(value, "partitions", minimum=1, maximum=MAX_PARTITIONS)
+
+
+def is_partition_name(name: str) -> bool:
+    """Whether ``name`` has the form ``<name>#<digits>``, the hash tag of a partition of
+    queue ``<name>``: a queue of that name would share that partition's keys."""
+    return _PARTITION_NAME.fullmatch(name) is not None
 
 
 def partition_name(name: str, index: int) -> str:

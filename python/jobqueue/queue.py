@@ -47,11 +47,13 @@ from .models import (
 )
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
 from .partitions import (
+    SEPARATOR,
     FleetListeners,
     Partitions,
     check_count,
     check_stored,
     fleet_listener,
+    is_partition_name,
     share,
 )
 from .redis_config import RedisConfig
@@ -102,6 +104,12 @@ def _queue_name(name: object) -> str:
     if any(c in _FORBIDDEN_IN_NAMES or c.isspace() or not c.isprintable() for c in name):
         raise InvalidOptionError(
             "name", f"must not contain braces, whitespace or control characters, got {name!r}"
+        )
+    if is_partition_name(name):
+        raise InvalidOptionError(
+            "name",
+            f"must not end in '{SEPARATOR}' and digits (the form of a partitioned queue's "
+            f"partition keys), got {name!r}",
         )
     return name
 

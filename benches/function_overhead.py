@@ -1,11 +1,13 @@
-"""Per-call overhead of the scripts' Function library (docs/functions-wip.md), counted in
-redis-server instructions under callgrind like ``redis_cost.py``: FCALL of two of the
-library's functions as built, and as variants of its own source loaded beside it (no
-``resetCallState``; a reset that replaces only the tables a call used).
+"""Per-call overhead of the scripts' Function library (docs/redis-layout.md, "How the
+scripts run"), counted in redis-server instructions under callgrind like
+``redis_cost.py``: FCALL of two of the library's functions as built, and as variants of
+its own source loaded beside it (no ``resetCallState``; a reset that replaces only the
+tables a call used).
 
     .venv/bin/python benches/function_overhead.py
 
-A prototype's measuring tool, not part of ``make bench``.
+A measuring tool for changes to the library's entry (``enter``, ``resetCallState``), not
+part of ``make bench``.
 """
 
 from __future__ import annotations

@@ -64,6 +64,8 @@ pub struct RedisConn {
     /// Whether the server of the current connection has the scripts' Function library
     /// (loaded at connect; Redis >= 7.0): script calls then go by FCALL.
     functions: AtomicBool,
+    /// Why script calls go by EVALSHA (None while they go by FCALL), for the health check.
+    evalsha_reason: Mutex<Option<String>>,
 }
 
 fn install_crypto_provider() {
@@ -106,6 +108,7 @@ impl RedisConn {
             connecting: tokio::sync::Mutex::new(()),
             server: Mutex::new(None),
             functions: AtomicBool::new(false),
+            evalsha_reason: Mutex::new(None),
         })
     }
 
@@ -214,8 +217,8 @@ impl RedisConn {
     /// every server when JOBQUEUE_SCRIPTS=eval is set (the fallback's tests).
     async fn load_library(&self, conn: &Conn) -> Result<(), JqError> {
         let eval_only = std::env::var("JOBQUEUE_SCRIPTS").is_ok_and(|v| v == "eval");
-        let loaded = if eval_only {
-            false
+        let refused = if eval_only {
+            Some("JOBQUEUE_SCRIPTS=eval is set".to_string())
         } else {
             // Loading compiles the whole library: only where this release's is missing.
             let outcome = cluster::retry_refusals(conn, self.patience(), || async {
@@ -234,13 +237,29 @@ impl RedisConn {
             })
             .await;
             match outcome {
-                Ok(_) => true,
+                Ok(_) => None,
                 Err(e) if is_connection_error(&e) => return Err(JqError::from(e)),
-                Err(_) => false,
+                Err(e) if crate::scripts::lacks_functions(&e) => {
+                    Some("the server has no Redis Functions (Redis < 7.0)".to_string())
+                }
+                Err(e) => Some(format!("FUNCTION LOAD failed: {e}")),
             }
         };
-        self.functions.store(loaded, Ordering::Relaxed);
+        self.functions.store(refused.is_none(), Ordering::Relaxed);
+        *self
+            .evalsha_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = refused;
         Ok(())
+    }
+
+    /// Why script calls go by EVALSHA, not by FCALL of the library; None when they go by
+    /// FCALL (or before the first connection).
+    pub fn evalsha_reason(&self) -> Option<String> {
+        self.evalsha_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Drop the cached connection after an error that makes it unusable (a failover

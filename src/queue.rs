@@ -711,7 +711,7 @@ impl NativeQueue {
                 .to_string();
             let invocation = scripts::invocation(&scripts::HEALTH, &core.keys);
             let workers: i64 = core.conn.invoke(&invocation).await?;
-            Ok((rtt_ms, version, workers))
+            Ok((rtt_ms, version, workers, core.conn.evalsha_reason()))
         })
     }
 

@@ -146,8 +146,10 @@ async def mismatch_refused(make: Make, name: str) -> None:
 
 
 async def fan_out(make: Make, name: str) -> None:
-    """pause, resume, drain and clear act on every partition."""
+    """pause, resume, drain and clear act on every partition; health_check asks each."""
     queue = make(name=name, partitions=3)
+    health = await queue.health_check()
+    assert health.healthy and health.scripts == "FCALL" and health.workers == 0
     await queue.add_jobs([("x", i) for i in range(9)])
     await queue.add_job("x", 0, delay=60_000)
     await queue.pause()

@@ -661,3 +661,33 @@ async def test_a_job_retried_at_once_and_fetched_again_by_its_worker_is_tracked(
         info = await queue.wait_for(job_id, 10_000)
         assert info.status is JobStatus.COMPLETED
     assert {job_id: n for job_id, n in runs.items() if n != 2} == {}
+
+
+async def test_the_active_sets_pin_is_never_seen_as_a_job(
+    make_queue: Callable[..., JobQueue], redis_url: str
+) -> None:
+    """fetch keeps `active:2` a skiplist with one member that is not a job (lib.lua's
+    ACTIVE_PIN, at +inf): counts, listings, the global concurrency and clear skip it."""
+    queue = make_queue(worker=WorkerConfig(concurrency=3))
+    await queue.set_global_concurrency(3)
+    jobs = HeldJobs(queue)
+    await queue.start_worker()
+    held = await queue.add_jobs([("hold", None) for _ in range(5)])
+    await jobs.until_running(3)
+    port, active = port_of(redis_url), f"jq:{{{queue.name}}}:active:2"
+    assert redis_command(port, "OBJECT", "ENCODING", active) == b"skiplist"
+    assert redis_command(port, "ZCARD", active) == 4  # 3 jobs and the pin
+    assert (await queue.get_stats()).active == 3
+    listed = await queue.get_jobs_by_status(JobStatus.ACTIVE)
+    assert sorted(j.id for j in listed) == sorted(held[:3])
+    jobs.gate.set()
+
+    async def all_done() -> bool:
+        stats = await queue.get_stats()
+        return (stats.completed, stats.active) == (5, 0)
+
+    await eventually(all_done)
+    assert jobs.most_running == 3  # the pin took no slot of the global concurrency
+    assert await queue.get_jobs_by_status(JobStatus.ACTIVE) == []
+    assert redis_command(port, "ZCARD", active) == 1
+    assert await queue.clear() == 5  # the completed jobs; not the pin

@@ -180,7 +180,8 @@ class GroupStats:
 class HealthReport:
     """Truthy when Redis answered and none of its settings can lose jobs. ``error`` says
     why not; ``warnings`` are softer findings (no persistence, memory nearly full);
-    ``findings`` are all the Redis findings, structured."""
+    ``findings`` are all the Redis findings, structured. ``scripts`` says how the queue's
+    scripts run: ``"FCALL"`` (its Redis Function library) or ``"EVALSHA (<why>)"``."""
 
     healthy: bool
     redis_rtt_ms: float | None = None
@@ -189,6 +190,7 @@ class HealthReport:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     findings: list[RedisFinding] = field(default_factory=list)
+    scripts: str | None = None
 
     def __bool__(self) -> bool:
         return self.healthy

@@ -280,12 +280,14 @@ class Partitions:
         if not paused:
             await self.wake()
 
-    async def health(self) -> tuple[float, str, int]:
+    async def health(self) -> tuple[float, str, int, str | None]:
         """The slowest partition's round trip; partition 0's version and workers (every
-        worker of the queue serves partition 0)."""
+        worker of the queue serves partition 0); why scripts run by EVALSHA on the first
+        partition whose node does so (None: FCALL on all)."""
         await self.check()
         replies = await asyncio.gather(*(n.health() for n in self.natives))
-        return max(r[0] for r in replies), replies[0][1], replies[0][2]
+        evalsha = next((r[3] for r in replies if r[3] is not None), None)
+        return max(r[0] for r in replies), replies[0][1], replies[0][2], evalsha
 
     async def retry_jobs(self, mode: str, target: str) -> list[str]:
         await self.check()

@@ -563,19 +563,24 @@ class JobQueue(GroupAdmin):
         :mod:`jobqueue.redis_safety`); softer findings are its ``warnings``."""
         self._check_open()
         try:
-            rtt_ms, version, workers = await self._admin.health()
+            rtt_ms, version, workers, evalsha_reason = await self._admin.health()
             findings = await read_findings(self._native, self.config.settings.on_unsafe_redis)
         except JobQueueError as exc:
             return HealthReport(healthy=False, error=str(exc))
         unsafe = [str(f) for f in findings if f.severity is Severity.UNSAFE]
+        warnings = [str(f) for f in findings if f.severity is Severity.WARNING]
+        if evalsha_reason and evalsha_reason.startswith("FUNCTION LOAD failed"):
+            # Correct but dearer per call (docs/redis-layout.md): worth knowing, not fatal.
+            warnings.append(f"scripts run by EVALSHA: {evalsha_reason}")
         return HealthReport(
             healthy=not unsafe,
             redis_rtt_ms=rtt_ms,
             redis_version=version,
             workers=workers,
             error="; ".join(unsafe) or None,
-            warnings=[str(f) for f in findings if f.severity is Severity.WARNING],
+            warnings=warnings,
             findings=findings,
+            scripts="FCALL" if evalsha_reason is None else f"EVALSHA ({evalsha_reason})",
         )
 
     # -- managing -------------------------------------------------------------------------

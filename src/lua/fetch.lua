@@ -49,7 +49,7 @@ if paused then
 end
 if take > 0 and globalLimit then
   -- Prefetched jobs are active too: they count.
-  take = math.max(0, math.min(take, globalLimit - redis.call('ZCARD', K.active)))
+  take = math.max(0, math.min(take, globalLimit - activeCount()))
 end
 local limitedFor = 0
 if take > 0 and limitMax > 0 then
@@ -287,7 +287,11 @@ mset(runs)
 if dropped then
   for group, n in pairs(dropped) do leaveGroup(group, n) end
 end
-for a, b in chunks(#active, 2) do redis.call('ZADD', K.active, unpack(active, a, b)) end
+if nActive > 0 then
+  -- The pin goes with every batch: it makes (or keeps) the set a skiplist (see ACTIVE_PIN).
+  active[nActive + 1], active[nActive + 2] = 'inf', ACTIVE_PIN
+  for a, b in chunks(nActive + 2, 2) do redis.call('ZADD', K.active, unpack(active, a, b)) end
+end
 
 if taken > 0 and limitMax > 0 then
   countStarts(K.limiter, taken, limitWindow)

@@ -71,7 +71,8 @@ elseif status == 'delayed' or status == 'active' then
   if group ~= '' then
     ids = groupMembers(K[status], false)
   else
-    ids = redis.call('ZRANGE', K[status], 0, limit - 1)
+    -- Below +inf: active's pin is no job (lib.lua's ACTIVE_PIN).
+    ids = redis.call('ZRANGE', K[status], '-inf', '(+inf', 'BYSCORE', 'LIMIT', 0, limit)
   end
 elseif status == 'completed' or status == 'failed' or status == 'dlq' then
   if group ~= '' then

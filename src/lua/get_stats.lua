@@ -57,7 +57,7 @@ local latency = 0
 if oldest then latency = math.max(0, now - oldest) end
 return {
   redis.call('LLEN', K.wait) + redis.call('ZCARD', K.prioritized) + inGroups,
-  redis.call('ZCARD', K.active),
+  activeCount(),
   redis.call('ZCARD', K.completed),
   redis.call('ZCARD', K.failed),
   redis.call('ZCARD', K.delayed),

@@ -54,8 +54,13 @@ pub fn partition_count<'py>(
 // that may have work (all of them at the start, from a random one) and visits them in
 // turn, one fetch each; a partition that answers "nothing left" leaves the line, so an
 // empty partition costs no round trip per fetch. It comes back on a wake-up, when a
-// delayed job or rate window it reported comes due, or on the idle sweep (every
-// `MAX_BLOCK_MS`, one fetch per partition: the safety net for wake-ups lost with a worker).
+// delayed job or rate window it reported comes due, or on the sweep: every `MAX_BLOCK_MS`
+// while the worker waits (one fetch per partition: the safety net for wake-ups lost with a
+// worker), every `BUSY_SWEEP` while it keeps fetching. A busy worker takes no wake-ups
+// (it waits for none while its line has partitions), so without the short sweep a
+// partition that went empty and got new jobs would wait for the long one while the
+// others keep the worker saturated; the short sweep costs one fetch per partition that
+// is out of the line per `BUSY_SWEEP`, nothing when every partition has work.
 //
 // Wake-ups: a blocking call cannot span slots, so the one blocking wait is a BLPOP on two
 // lists of partition 0's slot: partition 0's own marker (its scripts push "1" there, as on
@@ -80,6 +85,9 @@ use crate::errors::JqError;
 use crate::queue::QueueCore;
 use crate::scripts;
 use crate::worker::{fetch, pause_unless_stopped, MarkerWait, Shared, MAX_BLOCK_MS, RETRY_PAUSE};
+
+/// How often a worker that keeps fetching visits the partitions out of its line (above).
+const BUSY_SWEEP: Duration = Duration::from_secs(1);
 
 /// One partition as a worker sees it.
 pub(crate) struct Part {
@@ -245,7 +253,7 @@ async fn pass_on(shared: &Shared, part: usize) {
 /// The fetch loop of a worker of a partitioned queue (see above).
 pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
     let count = shared.parts.len();
-    let sweep_every = Duration::from_millis(MAX_BLOCK_MS);
+    let idle_sweep = Duration::from_millis(MAX_BLOCK_MS);
     let mut line = Line {
         order: VecDeque::with_capacity(count),
         queued: vec![false; count],
@@ -255,7 +263,7 @@ pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
         line.push((start + i) % count);
     }
     let mut due: Vec<Option<Instant>> = vec![None; count];
-    let mut next_sweep = Instant::now() + sweep_every;
+    let mut last_sweep = Instant::now();
     // Partitions this worker took a wake-up for from the wake list: when it leaves jobs
     // there (no room), it passes the wake-up on once, for another idle worker.
     let mut woken = vec![false; count];
@@ -274,9 +282,14 @@ pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
                 line.push(part);
             }
         }
-        if now >= next_sweep {
+        let sweep_every = if line.order.is_empty() {
+            idle_sweep
+        } else {
+            BUSY_SWEEP
+        };
+        if now >= last_sweep + sweep_every {
             (0..count).for_each(|part| line.push(part));
-            next_sweep = now + sweep_every;
+            last_sweep = now;
         }
         let want = shared.handover.room();
         if want == 0 {
@@ -300,7 +313,10 @@ pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
             continue;
         }
         let Some(part) = line.pop() else {
-            let until = due.iter().flatten().fold(next_sweep, |a, b| a.min(*b));
+            let until = due
+                .iter()
+                .flatten()
+                .fold(last_sweep + idle_sweep, |a, b| a.min(*b));
             let wait = pending.get_or_insert_with(|| wait_for_wake(shared));
             tokio::select! {
                 answer = wait => {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
 import time
@@ -18,6 +19,14 @@ T = TypeVar("T")
 
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def script_calls(port: int) -> int:
+    """Script calls so far: EVALSHA, or FCALL where the server has the scripts' library."""
+    reply = redis_command(port, "INFO", "commandstats")
+    assert isinstance(reply, bytes)
+    found = re.findall(rb"cmdstat_(?:evalsha|fcall):calls=(\d+)", reply)
+    return sum(int(n) for n in found)
 
 
 def redis_time_ms(port: int) -> int:

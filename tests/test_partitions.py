@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from jobqueue import JobQueue, JobStatus, QueueEvent, QueueEvents
+from jobqueue import JobQueue, JobStatus, QueueEvent, QueueEvents, QueueSettings
 from jobqueue import sync as jq_sync
 from jobqueue.cli import admin, parser
 from jobqueue.errors import InvalidOptionError
@@ -20,7 +21,7 @@ from jobqueue.partitions import Router, partition_name
 from jobqueue.testing import RedisServer, redis_command
 
 from . import partition_cases as cases
-from .helpers import eventually
+from .helpers import eventually, plant_stalled_job, script_calls
 
 
 def _keys(server: RedisServer) -> list[str]:
@@ -218,7 +219,7 @@ async def test_one_fetch_loop_and_one_blocking_wait_serve_every_partition(
 
     for part, key in sorted(keys.items()):  # warm-up: the scripts get loaded
         await run_one(part, key)
-    scripts = _info(redis_server, "cmdstat_evalsha", "commandstats")
+    scripts = script_calls(redis_server.port)
     rounds = 3
     for _ in range(rounds):
         for part, key in sorted(keys.items()):
@@ -226,7 +227,7 @@ async def test_one_fetch_loop_and_one_blocking_wait_serve_every_partition(
     # Per job: its add, one fetch (which takes it and finds its partition empty) and its
     # ack, and for partitions 1 and 2 the producer's wake call; a fetch of each empty
     # partition would add two more per job.
-    calls = _info(redis_server, "cmdstat_evalsha", "commandstats") - scripts
+    calls = script_calls(redis_server.port) - scripts
     assert calls <= rounds * (3 * 3 + 2) + 2, calls
 
 
@@ -260,3 +261,186 @@ async def test_delayed_jobs_and_retries_of_any_partition_run_on_time(
     assert info.status is JobStatus.COMPLETED and info.return_value == 7
     assert 0.55 < tries[0] - started < 1.5
     assert 0.65 < tries[1] - tries[0] < 1.6
+
+
+# -- Wake-ups of partitions > 0: each job must run well before the 5 s idle sweep. --------
+
+
+def _key_of(router: Router, part: int) -> str:
+    """A partition key that routes to partition ``part``."""
+    return next(f"k{i}" for i in range(1000) if router.of_key(f"k{i}") == part)
+
+
+def _blocked(server: RedisServer, count: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return _info(server, "blocked_clients", "clients") == count
+
+    return check
+
+
+async def test_a_saturated_worker_still_serves_a_partition_that_went_empty(
+    make_queue: cases.Make,
+) -> None:
+    """A worker kept busy by one partition's backlog (6 s of work) fetches from a
+    partition that went empty and got a job within its short sweep (1 s), not the 5 s one
+    nor after the backlog."""
+    router = Router(3)
+    queue = make_queue(name="fair", partitions=3, worker={"concurrency": 1})
+    first = asyncio.Event()
+
+    async def slow(job: Job[int]) -> int:
+        first.set()
+        await asyncio.sleep(0.02)
+        return job.data
+
+    queue.process("slow", slow)
+    queue.process("x", lambda job: job.data)
+    await queue.add_jobs([("slow", i, {"partition_key": _key_of(router, 1)}) for i in range(300)])
+    await queue.start_worker()
+    await asyncio.wait_for(first.wait(), 5)
+    await asyncio.sleep(0.2)  # partitions 0 and 2 were fetched, found empty and left
+    started = time.monotonic()
+    job_id = await queue.add_job("x", 7, partition_key=_key_of(router, 2))
+    info = await queue.wait_for(job_id, timeout=10_000)
+    assert info.status is JobStatus.COMPLETED and info.return_value == 7
+    assert time.monotonic() - started < 2.5
+    assert (await queue.get_stats()).waiting > 0  # the backlog was still there
+
+
+async def test_a_wake_up_a_busy_worker_took_goes_on_to_an_idle_one(
+    redis_server: RedisServer, make_queue: cases.Make
+) -> None:
+    """Worker A, busy with a job it fetched while its blocking wait was pending, pops the
+    wake-up of a new job; it has no free slot, so it pushes the wake-up back and the
+    idle worker B (blocked after A) runs the job at once."""
+    router = Router(3)
+    producer = make_queue(name="handoff", partitions=3)
+    busy = make_queue(name="handoff", partitions=3, worker={"concurrency": 1, "scheduler": False})
+    idle = make_queue(name="handoff", partitions=3, worker={"concurrency": 1, "scheduler": False})
+    held, release = asyncio.Event(), asyncio.Event()
+    ran_by: dict[str, str] = {}
+
+    async def hold(job: Job[None]) -> None:
+        held.set()
+        await release.wait()
+
+    busy.process("hold", hold)
+    busy.process("x", lambda job: ran_by.setdefault(job.id, "busy"))
+    idle.process("x", lambda job: ran_by.setdefault(job.id, "idle"))
+    await busy.start_worker()
+    await eventually(_blocked(redis_server, 1))
+    # Due in 400 ms: A takes it when it comes due, with its blocking wait still pending.
+    await producer.add_job("hold", None, partition_key=_key_of(router, 1), delay=400)
+    await asyncio.wait_for(held.wait(), 5)
+    await eventually(_blocked(redis_server, 1))
+    await idle.start_worker()
+    await eventually(_blocked(redis_server, 2))
+    started = time.monotonic()
+    job_id = await producer.add_job("x", 1, partition_key=_key_of(router, 2))
+    info = await producer.wait_for(job_id, timeout=10_000)
+    assert info.status is JobStatus.COMPLETED and ran_by[job_id] == "idle"
+    assert time.monotonic() - started < 1.5
+    release.set()
+
+
+async def test_resume_and_retry_wake_an_idle_worker(make_queue: cases.Make) -> None:
+    router = Router(3)
+    queue = make_queue(
+        name="wakes", partitions=3, worker={"scheduler": False}, dlq={"enabled": False}
+    )
+    tries: list[int] = []
+
+    def flaky(job: Job[int]) -> int:
+        tries.append(job.data)
+        if len(tries) == 1:
+            raise RuntimeError("first try")
+        return job.data
+
+    queue.process("flaky", flaky)
+    await queue.pause()
+    await queue.start_worker()
+    job_id = await queue.add_job("flaky", 5, partition_key=_key_of(router, 2), attempts=1)
+    await asyncio.sleep(0.3)
+    assert tries == []  # paused
+    started = time.monotonic()
+    await queue.resume()
+    info = await queue.wait_for(job_id, timeout=10_000)
+    assert info.status is JobStatus.FAILED and time.monotonic() - started < 1.5
+    started = time.monotonic()
+    await queue.retry_job(job_id)
+
+    async def completed() -> bool:
+        status = await queue.get_job_status(job_id)
+        return status is not None and status.status is JobStatus.COMPLETED
+
+    await eventually(completed, timeout=10)
+    assert time.monotonic() - started < 1.5 and tries == [5, 5]
+
+
+async def test_group_limit_and_group_resume_wake_an_idle_worker(make_queue: cases.Make) -> None:
+    router = Router(3)
+    group = next(f"g{i}" for i in range(1000) if router.of_key(f"g{i}") == 2)
+    queue = make_queue(name="gwakes", partitions=3, worker={"concurrency": 4, "scheduler": False})
+    release = asyncio.Event()
+    running: list[int] = []
+
+    async def hold(job: Job[int]) -> int:
+        running.append(job.data)
+        await release.wait()
+        return job.data
+
+    queue.process("hold", hold)
+    await queue.set_group_limit(group, concurrency=1)
+    await queue.start_worker()
+    await queue.add_jobs([("hold", i, {"group": group}) for i in range(2)])
+
+    async def running_count(n: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return len(running) == n
+
+        return check
+
+    await eventually(await running_count(1))
+    await asyncio.sleep(0.3)
+    assert running == [0]  # the group's limit holds the second job
+    started = time.monotonic()
+    await queue.set_group_limit(group, concurrency=2)
+    await eventually(await running_count(2), timeout=10)
+    assert time.monotonic() - started < 1.5
+    await queue.pause_group(group)
+    await queue.set_group_limit(group, concurrency=3)
+    await queue.add_job("hold", 2, group=group)
+    await asyncio.sleep(0.3)
+    assert running == [0, 1]  # the group is paused
+    started = time.monotonic()
+    await queue.resume_group(group)
+    await eventually(await running_count(3), timeout=10)
+    assert time.monotonic() - started < 1.5
+    release.set()
+
+
+async def test_stalled_jobs_of_a_partition_wake_an_idle_worker(
+    redis_server: RedisServer, make_queue: cases.Make
+) -> None:
+    """A job of partition 2 left active by a dead worker: the live worker's stalled sweep
+    puts it back and wakes itself for it (not its 5 s idle sweep)."""
+    router = Router(3)
+    queue = make_queue(
+        name="stalls",
+        partitions=3,
+        worker={"scheduler": False},
+        settings=QueueSettings(max_stalled_interval=300),
+    )
+    queue.process("x", lambda job: job.data)
+    await queue.start_worker()
+    await eventually(_blocked(redis_server, 1))
+    # Added delayed (so the idle worker does not take it), then left as a dead worker
+    # leaves a job: out of the delayed set, active with its lock expired.
+    job_id = await queue.add_job("x", 3, partition_key=_key_of(router, 2), delay=60_000)
+    base = f"jq:{{{partition_name('stalls', 2)}}}:"
+    assert redis_command(redis_server.port, "ZREM", base + "delayed:2", job_id) == 1
+    started = time.monotonic()
+    plant_stalled_job(redis_server.port, partition_name("stalls", 2), job_id)
+    info = await queue.wait_for(job_id, timeout=10_000)
+    assert info.status is JobStatus.COMPLETED and info.return_value == 3
+    assert time.monotonic() - started < 2.0

@@ -29,13 +29,14 @@ QUEUE = "bench-drain"
 #: Jobs not finished yet: waiting ungrouped, active, and groups with work in the ring or
 #: parked (a group leaves the ring once a fetch finds it empty). Key names of layout 2
 #: (src/keys.rs); the script refuses to run on another layout rather than count nothing.
+#: Active jobs are those below +inf: `active:2` also holds a pin there (lib.lua).
 _LEFT = """
 local b = ARGV[1]
 if redis.call('HGET', b .. 'meta', 'version') ~= '2' then
   return redis.error_reply('bench-drain: the queue is not of layout 2')
 end
 return redis.call('LLEN', b .. 'wait:2') + redis.call('ZCARD', b .. 'prioritized:2')
-  + redis.call('ZCARD', b .. 'active:2') + redis.call('ZCARD', b .. 'groups:2')
+  + redis.call('ZCOUNT', b .. 'active:2', '-inf', '(+inf') + redis.call('ZCARD', b .. 'groups:2')
   + redis.call('SCARD', b .. 'groups:parked:2')
 """
 

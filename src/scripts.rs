@@ -676,22 +676,10 @@ mod tests {
             .unwrap();
         let mut bad = invocation(&ADD_JOBS, &keys);
         bad.arg(LAYOUT_VERSION).arg(60_000).arg(2);
-        bad.arg("b")
-            .arg("x")
-            .arg("{}")
-            .arg("{}")
-            .arg(0)
-            .arg(0)
-            .arg(1)
-            .arg("");
-        bad.arg("c")
-            .arg("x")
-            .arg("{}")
-            .arg("{}")
-            .arg(0)
-            .arg(0)
-            .arg(1)
-            .arg("");
+        for id in ["b", "c"] {
+            let job = [id, "x", "{}", "{}", "0", "0", "1", ""];
+            bad.arg(&job[..]);
+        }
         let failed: redis::RedisResult<Added> = fcall(&bad).query(&mut con);
         assert!(failed.is_err());
         let _: () = redis::cmd("FLUSHDB").query(&mut con).unwrap();

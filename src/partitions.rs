@@ -92,7 +92,8 @@ const BUSY_SWEEP: Duration = Duration::from_secs(1);
 /// One partition as a worker sees it.
 pub(crate) struct Part {
     pub(crate) core: Arc<QueueCore>,
-    /// Its share of the rate limit (0: none).
+    /// The rate limit its fetch applies: a plain queue's (0: none); 0 on a partitioned
+    /// queue, whose limit is the whole queue's ([`take_rate`]).
     pub(crate) limiter_max: u64,
     /// Its fetch said it has a global concurrency: acks wake waiting workers.
     pub(crate) wake_on_ack: AtomicBool,
@@ -141,6 +142,64 @@ async fn push_wakes(first: &QueueCore, parts: &[usize]) -> Result<(), JqError> {
         inv.arg(format!("p{part}"));
     }
     first.conn.invoke::<i64>(&inv).await.map(|_| ())
+}
+
+/// Starts of a partitioned queue's rate window (partition 0's `limiter`): how many a
+/// worker may fetch, and those it took and did not use, given back with its next
+/// [`RateWindow::take`] or before it waits (so other workers may use them).
+struct RateWindow {
+    /// (max, window ms), if the queue has a rate limit.
+    limit: Option<(u64, u64)>,
+    /// Starts taken and not used, and the end of the window they came from (server ms).
+    unused: usize,
+    unused_end: i64,
+    /// The window is full until then: no fetch before it.
+    closed_until: Option<Instant>,
+}
+
+impl RateWindow {
+    /// Take up to `want` starts, giving back the unused ones first (`lua/take_rate.lua`).
+    /// Returns (starts granted, ms until the window reopens).
+    async fn take(&mut self, shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
+        let Some((max, window_ms)) = self.limit else {
+            return Ok((want, 0));
+        };
+        let mut inv = scripts::invocation(&scripts::TAKE_RATE, &shared.queue.keys);
+        inv.arg(want)
+            .arg(self.unused)
+            .arg(self.unused_end)
+            .arg(max)
+            .arg(window_ms);
+        // On an error the starts to give back may or may not have been given: they are
+        // kept as spent (never more starts than the limit).
+        self.unused = 0;
+        let (granted, reopens_ms, end) =
+            shared.queue.conn.invoke::<(usize, u64, i64)>(&inv).await?;
+        self.unused_end = end;
+        Ok((granted, reopens_ms))
+    }
+
+    /// `granted` starts were taken for a fetch that took `taken` jobs.
+    fn used(&mut self, granted: usize, taken: usize) {
+        if self.limit.is_some() {
+            self.unused += granted.saturating_sub(taken);
+        }
+    }
+
+    async fn flush(&mut self, shared: &Shared) {
+        if self.unused > 0 {
+            if let Err(err) = self.take(shared, 0).await {
+                shared.report("giving back rate-limit starts", &err);
+            }
+        }
+    }
+
+    fn closed(&mut self, now: Instant) -> bool {
+        if self.closed_until.is_some_and(|at| at <= now) {
+            self.closed_until = None;
+        }
+        self.closed_until.is_some()
+    }
 }
 
 /// Tell the queue's idle workers that partition `part` has work.
@@ -268,6 +327,12 @@ pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
     // there (no room), it passes the wake-up on once, for another idle worker.
     let mut woken = vec![false; count];
     let mut pending: Option<MarkerWait> = None;
+    let mut rate = RateWindow {
+        limit: shared.queue_rate_limit(),
+        unused: 0,
+        unused_end: 0,
+        closed_until: None,
+    };
     loop {
         if !shared.fetching.load(Ordering::SeqCst) {
             return;
@@ -292,6 +357,10 @@ pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
             last_sweep = now;
         }
         let want = shared.handover.room();
+        let rate_closed = rate.closed(now);
+        if want == 0 || rate_closed || line.order.is_empty() {
+            rate.flush(shared).await; // about to wait: unused starts go to other workers
+        }
         if want == 0 {
             let answer = async {
                 match pending.as_mut() {
@@ -312,10 +381,13 @@ pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
             }
             continue;
         }
-        let Some(part) = line.pop() else {
+        // While the queue's rate window is full, the line waits (nothing popped).
+        let next = if rate_closed { None } else { line.pop() };
+        let Some(part) = next else {
             let until = due
                 .iter()
                 .flatten()
+                .chain(rate.closed_until.iter())
                 .fold(last_sweep + idle_sweep, |a, b| a.min(*b));
             let wait = pending.get_or_insert_with(|| wait_for_wake(shared));
             tokio::select! {
@@ -340,7 +412,24 @@ pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
             }
             continue;
         };
-        match fetch(shared, part, want).await {
+        let want = match rate.take(shared, want).await {
+            Ok((0, reopens_ms)) => {
+                line.push(part);
+                rate.closed_until = Some(Instant::now() + Duration::from_millis(reopens_ms));
+                continue;
+            }
+            Ok((granted, _)) => granted,
+            Err(err) => {
+                shared.report("taking rate-limit starts", &err);
+                line.push(part);
+                pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
+                continue;
+            }
+        };
+        let outcome = fetch(shared, part, want).await;
+        // A failed call may have taken jobs: its starts are kept as spent.
+        rate.used(want, outcome.as_ref().map_or(want, |f| f.taken));
+        match outcome {
             Ok(fetched) if fetched.taken > 0 && !fetched.exhausted => {
                 line.push(part); // its turn again after the others'
                 if std::mem::take(&mut woken[part]) {

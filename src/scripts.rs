@@ -190,6 +190,7 @@ lua_scripts! {
     GET_GROUP_STATS => "get_group_stats",
     UPGRADE_LAYOUT => "upgrade_layout",
     WAKE_PARTITIONS => "wake_partitions",
+    TAKE_RATE => "take_rate",
 }
 
 // ---------------------------------------------------------------------------------------

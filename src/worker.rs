@@ -147,6 +147,10 @@ struct Settings {
     max_stalled_count: u32,
     dlq_enabled: bool,
     limiter_window_ms: u64,
+    /// A partitioned queue's rate limit, taken for the whole queue from partition 0's
+    /// window before each fetch (`partitions::take_rate`); 0: none, or a plain queue
+    /// (whose fetch applies its limit itself).
+    queue_limiter_max: u64,
 }
 
 pub(crate) struct Shared {
@@ -215,6 +219,12 @@ impl Shared {
         )));
     }
 
+    /// A partitioned queue's rate limit as (max, window ms), if it has one.
+    pub(crate) fn queue_rate_limit(&self) -> Option<(u64, u64)> {
+        let s = &self.settings;
+        (s.queue_limiter_max > 0).then_some((s.queue_limiter_max, s.limiter_window_ms))
+    }
+
     fn active_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveJob>> {
         self.active.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -249,15 +259,22 @@ impl NativeWorker {
         dlq_enabled: bool,
         limiter_max: u64,
         limiter_window_ms: u64,
-        partitions: Vec<(PyRef<'_, NativeQueue>, u64)>,
+        partitions: Vec<PyRef<'_, NativeQueue>>,
     ) -> PyResult<Self> {
-        // `partitions`: the other partitions of a partitioned queue with their shares of
-        // the rate limit (`limiter_max` is partition 0's); empty on a plain queue.
-        let mut parts = vec![Part::new(queue.core.clone(), limiter_max)];
+        // `partitions`: the other partitions of a partitioned queue; empty on a plain
+        // queue, whose fetch applies the rate limit. A partitioned queue's limit is the
+        // whole queue's, taken before each fetch (`partitions::take_rate`): no partition's
+        // fetch applies one.
+        let (own_limit, queue_limiter_max) = if partitions.is_empty() {
+            (limiter_max, 0)
+        } else {
+            (0, limiter_max)
+        };
+        let mut parts = vec![Part::new(queue.core.clone(), own_limit)];
         parts.extend(
             partitions
                 .iter()
-                .map(|(native, max)| Part::new(native.core.clone(), *max)),
+                .map(|native| Part::new(native.core.clone(), 0)),
         );
         let (deliveries_tx, deliveries_rx) = mpsc::unbounded_channel();
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
@@ -272,6 +289,7 @@ impl NativeWorker {
                 max_stalled_count,
                 dlq_enabled,
                 limiter_window_ms,
+                queue_limiter_max,
             },
             worker_id: format!("{:016x}", fastrand::u64(..)),
             fetch_seq: AtomicU64::new(0),

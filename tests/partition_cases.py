@@ -5,6 +5,7 @@ a 3-primary cluster (tests/test_partitions_cluster.py). Each takes ``make(name=.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -208,6 +209,47 @@ async def partition_keys(make: Make, name: str) -> None:
 
 
 #: The checks above but run_exactly_once (whose job count each topology sets).
+async def rate_limit_per_queue(make: Make, name: str) -> None:
+    """The worker's rate limit (6 per 500 ms) is the whole queue's, shared by the
+    partitions and by two workers: 18 jobs of one partition use all of it (three windows,
+    not the nine of a third of it), and 18 jobs over every partition never more."""
+    router = Router(3)
+    key = next(f"k{i}" for i in range(100) if router.of_key(f"k{i}") == 1)
+    producer = make(name=name, partitions=3)
+    starts: list[float] = []
+
+    async def record(job: Job[int]) -> None:
+        starts.append(time.monotonic())
+
+    one_partition = [("r", i, {"partition_key": key}) for i in range(18)]
+    every_partition = [("r", i) for i in range(18)]
+    for jobs in (one_partition, every_partition):
+        starts.clear()
+        ids = await producer.add_jobs(jobs)
+        if jobs is every_partition:
+            assert {router.of_id(i) for i in ids} == {0, 1, 2}
+        workers = [
+            make(name=name, partitions=3, worker={"concurrency": 4, "limiter": (6, 500)})
+            for _ in range(2)
+        ]
+        begun = time.monotonic()
+        for worker in workers:
+            worker.process("r", record)
+            await worker.start_worker()
+        for _ in range(200):
+            if len(starts) == 18:
+                break
+            await asyncio.sleep(0.05)
+        assert len(starts) == 18
+        # 6 per window: the 13th start is in the third window, which opens at least two
+        # windows after the first (itself opened after `begun`).
+        assert max(starts) - begun >= 1.0 - 0.05
+        assert max(starts) - begun < 3.0  # a third of the limit would take 4 s
+        for worker in workers:
+            await worker.close()
+        await asyncio.sleep(0.6)  # the next round starts in a window of its own
+
+
 CASES = [
     pytest.param(by_id, id="by-id"),
     pytest.param(dedupe, id="dedupe"),
@@ -215,4 +257,5 @@ CASES = [
     pytest.param(mismatch_refused, id="mismatch"),
     pytest.param(fan_out, id="fan-out"),
     pytest.param(partition_keys, id="partition-key"),
+    pytest.param(rate_limit_per_queue, id="rate-limit"),
 ]

@@ -37,7 +37,6 @@ def _keys(server: RedisServer) -> list[str]:
         ({"partitions": 1025}, "partitions"),
         ({"partitions": True}, "partitions"),
         ({"partitions": "3"}, "partitions"),
-        ({"partitions": 3, "worker": {"limiter": (2, 1000)}}, "worker.limiter.max"),
     ],
 )
 def test_bad_partition_settings_are_refused(

@@ -112,7 +112,7 @@ class NativeWorker:
         dlq_enabled: bool,
         limiter_max: int = 0,
         limiter_window_ms: int = 0,
-        partitions: list[tuple[NativeQueue, int]] = ...,
+        partitions: list[NativeQueue] = ...,
     ) -> None: ...
     @property
     def worker_id(self) -> str: ...

@@ -54,7 +54,6 @@ from .partitions import (
     check_stored,
     fleet_listener,
     is_partition_name,
-    share,
 )
 from .redis_config import RedisConfig
 from .redis_safety import RedisSafety, jobs_not_added, read_findings
@@ -189,9 +188,6 @@ class JobQueue(GroupAdmin):
         )
         self.telemetry: Telemetry | None = check_adapter(telemetry, Telemetry, "telemetry")
         self.metrics: MetricsAdapter | None = check_adapter(metrics, MetricsAdapter, "metrics")
-        if self.partitions > 1 and self.config.worker.limiter is not None:
-            # Each partition gets a share of the rate limit (docs/partitions-wip.md).
-            share(self.config.worker.limiter.max, self.partitions, 0, "worker.limiter.max")
         self._events = EventEmitter()
         self._fleet_events = EventEmitter()
         self._fleet: FleetListener | FleetListeners | None = None

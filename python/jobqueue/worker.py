@@ -21,7 +21,6 @@ from ._native import NativeQueue, NativeWorker
 from .errors import JobQueueError, SerializationError
 from .events import EventEmitter, QueueEvent
 from .job import Job, RawJob
-from .partitions import share
 
 if TYPE_CHECKING:
     from .queue import JobQueue
@@ -70,12 +69,6 @@ class Worker:
         settings = config.settings
         limiter = config.worker.limiter
         concurrency = config.worker.concurrency
-        limiter_max = limiter.max if limiter else 0
-        # The rate limit is still split over the partitions (docs/partitions-wip.md).
-        shares = [
-            share(limiter_max, 1 + len(partitions), i, "worker.limiter.max") if limiter else 0
-            for i in range(1 + len(partitions))
-        ]
         self._native = NativeWorker(
             queue._native,
             concurrency=concurrency,
@@ -84,9 +77,10 @@ class Worker:
             stalled_interval_ms=v.stored_ms(settings.max_stalled_interval),
             max_stalled_count=settings.max_stalled_count,
             dlq_enabled=config.dlq.enabled,
-            limiter_max=shares[0],
+            # On a partitioned queue, the whole queue's limit (src/partitions.rs).
+            limiter_max=limiter.max if limiter else 0,
             limiter_window_ms=v.stored_ms(limiter.duration) if limiter else 0,
-            partitions=list(zip(partitions, shares[1:], strict=True)),
+            partitions=list(partitions),
         )
         self._threads = ThreadPoolExecutor(
             max_workers=config.worker.concurrency, thread_name_prefix=f"jobqueue-{queue.name}"

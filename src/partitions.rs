@@ -202,6 +202,54 @@ impl RateWindow {
     }
 }
 
+/// Whether the queue has a global concurrency, as the last slots call said, or a later
+/// fetch of partition 0 (whose meta hash holds the limit) found one.
+fn slots_on(shared: &Shared) -> bool {
+    shared.slots_on.load(Ordering::Relaxed)
+}
+
+/// Tell partition 0 how many jobs this worker holds, plus slots granted to a fetch not yet
+/// made, and take up to `want` more slots of the queue's global concurrency
+/// (`lua/take_slots.lua`; also extends this worker's lease). Returns the slots granted
+/// (`want` when the queue has no global concurrency) and, when fewer, the ms until the
+/// earliest lease of another worker ends (a crashed worker's slots come back then).
+async fn take_slots(shared: &Shared, want: usize) -> Result<(usize, u64), JqError> {
+    let mut pending = shared.slots_pending.lock().await;
+    let (worker, lease_ms) = shared.lease();
+    let mut inv = scripts::invocation(&scripts::TAKE_SLOTS, &shared.queue.keys);
+    inv.arg(worker)
+        .arg(want)
+        .arg(shared.held() + *pending)
+        .arg(lease_ms);
+    let (on, granted, retry_ms): (i64, usize, u64) = shared.queue.conn.invoke(&inv).await?;
+    shared.slots_on.store(on == 1, Ordering::Relaxed);
+    if want == 0 {
+        return Ok((0, 0));
+    }
+    *pending = if on == 1 { granted } else { 0 };
+    Ok(if on == 1 {
+        (granted, retry_ms)
+    } else {
+        (want, 0)
+    })
+}
+
+/// The fetch that used the slots granted is done: its jobs are held (or none came).
+async fn slots_used(shared: &Shared) {
+    *shared.slots_pending.lock().await = 0;
+}
+
+/// After acks, releases and lock renewals: the jobs this worker holds now, so freed slots
+/// go to other workers and its lease is extended (a call only on a partitioned queue
+/// with a global concurrency).
+pub(crate) async fn sync_slots(shared: &Shared) {
+    if slots_on(shared) {
+        if let Err(err) = take_slots(shared, 0).await {
+            shared.report("updating global concurrency slots", &err);
+        }
+    }
+}
+
 /// Tell the queue's idle workers that partition `part` has work.
 pub(crate) async fn wake(shared: &Shared, part: usize) {
     if let Err(err) = push_wakes(&shared.queue, &[part]).await {
@@ -333,6 +381,14 @@ pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
         unused_end: 0,
         closed_until: None,
     };
+    // Whether the queue has a global concurrency: asked once here, then told by every
+    // fetch of partition 0 and every slots call.
+    if let Err(err) = take_slots(shared, 0).await {
+        shared.report("reading the global concurrency", &err);
+    }
+    // Refused slots by the global concurrency: no fetch until a wake-up or a sweep.
+    let mut slots_closed: Option<Instant> = None;
+    let mut slots_unused = false;
     loop {
         if !shared.fetching.load(Ordering::SeqCst) {
             return;
@@ -357,9 +413,12 @@ pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
             last_sweep = now;
         }
         let want = shared.handover.room();
-        let rate_closed = rate.closed(now);
+        let rate_closed = rate.closed(now) || slots_closed.is_some_and(|at| at > now);
         if want == 0 || rate_closed || line.order.is_empty() {
             rate.flush(shared).await; // about to wait: unused starts go to other workers
+            if std::mem::take(&mut slots_unused) {
+                sync_slots(shared).await; // and unused slots
+            }
         }
         if want == 0 {
             let answer = async {
@@ -384,10 +443,13 @@ pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
         // While the queue's rate window is full, the line waits (nothing popped).
         let next = if rate_closed { None } else { line.pop() };
         let Some(part) = next else {
+            // Whatever ends this wait (a wake-up, a timer), ask for slots again after it.
+            let slots_retry = slots_closed.take();
             let until = due
                 .iter()
                 .flatten()
                 .chain(rate.closed_until.iter())
+                .chain(slots_retry.iter())
                 .fold(last_sweep + idle_sweep, |a, b| a.min(*b));
             let wait = pending.get_or_insert_with(|| wait_for_wake(shared));
             tokio::select! {
@@ -426,9 +488,40 @@ pub(crate) async fn take_jobs(shared: &Arc<Shared>) {
                 continue;
             }
         };
+        let rate_granted = want;
+        let want = if slots_on(shared) {
+            match take_slots(shared, want).await {
+                Ok((0, retry_ms)) => {
+                    rate.used(rate_granted, 0);
+                    line.push(part);
+                    // No lease to wait for: the idle sweep (or a wake-up when slots free).
+                    let retry_ms = if retry_ms == 0 {
+                        MAX_BLOCK_MS
+                    } else {
+                        retry_ms
+                    };
+                    slots_closed = Some(Instant::now() + Duration::from_millis(retry_ms));
+                    continue;
+                }
+                Ok((granted, _)) => granted,
+                Err(err) => {
+                    rate.used(rate_granted, 0);
+                    shared.report("taking global concurrency slots", &err);
+                    line.push(part);
+                    pause_unless_stopped(&shared.stop_fetching, RETRY_PAUSE).await;
+                    continue;
+                }
+            }
+        } else {
+            want
+        };
         let outcome = fetch(shared, part, want).await;
+        slots_used(shared).await;
+        // Slots granted and not used are still counted as this worker's until its next
+        // slots call: before it waits, it makes one.
+        slots_unused = slots_on(shared) && outcome.as_ref().map_or(true, |f| f.taken < want);
         // A failed call may have taken jobs: its starts are kept as spent.
-        rate.used(want, outcome.as_ref().map_or(want, |f| f.taken));
+        rate.used(rate_granted, outcome.as_ref().map_or(want, |f| f.taken));
         match outcome {
             Ok(fetched) if fetched.taken > 0 && !fetched.exhausted => {
                 line.push(part); // its turn again after the others'

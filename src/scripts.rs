@@ -191,6 +191,7 @@ lua_scripts! {
     UPGRADE_LAYOUT => "upgrade_layout",
     WAKE_PARTITIONS => "wake_partitions",
     TAKE_RATE => "take_rate",
+    TAKE_SLOTS => "take_slots",
 }
 
 // ---------------------------------------------------------------------------------------

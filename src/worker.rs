@@ -177,6 +177,12 @@ pub(crate) struct Shared {
     /// The partitioned fetch loop's mailbox (`partitions.rs`): partitions this worker's
     /// own acks and sweeps found work in.
     pub(crate) local_wakes: crate::partitions::LocalWakes,
+    /// A partitioned queue's global concurrency: slots granted to a fetch not yet made
+    /// (`partitions::take_slots`; the lock also orders this worker's slot calls).
+    pub(crate) slots_pending: tokio::sync::Mutex<usize>,
+    /// A partitioned queue has a global concurrency: set by the slots calls, and turned on
+    /// by a fetch of partition 0 that reports one (a limit set while the worker runs).
+    pub(crate) slots_on: AtomicBool,
     stop_timers: Notify,
 }
 
@@ -217,6 +223,16 @@ impl Shared {
             Some(err.to_string()),
             0,
         )));
+    }
+
+    /// This worker's id and lock duration (a partitioned queue's slot lease).
+    pub(crate) fn lease(&self) -> (&str, u64) {
+        (&self.worker_id, self.settings.lock_duration_ms)
+    }
+
+    /// How many jobs this worker holds.
+    pub(crate) fn held(&self) -> usize {
+        self.active_jobs().len()
     }
 
     /// A partitioned queue's rate limit as (max, window ms), if it has one.
@@ -302,6 +318,8 @@ impl NativeWorker {
             fetching: AtomicBool::new(true),
             stop_fetching: Notify::new(),
             local_wakes: Default::default(),
+            slots_pending: tokio::sync::Mutex::new(0),
+            slots_on: AtomicBool::new(false),
             stop_timers: Notify::new(),
         });
         Ok(Self {
@@ -645,6 +663,9 @@ pub(crate) async fn fetch(shared: &Shared, part: usize, want: usize) -> Result<F
     let exhausted: i64 = next_fetched(&mut reply)?;
     let global_limit: i64 = next_fetched(&mut reply)?;
     this.wake_on_ack.store(global_limit == 1, Ordering::Relaxed);
+    if part == 0 && global_limit == 1 && shared.parts.len() > 1 {
+        shared.slots_on.store(true, Ordering::Relaxed);
+    }
     let _grouped: usize = next_fetched(&mut reply)?; // the jobs say their groups
     let token: String = next_fetched(&mut reply)?;
     let mut taken = 0;
@@ -908,6 +929,7 @@ async fn write_acks_by_part(shared: &Shared, batch: &[Ack]) -> Result<(), JqErro
             }
         }
     }
+    crate::partitions::sync_slots(shared).await; // the acks freed slots
     Ok(())
 }
 
@@ -1041,6 +1063,7 @@ async fn renew(shared: &Shared) -> Result<(), JqError> {
     for part in 0..shared.parts.len() {
         renew_part(shared, part).await?;
     }
+    crate::partitions::sync_slots(shared).await; // extends the slots' lease
     Ok(())
 }
 
@@ -1147,6 +1170,7 @@ async fn requeue(shared: &Shared, jobs: &[(String, JobTuple)]) -> Result<(), JqE
             Err(err) => result = Err(err),
         }
     }
+    crate::partitions::sync_slots(shared).await;
     result
 }
 

@@ -250,6 +250,41 @@ async def rate_limit_per_queue(make: Make, name: str) -> None:
         await asyncio.sleep(0.6)  # the next round starts in a window of its own
 
 
+async def global_concurrency_per_queue(make: Make, name: str) -> None:
+    """``set_global_concurrency(4)`` is the whole queue's, shared by the partitions and by
+    two workers: jobs of one partition run 4 at once (not a third of it), and jobs of
+    every partition never more than 4 at once; acks give the slots back."""
+    router = Router(3)
+    key = next(f"k{i}" for i in range(100) if router.of_key(f"k{i}") == 2)
+    producer = make(name=name, partitions=3)
+    await producer.set_global_concurrency(4)
+    running, most = 0, 0
+    four_ran = asyncio.Event()
+
+    async def hold(job: Job[int]) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        if running == 4:
+            four_ran.set()
+        await asyncio.sleep(0.05)
+        running -= 1
+
+    workers = [make(name=name, partitions=3, worker={"concurrency": 6}) for _ in range(2)]
+    for worker in workers:
+        worker.process("h", hold)
+        await worker.start_worker()
+    ids = await producer.add_jobs([("h", i, {"partition_key": key}) for i in range(12)])
+    ids += await producer.add_jobs([("h", i) for i in range(24)])
+    assert {router.of_id(i) for i in ids} == {0, 1, 2}
+    for job_id in ids:
+        info = await producer.wait_for(job_id, timeout=20_000)
+        assert info.status is JobStatus.COMPLETED
+    assert four_ran.is_set() and most == 4
+    stats = await producer.get_stats()
+    assert (stats.completed, stats.active) == (36, 0)
+
+
 CASES = [
     pytest.param(by_id, id="by-id"),
     pytest.param(dedupe, id="dedupe"),
@@ -258,4 +293,5 @@ CASES = [
     pytest.param(fan_out, id="fan-out"),
     pytest.param(partition_keys, id="partition-key"),
     pytest.param(rate_limit_per_queue, id="rate-limit"),
+    pytest.param(global_concurrency_per_queue, id="global-concurrency"),
 ]

@@ -21,7 +21,7 @@ from jobqueue.partitions import Router, partition_name
 from jobqueue.testing import RedisServer, redis_command
 
 from . import partition_cases as cases
-from .helpers import eventually, plant_stalled_job, script_calls
+from .helpers import eventually, plant_stalled_job, redis_time_ms, script_calls
 
 
 def _keys(server: RedisServer) -> list[str]:
@@ -443,3 +443,43 @@ async def test_stalled_jobs_of_a_partition_wake_an_idle_worker(
     info = await queue.wait_for(job_id, timeout=10_000)
     assert info.status is JobStatus.COMPLETED and info.return_value == 3
     assert time.monotonic() - started < 2.0
+
+
+async def test_slots_of_a_crashed_worker_come_back_after_its_lease(
+    redis_server: RedisServer, make_queue: cases.Make
+) -> None:
+    """A worker that died holding all of the global concurrency (its slots in partition
+    0, its lease not renewed): a live worker runs no job until the lease ends, then runs
+    up to the limit at once, without waiting for its 5 s idle sweep."""
+    router = Router(3)
+    queue = make_queue(name="crashed", partitions=3, worker={"concurrency": 6})
+    await queue.set_global_concurrency(3)
+    lease_ends = redis_time_ms(redis_server.port) + 1500
+    redis_command(redis_server.port, "HSET", "jq:{crashed}:slots", "dead-worker", "3")
+    redis_command(
+        redis_server.port, "ZADD", "jq:{crashed}:slots:lease", str(lease_ends), "dead-worker"
+    )
+    running, most, started_at = 0, 0, []
+
+    async def hold(job: Job[int]) -> None:
+        nonlocal running, most
+        started_at.append(redis_time_ms(redis_server.port))
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.1)
+        running -= 1
+
+    queue.process("h", hold)
+    await queue.start_worker()
+    ids = await queue.add_jobs([("h", i, {"partition_key": _key_of(router, 1)}) for i in range(6)])
+    for job_id in ids:
+        info = await queue.wait_for(job_id, timeout=10_000)
+        assert info.status is JobStatus.COMPLETED
+    assert min(started_at) >= lease_ends  # not before the dead worker's lease ended
+    assert min(started_at) - lease_ends < 1000  # at its end, not at the 5 s sweep
+    assert most == 3
+
+    async def given_back() -> bool:  # by the call after the last ack
+        return redis_command(redis_server.port, "HGETALL", "jq:{crashed}:slots") == []
+
+    await eventually(given_back)

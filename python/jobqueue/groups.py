@@ -20,7 +20,6 @@ from . import _validate as v
 from ._native import NativeGroups, NativeQueue
 from .config import RateLimit
 from .models import GroupStats
-from .partitions import share
 
 if TYPE_CHECKING:
     from .partitions import Partitions
@@ -62,19 +61,18 @@ class GroupAdmin:
     async def set_global_concurrency(self, limit: int | None) -> None:
         """At most ``limit`` jobs of the queue are active at once across all workers
         (prefetched jobs count: they are held active); None removes the limit. On a
-        partitioned queue each partition gets its share of ``limit`` (docs/guarantees.md)."""
+        partitioned queue the limit is stored in partition 0 and is the whole queue's:
+        workers take slots there before they fetch from any partition (src/partitions.rs,
+        docs/guarantees.md); running workers see a new limit within their next fetch of
+        partition 0."""
         self._check_open()
         value = None if limit is None else concurrency(limit, "concurrency")
+        if self._partitions is not None:
+            await self._partitions.check()  # claims the count of a new queue first
+        # Partitions > 0 hold no limit (one an earlier release split there is removed).
         every = self._every_groups
         await asyncio.gather(
-            *(
-                groups.set_concurrency(
-                    value
-                    if value is None or len(every) == 1
-                    else share(value, len(every), i, "concurrency")
-                )
-                for i, groups in enumerate(every)
-            )
+            *(groups.set_concurrency(value if i == 0 else None) for i, groups in enumerate(every))
         )
         if self._partitions is not None:
             await self._partitions.wake()

@@ -69,17 +69,6 @@ def stable_hash(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
-def share(total: int, count: int, index: int, field: str) -> int:
-    """Partition ``index``'s part of a per-queue ``total`` split over ``count``
-    partitions (the remainder goes to the first ones). Every partition needs at least 1:
-    0 would mean "no limit" to the native core."""
-    if total < count:
-        raise InvalidOptionError(
-            field, f"must be at least the number of partitions ({count}), got {total}"
-        )
-    return total // count + (1 if index < total % count else 0)
-
-
 class Router:
     """Which partition a new job goes to, and which partition an id lives in."""
 
@@ -366,5 +355,4 @@ __all__ = [
     "check_stored",
     "fleet_listener",
     "partition_name",
-    "share",
 ]

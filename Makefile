@@ -19,6 +19,9 @@ test: redis build
 	PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PYLIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} \
 		cargo test
 	$(PY) -m pytest -q
+	# The same tests on a Redis Cluster and behind Sentinel (tests/conftest.py).
+	JOBQUEUE_TEST_REDIS=cluster $(PY) -m pytest -q
+	JOBQUEUE_TEST_REDIS=sentinel $(PY) -m pytest -q
 
 lint: venv
 	cargo fmt --check

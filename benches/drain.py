@@ -1,6 +1,7 @@
 """Drain benchmark: N pre-enqueued no-op jobs through one worker process.
 
     .venv/bin/python benches/drain.py [--jobs 20000] [--concurrency 50] [--groups 1000]
+        [--observe none|otel|prometheus|both] [--only-ungrouped]
 
 Three phases, each repeated, alternating so that the machine's noise hits them alike:
 ungrouped jobs; the same jobs spread over `--groups` groups without limits; and the same
@@ -45,7 +46,9 @@ def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/", 1)[0])
 
 
-async def one_run(url: str, jobs: int, concurrency: int, groups: int, limit: int | None) -> float:
+async def one_run(
+    url: str, jobs: int, concurrency: int, groups: int, limit: int | None, observe: str = "none"
+) -> float:
     async with JobQueue(QUEUE, redis=url) as queue:
         await queue.clear()
         await queue.set_default_group_limit(concurrency=limit)
@@ -61,7 +64,7 @@ async def one_run(url: str, jobs: int, concurrency: int, groups: int, limit: int
                 ]
             )
         await queue.pause()  # the worker starts idle; the clock starts at resume
-        process, stop = await start_noop_worker(url, QUEUE, concurrency)
+        process, stop = await start_noop_worker(url, QUEUE, concurrency, observe=observe)
         started = time.perf_counter()
         await queue.resume()
         # get_stats walks every group: too heavy to poll every 5 ms beside the drain.
@@ -85,17 +88,26 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--groups", type=int, default=1000)
+    parser.add_argument(
+        "--observe",
+        choices=["none", "otel", "prometheus", "both"],
+        default="none",
+        help="the worker's tracing/metrics adapters (see _noop_worker.observability)",
+    )
+    parser.add_argument("--only-ungrouped", action="store_true", help="the first phase only")
     args = parser.parse_args()
     phases: dict[str, tuple[int, int | None]] = {
         "drain_jobs_per_s": (0, None),
         "grouped_jobs_per_s": (args.groups, None),
         "grouped_limit_1_jobs_per_s": (args.groups, 1),
     }
+    if args.only_ungrouped:
+        phases = {"drain_jobs_per_s": (0, None)}
     rates: dict[str, list[float]] = {phase: [] for phase in phases}
     with RedisServer() as server:
         for _ in range(args.repeats):
             for phase, (groups, limit) in phases.items():
-                run = one_run(server.url, args.jobs, args.concurrency, groups, limit)
+                run = one_run(server.url, args.jobs, args.concurrency, groups, limit, args.observe)
                 rates[phase].append(asyncio.run(run))
     result = {"jobs": args.jobs, "concurrency": args.concurrency, "groups": args.groups, **rates}
     base = rates["drain_jobs_per_s"]

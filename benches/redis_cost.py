@@ -10,7 +10,8 @@ into batches) and from 16 threads through ``jobqueue.sync`` (batched natively), 
 ``add_jobs`` (batches of 1,000), the drain (fetch + ack + retention, one worker at
 concurrency 50), and light load (each job added,
 fetched and acknowledged alone: the per-call costs in full), then bulk add and drain of
-jobs spread over 1,000 groups (without limits, and with a concurrency of 1 per group). Writes
+jobs spread over 1,000 groups (without limits, and with a concurrency of 1 per group), and
+of jobs added inside a trace (each record holding a W3C traceparent). Writes
 ``benches/results/redis_cost.json``. Use it to compare script changes: the same command
 gives the same count within about 1%. ``--dumps DIR`` keeps callgrind's dumps there (the
 drain's is the one whose ``desc: Trigger`` line says ``dump drain``), for
@@ -209,7 +210,67 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
             await server.count(f"gdrain{suffix}", grouped_drain) / jobs
         )
     await queue.close()
+
+    # Jobs added inside a trace: each record carries a W3C traceparent (55 bytes).
+    traced = JobQueue(
+        "bench-cost-traced",
+        redis=server.server.url,
+        worker=WorkerConfig(concurrency=50),
+        telemetry=_FixedTraceContext(),
+    )
+    traced_done = asyncio.Event()
+    ran = 0
+
+    def traced_completed(job: Any) -> None:
+        nonlocal ran
+        ran += 1
+        if ran == jobs:
+            traced_done.set()
+
+    traced.on(QueueEvent.JOB_COMPLETED, traced_completed)
+    traced.process("noop", lambda job: None)
+    await traced.add_job("noop", PAYLOAD)  # connects, uncounted
+    await traced.clear()
+
+    async def traced_bulk() -> None:
+        for start in range(0, jobs, 1000):
+            batch = range(start, min(jobs, start + 1000))
+            await traced.add_jobs([("noop", {"i": i, **PAYLOAD}) for i in batch])
+
+    async def traced_drain() -> None:
+        await traced.start_worker()
+        await traced_done.wait()
+
+    result["traced_bulk_add_per_job"] = await server.count("tbulk", traced_bulk) / jobs
+    result["traced_drain_per_job"] = await server.count("tdrain", traced_drain) / jobs
+    await traced.close()
     return result
+
+
+class _FixedTraceContext:
+    """A tracer (jobqueue.observability.TraceContextTelemetry) whose adds all carry one
+    W3C traceparent, and whose spans do nothing: what Redis pays for traced jobs."""
+
+    def start_span(self, name: str, attributes: dict[str, Any] | None = None) -> Any:
+        return self
+
+    def start_send_span(self, name: str, attributes: dict[str, Any]) -> Any:
+        return self
+
+    def trace_context(self, span: Any) -> str:
+        return "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+    def start_process_span(self, name: str, attributes: dict[str, Any], ctx: Any) -> Any:
+        return self
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        pass
+
+    def record_exception(self, error: BaseException) -> None:
+        pass
+
+    def end(self) -> None:
+        pass
 
 
 def main() -> None:
@@ -246,6 +307,8 @@ def main() -> None:
         "grouped_drain_per_job": "drain, 1,000 groups, per job",
         "grouped_bulk_add_limit_1_per_job": "add_jobs, groups of limit 1",
         "grouped_drain_limit_1_per_job": "drain, groups of limit 1",
+        "traced_bulk_add_per_job": "add_jobs with a trace context",
+        "traced_drain_per_job": "drain of traced jobs",
     }
     for key, label in labels.items():
         print(f"{label:<32}: {result[key]:>10,.0f} redis-server instructions")

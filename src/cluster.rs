@@ -22,9 +22,10 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use redis::{
-    Arg, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, RedisFuture, RedisResult,
-    ScriptInvocation, Value,
+    Arg, Cmd, ConnectionInfo, FromRedisValue, RedisFuture, RedisResult, ScriptInvocation, Value,
 };
+
+use crate::connection::{addr_like, TlsMaterial};
 
 /// The seed nodes of a cluster; any one that answers tells the whole topology.
 #[derive(Clone)]
@@ -38,14 +39,17 @@ impl ClusterNodes {
     pub async fn connect(
         &self,
         login: &ConnectionInfo,
+        tls: Option<&TlsMaterial>,
         home_key: &str,
         connect_timeout: Duration,
         command_timeout: Option<Duration>,
     ) -> Result<ClusterConn, String> {
+        // Over TLS when the login's URL is `rediss` (redis-rs takes the mode, and
+        // `insecure`, from the first seed); the certificates go to every node it finds.
         let seeds = self.nodes.iter().map(|(host, port)| {
             login
                 .clone()
-                .set_addr(ConnectionAddr::Tcp(host.clone(), *port))
+                .set_addr(addr_like(login.addr(), host.clone(), *port))
         });
         let mut builder = ClusterClientBuilder::new(seeds)
             .connection_timeout(connect_timeout)
@@ -57,6 +61,9 @@ impl ClusterNodes {
             .retry_wait_formula(10, 2);
         if let Some(timeout) = command_timeout {
             builder = builder.response_timeout(timeout);
+        }
+        if let Some(tls) = tls {
+            builder = builder.certs(tls.certificates());
         }
         let client = builder.build().map_err(|e| e.to_string())?;
         let conn = client

@@ -31,6 +31,42 @@ pub struct TlsMaterial {
     pub client_key: Option<Vec<u8>>,
 }
 
+impl TlsMaterial {
+    /// The material as redis-rs takes it (a client certificate only with its key).
+    pub fn certificates(&self) -> redis::TlsCertificates {
+        let client_tls = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+            _ => None,
+        };
+        redis::TlsCertificates {
+            client_tls,
+            root_cert: self.root_cert.clone(),
+        }
+    }
+}
+
+/// `host:port`, reached the way `template` is: over TLS with its settings (certificates,
+/// `insecure`) when `template` is, else over plain TCP. Sentinels, the primaries they name
+/// and a cluster's nodes are all reached like the configured URL.
+pub fn addr_like(template: &ConnectionAddr, host: String, port: u16) -> ConnectionAddr {
+    match template {
+        ConnectionAddr::TcpTls {
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => ConnectionAddr::Tcp(host, port),
+    }
+}
+
 pub struct ConnectionOptions {
     pub url: String,
     pub tls: Option<TlsMaterial>,
@@ -78,20 +114,7 @@ impl RedisConn {
         let client = match &options.tls {
             Some(tls) => {
                 install_crypto_provider();
-                let client_tls = match (&tls.client_cert, &tls.client_key) {
-                    (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-                        client_cert: cert.clone(),
-                        client_key: key.clone(),
-                    }),
-                    _ => None,
-                };
-                Client::build_with_tls(
-                    options.url.as_str(),
-                    redis::TlsCertificates {
-                        client_tls,
-                        root_cert: tls.root_cert.clone(),
-                    },
-                )
+                Client::build_with_tls(options.url.as_str(), tls.certificates())
             }
             None => {
                 if options.url.starts_with("rediss://") {
@@ -411,6 +434,7 @@ impl RedisConn {
             let conn = cluster
                 .connect(
                     self.info(),
+                    self.options.tls.as_ref(),
                     &self.options.home_key,
                     timeout,
                     self.options.command_timeout,
@@ -436,7 +460,7 @@ impl RedisConn {
                 )
             }
             Some(sentinels) => {
-                let primary = sentinels.primary(timeout).await?;
+                let primary = sentinels.primary(timeout, self.info().addr()).await?;
                 let info = self.info().clone().set_addr(primary.clone());
                 let client = Client::open(info).map_err(|e| e.to_string())?;
                 let conn = client.get_multiplexed_async_connection_with_config(&config);

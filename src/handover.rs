@@ -89,6 +89,11 @@ impl<T> Handover<T> {
         (self.concurrency + prefetch).saturating_sub(state.running.len() + state.kept.len())
     }
 
+    /// Jobs delivered to processors and not finished yet.
+    pub fn running(&self) -> usize {
+        self.state().running.len()
+    }
+
     /// Wait until a running job finishes (a later call returns at once if one finished
     /// since the last wait).
     pub async fn wait_freed(&self) {

@@ -12,7 +12,7 @@ pub const LAYOUT_VERSION: &str = "2";
 /// The structures whose members are job ids carry the layout in their names (`:2`): code of
 /// layout 1 still running against an upgraded queue finds them empty instead of taking ids
 /// whose jobs it cannot read.
-pub const QUEUE_KEYS: [(&str, &str); 38] = [
+pub const QUEUE_KEYS: [(&str, &str); 39] = [
     ("meta", "meta"),
     ("id", "id"),
     ("prioCounter", "pc"),
@@ -24,6 +24,8 @@ pub const QUEUE_KEYS: [(&str, &str); 38] = [
     ("failed", "failed:2"),
     ("dlq", "dlq:2"),
     ("workers", "workers"),
+    // Worker id -> the description its heartbeat writes (src/registry.rs).
+    ("workersInfo", "workers:info"),
     ("marker", "marker:2"),
     ("limiter", "limiter"),
     ("schedules", "schedules"),

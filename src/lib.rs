@@ -16,6 +16,7 @@ pub mod partitions;
 pub mod queue;
 pub mod record;
 pub mod redis_settings;
+pub mod registry;
 pub mod runtime;
 pub mod scripts;
 pub mod sentinel;
@@ -52,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::NativeQueue>()?;
     m.add_class::<worker::NativeWorker>()?;
     m.add_class::<groups::NativeGroups>()?;
+    m.add_class::<registry::NativeRegistry>()?;
     m.add_class::<loop_conn::LoopChannel>()?;
     m.add_function(wrap_pyfunction!(shutdown_runtime, m)?)?;
     m.add_function(wrap_pyfunction!(to_json, m)?)?;

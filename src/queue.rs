@@ -35,7 +35,7 @@ pub(crate) struct Durability {
 const CLEANUP_BATCH: usize = 1000;
 
 /// One job as Python hands it over: (job_id or None, name, data, opts JSON, priority,
-/// delay ms, max attempts, idempotency key or None, group or None).
+/// delay ms, max attempts, idempotency key or None, group or None, trace context or None).
 pub(crate) type NewJob<'py> = (
     Option<String>,
     String,
@@ -44,6 +44,7 @@ pub(crate) type NewJob<'py> = (
     u32,
     u64,
     u32,
+    Option<String>,
     Option<String>,
     Option<String>,
 );
@@ -117,6 +118,8 @@ pub(crate) struct PreparedJob {
     attempts: u32,
     idem: Option<String>,
     group: Option<String>,
+    /// The producer's trace context (the record's trace field), checked by Python.
+    trace: Option<String>,
 }
 
 impl PreparedJob {
@@ -138,7 +141,7 @@ impl QueueCore {
         job: NewJob<'_>,
         index: Option<usize>,
     ) -> PyResult<PreparedJob> {
-        let (job_id, name, data, opts, priority, delay, attempts, idem, group) = job;
+        let (job_id, name, data, opts, priority, delay, attempts, idem, group, trace) = job;
         let root = || match index {
             Some(index) => format!("jobs[{index}] data of job {name:?}"),
             None => format!("data of job {name:?}"),
@@ -163,6 +166,7 @@ impl QueueCore {
             attempts,
             idem,
             group,
+            trace,
         })
     }
 
@@ -227,10 +231,23 @@ impl QueueCore {
             .enumerate()
             .filter_map(|(index, job)| job.group.as_deref().map(|group| (index + 1, group)))
             .collect();
-        if !grouped.is_empty() {
+        // Then the trace contexts, only for the jobs that have one; the groups' count comes
+        // first even when it is 0.
+        let traced: Vec<(usize, &str)> = jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, job)| job.trace.as_deref().map(|trace| (index + 1, trace)))
+            .collect();
+        if !grouped.is_empty() || !traced.is_empty() {
             call.push(grouped.len());
             for (index, group) in grouped {
                 call.push(index).push(group);
+            }
+        }
+        if !traced.is_empty() {
+            call.push(traced.len());
+            for (index, trace) in traced {
+                call.push(index).push(trace);
             }
         }
         jobs.iter().map(|job| job.delayed()).collect()

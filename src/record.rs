@@ -12,6 +12,8 @@ pub struct Record {
     pub name: String,
     pub created_at: i64,
     pub group: Option<String>,
+    /// The producer's trace context, when the job was added inside a trace.
+    pub trace: Option<String>,
     /// The options text when the record holds it (its reference is then empty).
     pub inline_opts: String,
     pub data: String,
@@ -43,11 +45,13 @@ impl Record {
             String::from_utf8(bytes.to_vec()).map_err(|_| format!("the job's {what} is not UTF-8"))
         };
         let group = text(fields[6], "group")?;
+        let trace = text(fields[10], "trace context")?;
         Ok(Self {
             name: text(fields[1], "name")?,
             // A damaged time is no reason to fail the job: it reads as unknown (0).
             created_at: number(fields[3], "creation time").unwrap_or(0) as i64,
             group: (!group.is_empty()).then_some(group),
+            trace: (!trace.is_empty()).then_some(trace),
             inline_opts: text(&rest[..opts_len], "options")?,
             data: text(&rest[opts_len..], "data")?,
         })
@@ -59,6 +63,10 @@ mod tests {
     use super::*;
 
     fn record(group: &str, opts: &str, data: &str) -> Vec<u8> {
+        traced_record(group, "", opts, data)
+    }
+
+    fn traced_record(group: &str, trace: &str, opts: &str, data: &str) -> Vec<u8> {
         let header = [
             "1",
             "send",
@@ -70,7 +78,7 @@ mod tests {
             "",
             "",
             "",
-            "",
+            trace,
         ];
         let mut raw = header.join("\x1f");
         raw.push_str(&format!("\x1f{}\x1f{opts}{data}", opts.len()));
@@ -88,11 +96,19 @@ mod tests {
                 name: "send".into(),
                 created_at: 1_700_000_000_000,
                 group: Some("g1".into()),
+                trace: None,
                 inline_opts: "{\"k\":\"\x1f\"}".into(),
                 data: "{\"a\":\"\x1f\"}".into(),
             }
         );
         assert_eq!(Record::parse(&record("", "", "1")).unwrap().group, None);
+    }
+
+    #[test]
+    fn reads_the_trace_context_field() {
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 k=v";
+        let raw = traced_record("", parent, "", "1");
+        assert_eq!(Record::parse(&raw).unwrap().trace.as_deref(), Some(parent));
     }
 
     #[test]

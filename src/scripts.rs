@@ -192,6 +192,7 @@ lua_scripts! {
     WAKE_PARTITIONS => "wake_partitions",
     TAKE_RATE => "take_rate",
     TAKE_SLOTS => "take_slots",
+    GET_WORKERS => "get_workers",
 }
 
 // ---------------------------------------------------------------------------------------
@@ -218,13 +219,14 @@ fn all_scripts() -> Vec<(&'static str, &'static str, &'static Script)> {
 /// The scripts that write nothing. A function without flags counts as a write: Redis
 /// refuses it up front when over `maxmemory`, where an EVAL without flags is refused only
 /// at its first write; flagged `no-writes`, the readers keep answering then, as by EVAL.
-const READ_ONLY: [&str; 6] = [
+const READ_ONLY: [&str; 7] = [
     "get_job",
     "get_jobs",
     "get_stats",
     "health",
     "list_schedules",
     "get_group_stats",
+    "get_workers",
 ];
 
 /// How many key tables the library keeps (one per queue it served) before it starts over.

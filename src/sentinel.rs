@@ -10,6 +10,8 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, Value};
 
+use crate::connection::addr_like;
+
 /// The sentinels of one service and how to log in to them.
 #[derive(Clone)]
 pub struct Sentinels {
@@ -20,11 +22,16 @@ pub struct Sentinels {
 }
 
 impl Sentinels {
-    /// The primary's address as named by the first sentinel that answers.
-    pub async fn primary(&self, timeout: Duration) -> Result<ConnectionAddr, String> {
+    /// The primary's address as named by the first sentinel that answers. Sentinels and
+    /// the primary are reached like `transport` (over TLS with its settings, or not).
+    pub async fn primary(
+        &self,
+        timeout: Duration,
+        transport: &ConnectionAddr,
+    ) -> Result<ConnectionAddr, String> {
         let mut reasons = Vec::new();
         for (host, port) in &self.nodes {
-            let asked = tokio::time::timeout(timeout, self.ask(host, *port)).await;
+            let asked = tokio::time::timeout(timeout, self.ask(host, *port, transport)).await;
             match asked.unwrap_or_else(|_| Err("no answer in time".into())) {
                 Ok(addr) => return Ok(addr),
                 Err(why) => reasons.push(format!("{host}:{port}: {why}")),
@@ -37,7 +44,12 @@ impl Sentinels {
         ))
     }
 
-    async fn ask(&self, host: &str, port: u16) -> Result<ConnectionAddr, String> {
+    async fn ask(
+        &self,
+        host: &str,
+        port: u16,
+        transport: &ConnectionAddr,
+    ) -> Result<ConnectionAddr, String> {
         let mut settings = redis::RedisConnectionInfo::default();
         if let Some(user) = &self.username {
             settings = settings.set_username(user);
@@ -45,7 +57,7 @@ impl Sentinels {
         if let Some(password) = &self.password {
             settings = settings.set_password(password);
         }
-        let info = ConnectionAddr::Tcp(host.to_string(), port)
+        let info = addr_like(transport, host.to_string(), port)
             .into_connection_info()
             .map_err(|e| e.to_string())?
             .set_redis_settings(settings);
@@ -61,7 +73,7 @@ impl Sentinels {
             .await
             .map_err(|e| e.to_string())?;
         let (host, port) = named.ok_or("does not know the service")?;
-        Ok(ConnectionAddr::Tcp(host, port))
+        Ok(addr_like(transport, host, port))
     }
 
     /// For messages: the service and its sentinels.

@@ -28,6 +28,7 @@ use crate::json::{to_json, to_json_named};
 use crate::partitions::Part;
 use crate::queue::{NativeQueue, QueueCore};
 use crate::record::Record;
+use crate::registry::WorkerCounts;
 use crate::runtime::{handle, into_awaitable};
 use crate::scripts;
 use crate::wake::WakePipe;
@@ -110,9 +111,9 @@ fn parse_rerun(text: &str) -> (u32, String) {
     (attempts.parse().unwrap_or(1), progress.to_string())
 }
 /// A job handed to Python: (id, name, data JSON, opts JSON, attempts made, max attempts,
-/// timeout ms, created_at, processed_at, progress JSON, group). The fields Python needs for every
-/// job come decoded, so it decodes the options only if a processor reads them; the lock
-/// token stays here.
+/// timeout ms, created_at, processed_at, progress JSON, group, trace context). The fields
+/// Python needs for every job come decoded, so it decodes the options only if a processor
+/// reads them; the lock token stays here.
 pub type JobTuple = (
     String,
     String,
@@ -124,6 +125,7 @@ pub type JobTuple = (
     i64,
     i64,
     String,
+    Option<String>,
     Option<String>,
 );
 /// What became of a job: (outcome, id, name, attempts made, max attempts, reason, delay).
@@ -184,6 +186,9 @@ pub(crate) struct Shared {
     /// by a fetch of partition 0 that reports one (a limit set while the worker runs).
     pub(crate) slots_on: AtomicBool,
     stop_timers: Notify,
+    /// The fixed part of this worker's description in the registry (`registry.rs`).
+    description: String,
+    counts: WorkerCounts,
 }
 
 impl Shared {
@@ -261,7 +266,7 @@ impl NativeWorker {
     #[pyo3(signature = (
         queue, *, concurrency, lock_duration_ms, lock_renew_ms, stalled_interval_ms,
         max_stalled_count, dlq_enabled, limiter_max=0, limiter_window_ms=0,
-        partitions=Vec::new()
+        partitions=Vec::new(), description=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -276,6 +281,7 @@ impl NativeWorker {
         limiter_max: u64,
         limiter_window_ms: u64,
         partitions: Vec<PyRef<'_, NativeQueue>>,
+        description: Option<String>,
     ) -> PyResult<Self> {
         // `partitions`: the other partitions of a partitioned queue; empty on a plain
         // queue, whose fetch applies the rate limit. A partitioned queue's limit is the
@@ -321,6 +327,8 @@ impl NativeWorker {
             slots_pending: tokio::sync::Mutex::new(0),
             slots_on: AtomicBool::new(false),
             stop_timers: Notify::new(),
+            description: description.unwrap_or_default(),
+            counts: WorkerCounts::default(),
         });
         Ok(Self {
             shared,
@@ -736,6 +744,7 @@ pub(crate) async fn fetch(shared: &Shared, part: usize, want: usize) -> Result<F
                     now,
                     progress,
                     group,
+                    record.trace,
                 ));
             }
             Err(reason) => {
@@ -1026,6 +1035,7 @@ async fn write_acks(shared: &Shared, part: usize, batch: &[Ack]) -> Result<(), J
             (_, "retry") => "retrying",
             (_, other) => other,
         };
+        shared.counts.count(outcome);
         if outcome == "completed" && !report {
             continue;
         }
@@ -1078,10 +1088,14 @@ async fn renew_part(shared: &Shared, part: usize) -> Result<(), JqError> {
         .collect();
     // A worker is alive while its heartbeat deadline (two renew periods ahead) holds.
     let heartbeat = shared.settings.lock_renew_ms * 2 + 1000;
+    let description = shared
+        .counts
+        .describe(&shared.description, shared.handover.running());
     let mut inv = scripts::invocation(&scripts::EXTEND_LOCKS, keys);
     inv.arg(shared.settings.lock_duration_ms)
         .arg(&shared.worker_id)
-        .arg(heartbeat);
+        .arg(heartbeat)
+        .arg(description);
     for (id, token) in &held {
         inv.arg(id).arg(token);
     }
@@ -1107,7 +1121,8 @@ async fn leave_registry(shared: &Shared) {
         let mut inv = scripts::invocation(&scripts::EXTEND_LOCKS, &part.core.keys);
         inv.arg(shared.settings.lock_duration_ms)
             .arg(&shared.worker_id)
-            .arg(-1);
+            .arg(-1)
+            .arg("");
         let _: Result<Vec<String>, _> = part.core.conn.invoke(&inv).await;
     }
 }

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+
+import pytest
 
 from jobqueue import JobQueue
 from jobqueue.job import Job
@@ -17,7 +20,22 @@ from jobqueue.testing import redis_command
 T = TypeVar("T")
 
 
+#: The Redis deployment the suite runs against (conftest.py): "single", "cluster" or
+#: "sentinel", from JOBQUEUE_TEST_REDIS.
+TOPOLOGY = os.environ.get("JOBQUEUE_TEST_REDIS", "single")
+
+#: For tests of the connection the event loop drives itself, which serves single servers
+#: and Sentinel's primary, not a cluster (README, "Connecting").
+not_on_a_cluster = pytest.mark.skipif(
+    TOPOLOGY == "cluster", reason="the event loop's own connection does not serve a cluster"
+)
+
+
 def port_of(url: str) -> int:
+    """The port of a single server's URL. Under a cluster or sentinels (see conftest.py) the
+    test calling it reads or plants keys on one server directly: it is skipped there."""
+    if "+" in url.split("://", 1)[0]:
+        pytest.skip("reads or plants keys on one server directly; runs on a single server")
     return int(url.rsplit(":", 1)[1].split("/", 1)[0])
 
 

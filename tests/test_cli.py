@@ -80,7 +80,7 @@ async def test_worker_process_runs_jobs_and_stops_gracefully_on_sigterm(
 
 def _cli(url: str, *args: str) -> object:
     out = subprocess.run(
-        [sys.executable, "-m", "jobqueue.cli", "--redis", url, *args],
+        [sys.executable, "-m", "jobqueue.cli", "--redis", url, "--json", *args],
         capture_output=True,
         text=True,
         check=True,

@@ -83,7 +83,6 @@ def test_cluster_nodes_and_urls_become_seed_nodes() -> None:
         (lambda: RedisConfig(cluster_nodes=[("a", 1, 2)]), "redis.cluster_nodes"),
         (lambda: RedisConfig(cluster_nodes=["a:1"], db=1), "redis.db"),
         (lambda: RedisConfig(cluster_nodes=["a:1"], host="h"), "redis.host"),
-        (lambda: RedisConfig(cluster_nodes=["a:1"], tls=True), "redis.tls"),
         (
             lambda: RedisConfig(cluster_nodes=["a:1"], sentinels=["s"], service_name="m"),
             "redis.cluster_nodes",

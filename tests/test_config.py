@@ -43,7 +43,6 @@ from jobqueue.errors import InvalidOptionError
         (lambda: RedisConfig(sentinels=[], service_name="s"), "redis.sentinels"),
         (lambda: RedisConfig(sentinels=["a:x"], service_name="s"), "redis.sentinels"),
         (lambda: RedisConfig(sentinels=[("a", 0)], service_name="s"), "redis.sentinels"),
-        (lambda: RedisConfig(sentinels=["a"], service_name="s", tls=True), "redis.tls"),
         (lambda: RedisConfig(sentinels=["a"], service_name="s", host="h"), "redis.host"),
         (lambda: RedisConfig(url="redis+sentinel://a:1"), "redis.url"),
         (lambda: RedisConfig(url="redis+sentinel:///svc"), "redis.url"),
@@ -135,6 +134,11 @@ def test_default_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch)
         (RedisConfig(host="h", tls=True), "rediss://h:6379/0"),
         (RedisConfig(host="h", tls={"insecure": True}), "rediss://h:6379/0#insecure"),
         (RedisConfig(url="unix:///tmp/redis.sock"), "unix:///tmp/redis.sock"),
+        # Sentinel and cluster URLs carry the login and TLS on; the servers come apart.
+        (RedisConfig(url="rediss+sentinel://:pw@s:1/svc/3"), "rediss://:pw@s:1/3"),
+        (RedisConfig(url="redis+sentinel://s:1/svc", tls=True), "rediss://s:1/0"),
+        (RedisConfig(url="rediss+cluster://a:1,b:2"), "rediss://a:1/0"),
+        (RedisConfig(cluster_nodes=["a:1"], tls={"insecure": True}), "rediss://a:1/0#insecure"),
     ],
 )
 def test_connection_url_combines_url_and_fields(config: RedisConfig, url: str) -> None:

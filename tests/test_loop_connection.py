@@ -14,7 +14,9 @@ from jobqueue.errors import ConnectionError, SerializationError
 from jobqueue.loop_connection import LoopConnection
 from jobqueue.testing import RedisServer, redis_command
 
-from .helpers import eventually, port_of
+from .helpers import eventually, not_on_a_cluster, port_of
+
+pytestmark = not_on_a_cluster
 
 
 def loop_connection(queue: JobQueue) -> LoopConnection:

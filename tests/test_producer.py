@@ -322,7 +322,8 @@ class RecordingTracer:
         self.log: list[str] = []
 
     def start_span(self, name: str, attributes: dict[str, Any] | None = None) -> RecordingSpan:
-        self.log.append(f"start:{name}:{(attributes or {}).get('jobqueue.count')}")
+        count = (attributes or {}).get("messaging.batch.message_count", 1)
+        self.log.append(f"start:{name}:{count}")
         return RecordingSpan(self.log)
 
 
@@ -333,14 +334,10 @@ async def test_metrics_and_telemetry_adapters(redis_url: str, queue_name: str) -
         await q.add_job("a", 1, job_id="x")
         await q.add_job("a", 1, job_id="x")  # not created: not counted
     assert metrics.calls == [
-        ("jobqueue.jobs.added", 2, {"queue": queue_name}),
-        ("jobqueue.jobs.added", 1, {"queue": queue_name}),
+        ("jobqueue.jobs.added", 1, {"queue": queue_name, "job": "a"}),
+        ("jobqueue.jobs.added", 1, {"queue": queue_name, "job": "b"}),
+        ("jobqueue.jobs.added", 1, {"queue": queue_name, "job": "a"}),
     ]
-    assert tracer.log == [
-        "start:jobqueue.add_jobs:2",
-        "end",
-        "start:jobqueue.add_jobs:1",
-        "end",
-        "start:jobqueue.add_jobs:1",
-        "end",
-    ]
+    send = f"start:send {queue_name}"
+    single = [f"{send}:1", "attr:messaging.message.id", "end"]
+    assert tracer.log == [f"{send}:2", "end", *single, *single]

@@ -310,9 +310,10 @@ async def test_health_check_warns_of_memory_nearly_full(
         assert "of it" in report.warnings[0] and "raise maxmemory" in report.warnings[0]
 
 
-def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(url: str, *args: str, as_json: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "jobqueue.cli", "--redis", url, *args],
+        [sys.executable, "-m", "jobqueue.cli", "--redis", url, *args]
+        + (["--json"] if as_json else []),
         capture_output=True,
         text=True,
         timeout=60,
@@ -331,6 +332,13 @@ async def test_cli_doctor_and_stats_print_the_findings_with_their_fixes(
     assert policy["setting"] == "maxmemory-policy" and policy["value"] == "allkeys-lru"
     assert policy["severity"] == "unsafe" and "noeviction" in policy["fix"]
     assert "maxmemory-policy is allkeys-lru" in doctor.stderr  # the warning on connect
+    # By default, a readable table with each finding and its fix.
+    table = await loop.run_in_executor(
+        None, lambda: _cli(evicting.url, "doctor", "emails", as_json=False)
+    )
+    assert table.returncode == 1
+    assert "[unsafe] maxmemory-policy is allkeys-lru" in table.stdout
+    assert f"fix: {policy['fix']}" in table.stdout
 
     doctor = await loop.run_in_executor(None, _cli, safe.url, "doctor", "emails")
     assert doctor.returncode == 0, doctor.stderr

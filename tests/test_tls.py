@@ -2,67 +2,39 @@
 
 from __future__ import annotations
 
-import shutil
 import ssl
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from jobqueue import JobQueue, RedisConfig
+from jobqueue import JobQueue, JobStatus, RedisConfig
 from jobqueue.errors import ConnectionError
-from jobqueue.testing import RedisServer, free_port
+from jobqueue.job import Job
+from jobqueue.testing import RedisServer
+from jobqueue.testing_cluster import RedisCluster
+from jobqueue.testing_sentinel import SentinelSet
+from jobqueue.testing_tls import TlsFiles, make_ca
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-
-
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def _make_ca(directory: Path, name: str) -> None:
-    _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-keyout", f"{name}.key", "-out", f"{name}.crt", "-subj", f"/CN={name}",
-        cwd=directory,
-    )  # fmt: skip
+pytestmark = pytest.mark.skipif(not TlsFiles.available(), reason="needs the openssl CLI")
 
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("tls")
-    _make_ca(d, "ca")
-    _make_ca(d, "other-ca")
-    (d / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl(
-        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-        "-subj", "/CN=localhost", cwd=d,
-    )  # fmt: skip
-    _openssl(
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-out", "server.crt", "-extfile", "san.cnf", cwd=d,
-    )  # fmt: skip
+    TlsFiles.make(d)
+    make_ca(d, "other-ca")
     return d
 
 
 @pytest.fixture(scope="module")
 def tls_port(certs: Path) -> Iterator[int]:
-    port = free_port()
-    server = RedisServer(
-        extra_args=[
-            "--tls-port", str(port),
-            "--tls-cert-file", str(certs / "server.crt"),
-            "--tls-key-file", str(certs / "server.key"),
-            "--tls-ca-cert-file", str(certs / "ca.crt"),
-            "--tls-auth-clients", "no",
-        ]
-    )  # fmt: skip
+    server = RedisServer(tls=TlsFiles(certs / "ca.crt", certs / "server.crt", certs / "server.key"))
     try:
         server.start()
     except RuntimeError as exc:
         pytest.skip(f"this redis-server has no TLS support: {exc}")
-    yield port
+    yield server.tls_port
     server.stop()
 
 
@@ -98,3 +70,43 @@ async def test_plain_connection_to_a_tls_port_fails(tls_port: int) -> None:
     async with JobQueue("tls", redis=config) as q:
         with pytest.raises(ConnectionError):
             await q.add_job("t", None)
+
+
+async def run_a_job(config: RedisConfig) -> None:
+    """A job added, processed by a worker and read back, over ``config``."""
+    async with JobQueue("tls-topology", redis=config) as q:
+
+        @q.processor("double")
+        async def double(job: Job[int]) -> int:
+            return job.data * 2
+
+        await q.start_worker()
+        job_id = await q.add_job("double", 21)
+        info = await q.wait_for(job_id, timeout=10_000)
+        assert (info.status, info.return_value) == (JobStatus.COMPLETED, 42)
+
+
+@pytest.fixture(scope="module")
+def tls_files(certs: Path) -> TlsFiles:
+    return TlsFiles(certs / "ca.crt", certs / "server.crt", certs / "server.key")
+
+
+async def test_a_cluster_over_tls(tls_files: TlsFiles) -> None:
+    # The seeds are TLS ports, and a TLS client is told the other nodes' TLS ports: every
+    # connection of the queue is encrypted (a plain one to a TLS port fails, see above).
+    with RedisCluster(tls=tls_files) as cluster:
+        await run_a_job(RedisConfig(url=cluster.tls_url, tls={"ca_certs": tls_files.ca}))
+        with pytest.raises(ConnectionError):  # the certificate is checked
+            config = RedisConfig(url=cluster.tls_url, connect_timeout=1000)
+            await run_a_job(config)
+
+
+async def test_sentinel_over_tls_follows_a_failover(tls_files: TlsFiles) -> None:
+    # Sentinels, the primary they name and, after the failover, the new primary: all
+    # reached on their TLS ports with the configured CA.
+    with SentinelSet(tls=tls_files) as deployment:
+        config = RedisConfig(url=deployment.tls_url, tls={"ca_certs": tls_files.ca})
+        await run_a_job(config)
+        old = deployment.kill_primary()
+        deployment.wait_for_failover(old.port)
+        await run_a_job(config)

@@ -35,6 +35,7 @@ from .models import (
 )
 from .queue import JobQueue
 from .redis_config import RedisConfig, TlsOptions
+from .workers import WorkerInfo
 
 __all__ = [
     "Backoff",
@@ -64,6 +65,7 @@ __all__ = [
     "TlsOptions",
     "UnsafeRedisError",
     "WorkerConfig",
+    "WorkerInfo",
 ]
 
 __version__ = "0.1.0"

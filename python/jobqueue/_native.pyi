@@ -21,8 +21,9 @@ def redis_settings(queue: NativeQueue) -> Awaitable[RedisSettingsReading]: ...
 def partition_count(queue: NativeQueue, requested: int) -> Awaitable[int]: ...
 def wake_partitions(queue: NativeQueue, parts: list[int]) -> Awaitable[None]: ...
 
-#: (job_id, name, data, opts JSON, priority, delay ms, max attempts, idempotency key, group).
-NewJob = tuple[str | None, str, Any, str, int, int, int, str | None, str | None]
+#: (job_id, name, data, opts JSON, priority, delay ms, max attempts, idempotency key, group,
+#: trace context).
+NewJob = tuple[str | None, str, Any, str, int, int, int, str | None, str | None, str | None]
 #: What ``add_jobs`` gives per job: (id, created, created_at, status).
 AddedJob = tuple[str, bool, int, str]
 
@@ -96,7 +97,7 @@ class NativeQueue:
     def server_time(self) -> Awaitable[int]: ...
     def close(self) -> None: ...
 
-_RawJob = tuple[str, str, str, str, int, int, int | None, int, int, str, str | None]
+_RawJob = tuple[str, str, str, str, int, int, int | None, int, int, str, str | None, str | None]
 _Outcome = tuple[str, str, str, int, int, str | None, int]
 
 class NativeWorker:
@@ -113,6 +114,7 @@ class NativeWorker:
         limiter_max: int = 0,
         limiter_window_ms: int = 0,
         partitions: list[NativeQueue] = ...,
+        description: str | None = None,
     ) -> None: ...
     @property
     def worker_id(self) -> str: ...
@@ -131,6 +133,11 @@ class NativeWorker:
 #: A group's state: (waiting, active, concurrency, (rate max, window ms), paused, limits of
 #: its own, rate-limited until ms).
 _GroupStats = tuple[int, int, int | None, tuple[int, int] | None, bool, bool, int | None]
+
+class NativeRegistry:
+    def __init__(self, queue: NativeQueue) -> None: ...
+    # (server time ms, [(worker id, heartbeat deadline ms, description JSON or ""), ...])
+    def workers(self) -> Awaitable[tuple[int, list[tuple[str, int, str]]]]: ...
 
 class NativeGroups:
     def __init__(self, queue: NativeQueue) -> None: ...

@@ -1,9 +1,14 @@
 """The ``jobqueue`` command: run a worker, or look at and manage a queue from the shell.
 
-jobqueue worker app.tasks:queue --concurrency 50
+jobqueue worker app.tasks:queue --concurrency 50 [--metrics-port 9100]
 jobqueue stats app.tasks:queue          (or a queue name, with --redis URL)
 jobqueue jobs my-queue --status failed --limit 20
+jobqueue workers my-queue               (the live workers, from their heartbeats)
+jobqueue schedules my-queue
 jobqueue dlq | retry | pause | resume | drain ...
+
+Results print as tables; --json prints JSON for scripts. The options --redis, --log-level
+and --json may come before or after the command.
 jobqueue doctor my-queue                (Redis settings that can lose jobs, with fixes)
 jobqueue group my-queue tenant-42 [--pause | --resume] [--concurrency 2] [--rate 10/1000]
 jobqueue concurrency my-queue 100        (or "none")
@@ -15,7 +20,6 @@ import argparse
 import asyncio
 import dataclasses
 import importlib
-import json
 import logging
 import signal
 import sys
@@ -23,9 +27,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._native import partition_count
+from .cli_output import render
 from .errors import JobQueueError
 from .events import QueueEvent
-from .models import HealthReport, JobInfo, JobStatus
+from .models import HealthReport, JobInfo, JobStatus, ScheduleInfo
 from .partitions import check_stored
 from .queue import JobQueue
 
@@ -49,7 +54,12 @@ def load_queue(target: str, redis_url: str | None, partitions: int | None = None
     return queue
 
 
-async def run_worker(queue: JobQueue, concurrency: int | None) -> None:
+async def run_worker(
+    queue: JobQueue,
+    concurrency: int | None,
+    metrics_port: int | None = None,
+    metrics_addr: str = "0.0.0.0",
+) -> None:
     if concurrency is not None:
         worker = dataclasses.replace(queue.config.worker, concurrency=concurrency)
         queue.config = dataclasses.replace(queue.config, worker=worker)
@@ -68,6 +78,38 @@ async def run_worker(queue: JobQueue, concurrency: int | None) -> None:
         logger.warning("jobqueue: job %s (%s) failed: %s", job.id, job.name, error)
 
     queue.on(QueueEvent.JOB_FAILED, on_failed)
+    server = None if metrics_port is None else _serve_metrics(queue, metrics_port, metrics_addr)
+    try:
+        await _work(queue, stopping)
+    finally:
+        if server is not None:
+            server.close()
+            _metrics_module().process_exit()
+
+
+def _metrics_module() -> Any:
+    try:
+        from .contrib import prometheus
+    except ImportError as exc:
+        raise SystemExit(
+            f"jobqueue: --metrics-port needs prometheus_client ({exc}): "
+            "pip install 'jobqueue[prometheus]'"
+        ) from None
+    return prometheus
+
+
+def _serve_metrics(queue: JobQueue, port: int, addr: str) -> Any:
+    """Serve /metrics: the queue's metrics (a PrometheusMetrics adapter unless it has a
+    metrics adapter) and its Redis state at scrape time."""
+    prometheus = _metrics_module()
+    if queue.metrics is None:
+        queue.metrics = prometheus.PrometheusMetrics()
+    server = prometheus.serve_metrics(port, addr, queues=[queue])
+    logger.info("jobqueue: metrics on http://%s:%d/metrics", addr, server.port)
+    return server
+
+
+async def _work(queue: JobQueue, stopping: list[asyncio.Task[None]]) -> None:
     await queue.start_worker()
     logger.info(
         "jobqueue: worker %s started on queue %r (concurrency %d, processors: %s)",
@@ -112,6 +154,10 @@ async def open_queue(args: argparse.Namespace) -> JobQueue:
 async def admin(args: argparse.Namespace) -> Any:
     async with await open_queue(args) as queue:
         command = args.command
+        if command == "workers":
+            return [dataclasses.asdict(w) for w in await queue.get_workers()]
+        if command == "schedules":
+            return [_schedule_json(s) for s in await queue.list_schedules()]
         if command == "stats":
             if args.group is not None:
                 return dataclasses.asdict(await queue.get_stats(group=args.group))
@@ -155,6 +201,12 @@ async def admin(args: argparse.Namespace) -> Any:
     raise SystemExit(f"unknown command {command}")
 
 
+def _schedule_json(schedule: ScheduleInfo) -> dict[str, Any]:
+    row = dataclasses.asdict(schedule)
+    row["pattern"] = schedule.cron or f"every {schedule.every} ms"
+    return row
+
+
 def _int_arg(text: str, name: str) -> int:
     try:
         return int(text)
@@ -179,53 +231,83 @@ async def _group(queue: JobQueue, args: argparse.Namespace) -> Any:
     return dataclasses.asdict(await queue.get_stats(group=args.group))
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jobqueue", description=__doc__.splitlines()[0])
-    p.add_argument("--redis", help="Redis URL (default: $JOBQUEUE_REDIS_URL / $REDIS_URL)")
-    p.add_argument("--log-level", default="INFO")
+def _common(defaults: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name. After it they override;
+    their defaults are set once, on the main parser."""
+    keep = None if defaults else argparse.SUPPRESS
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--redis",
+        default=keep,
+        help="Redis URL (default: $JOBQUEUE_REDIS_URL / $REDIS_URL)",
+    )
+    p.add_argument("--log-level", default="INFO" if defaults else keep, help="default INFO")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        default=False if defaults else keep,
+        help="print JSON instead of tables",
+    )
     p.add_argument(
         "--partitions",
         type=int,
+        default=keep,
         help="partition count of a queue named by its name (default: stored)",
     )
-    sub = p.add_subparsers(dest="command", required=True)
-    worker = sub.add_parser("worker", help="run a worker until SIGTERM/SIGINT")
+    return p
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="jobqueue",
+        description=__doc__.splitlines()[0],
+        parents=[_common(defaults=True)],
+    )
+    common = [_common(defaults=False)]
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, target: bool = True) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help, description=help, parents=common)
+        if target:
+            cmd.add_argument("target", help="a queue name, or module:attribute of a JobQueue")
+        return cmd
+
+    worker = command("worker", "run a worker until SIGTERM/SIGINT", target=False)
     worker.add_argument("target", help="module:attribute of a JobQueue")
     worker.add_argument("--concurrency", type=int)
-    stats = sub.add_parser("stats", help="job counts, or a group's state")
-    stats.add_argument("target")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port (/metrics); needs jobqueue[prometheus]",
+    )
+    worker.add_argument("--metrics-addr", default="0.0.0.0", help="default 0.0.0.0")
+    stats = command("stats", "job counts (and Redis findings), or a group's state")
     stats.add_argument("--group")
-    for name in ("pause", "resume"):
-        sub.add_parser(name).add_argument("target")
-    sub.add_parser(
-        "doctor", help="check the Redis settings that can lose jobs (exit 1 when unhealthy)"
-    ).add_argument("target")
-    jobs = sub.add_parser("jobs", help="list jobs of a status")
-    jobs.add_argument("target")
+    command("pause", "stop handing out the queue's jobs, for every worker")
+    command("resume", "hand out the queue's jobs again")
+    command("doctor", "check the Redis settings that can lose jobs (exit 1 when unhealthy)")
+    command("workers", "list the queue's live workers (from their heartbeats)")
+    command("schedules", "list the queue's schedules, soonest next run first")
+    jobs = command("jobs", "list jobs of a status")
     jobs.add_argument("--group")
     jobs.add_argument("--status", default=JobStatus.WAITING.value)
     jobs.add_argument("--limit", type=int, default=20)
-    dlq = sub.add_parser("dlq", help="list dead-lettered jobs")
-    dlq.add_argument("target")
+    dlq = command("dlq", "list dead-lettered jobs")
     dlq.add_argument("--limit", type=int, default=20)
-    retry = sub.add_parser("retry", help="retry one job, or failed/DLQ jobs in bulk")
-    retry.add_argument("target")
+    retry = command("retry", "retry one job, or failed/DLQ jobs in bulk")
     retry.add_argument("--job-id")
     retry.add_argument("--status", default=JobStatus.DLQ.value)
     retry.add_argument("--limit", type=int)
-    group = sub.add_parser("group", help="show a group; pause, resume or limit it")
-    group.add_argument("target")
+    group = command("group", "show a group; pause, resume or limit it")
     group.add_argument("group")
     group.add_argument("--pause", action="store_true")
     group.add_argument("--resume", action="store_true")
     group.add_argument("--concurrency", type=int)
     group.add_argument("--rate", help="MAX/WINDOW_MS, e.g. 10/1000")
     group.add_argument("--remove-limit", action="store_true")
-    limit = sub.add_parser("concurrency", help="set the queue's global concurrency")
-    limit.add_argument("target")
+    limit = command("concurrency", "set the queue's global concurrency")
     limit.add_argument("limit", help="a number, or none")
-    drain = sub.add_parser("drain", help="remove waiting jobs")
-    drain.add_argument("target")
+    drain = command("drain", "remove waiting jobs")
     drain.add_argument("--include-delayed", action="store_true")
     return p
 
@@ -237,12 +319,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     try:
         if args.command == "worker":
-            asyncio.run(
-                run_worker(load_queue(args.target, args.redis, args.partitions), args.concurrency)
-            )
+            queue = load_queue(args.target, args.redis, args.partitions)
+            asyncio.run(run_worker(queue, args.concurrency, args.metrics_port, args.metrics_addr))
         else:
             result = asyncio.run(admin(args))
-            print(json.dumps(result, indent=2, default=str))
+            print(render(args.command, result, as_json=args.json))
             if args.command == "doctor" and not result["healthy"]:
                 raise SystemExit(1)
     except JobQueueError as exc:

@@ -14,8 +14,10 @@ from .errors import InvalidOptionError
 T = TypeVar("T")
 
 #: (id, name, data JSON, opts JSON, attempts made, max attempts, timeout ms, created_at,
-#: processed_at, progress JSON, group), as the native worker hands a job over.
-RawJob = tuple[str, str, str, str, int, int, "int | None", int, int, str, "str | None"]
+#: processed_at, progress JSON, group, trace context), as the native worker hands a job over.
+RawJob = tuple[
+    str, str, str, str, int, int, "int | None", int, int, str, "str | None", "str | None"
+]
 
 
 class Job(Generic[T]):
@@ -25,6 +27,7 @@ class Job(Generic[T]):
         "_on_progress",
         "_opts",
         "_opts_json",
+        "_span",
         "_worker",
         "attempts_made",
         "created_at",
@@ -38,13 +41,14 @@ class Job(Generic[T]):
         "progress",
         "return_value",
         "timeout",
+        "trace_context",
     )
 
     def __init__(
         self, raw: RawJob, worker: NativeWorker, on_progress: Callable[[Job[Any]], None]
     ) -> None:
         (job_id, name, data, opts, attempts_made, max_attempts, timeout, created_at,
-         processed_at, progress, group) = raw  # fmt: skip
+         processed_at, progress, group, trace_context) = raw  # fmt: skip
         self.id = job_id
         self.name = name
         #: The job's group (``add_job(..., group=...)``), or None.
@@ -61,6 +65,9 @@ class Job(Generic[T]):
         self.progress: Any = orjson.loads(progress) if progress else 0
         self.return_value: Any = None
         self.error: BaseException | None = None
+        #: The producer's trace context stored with the job (see jobqueue.tracing), or None.
+        self.trace_context = trace_context
+        self._span: Any = None  # the attempt's span, with a telemetry adapter
         self._worker = worker
         self._on_progress = on_progress
 

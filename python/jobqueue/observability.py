@@ -1,7 +1,21 @@
 """The shapes of the metrics and tracing adapters a queue accepts, and the names of the
-metrics it reports (all tagged with ``queue``):
+metrics it reports (all tagged with ``queue``, and those of jobs with ``job``, the job's
+name; never its id):
 
-- ``jobqueue.jobs.added`` (counter): jobs enqueued (idempotent repeats not counted).
+- ``jobqueue.jobs.added``, ``.completed``, ``.retried``, ``.failed``, ``.dlq``,
+  ``.stalled`` (counters): jobs enqueued (idempotent repeats not counted), attempts that
+  completed, failed attempts that will be retried, jobs that finally failed, jobs moved
+  to the DLQ, jobs found stalled;
+- ``jobqueue.jobs.running`` (an up-down counter: ``increment`` by 1 when a processor
+  starts, by -1 when it ends): jobs running in this process;
+- ``jobqueue.job.wait_ms`` (observed): from the add to the first attempt's start (Redis
+  clock; a delayed job's delay included);
+- ``jobqueue.job.duration_ms`` (observed): each attempt's run time.
+
+Tracing: any :class:`Telemetry` gets a span per add and per processing attempt. One that
+also has the methods of :class:`TraceContextTelemetry` (``jobqueue.contrib.otel``'s
+``OtelTelemetry`` does) carries the trace from the add into every attempt, across
+processes: see :mod:`jobqueue.tracing`.
 """
 
 from __future__ import annotations
@@ -12,6 +26,14 @@ from . import _validate as v
 from .errors import InvalidOptionError
 
 METRIC_JOBS_ADDED = "jobqueue.jobs.added"
+METRIC_JOBS_COMPLETED = "jobqueue.jobs.completed"
+METRIC_JOBS_RETRIED = "jobqueue.jobs.retried"
+METRIC_JOBS_FAILED = "jobqueue.jobs.failed"
+METRIC_JOBS_DLQ = "jobqueue.jobs.dlq"
+METRIC_JOBS_STALLED = "jobqueue.jobs.stalled"
+METRIC_JOBS_RUNNING = "jobqueue.jobs.running"
+METRIC_JOB_WAIT = "jobqueue.job.wait_ms"
+METRIC_JOB_DURATION = "jobqueue.job.duration_ms"
 
 
 @runtime_checkable
@@ -22,6 +44,9 @@ class MetricsAdapter(Protocol):
 
 
 class Span(Protocol):
+    """A span. One that also has ``add_event(name, attributes)`` gets the retry and DLQ
+    transitions of its attempt as events."""
+
     def set_attribute(self, key: str, value: Any) -> Any: ...
 
     def record_exception(self, error: BaseException) -> Any: ...
@@ -32,6 +57,27 @@ class Span(Protocol):
 @runtime_checkable
 class Telemetry(Protocol):
     def start_span(self, name: str, attributes: dict[str, Any] | None = None) -> Span: ...
+
+
+@runtime_checkable
+class TraceContextTelemetry(Telemetry, Protocol):
+    """A tracer that links a job's attempts to the add, across processes."""
+
+    def start_send_span(self, name: str, attributes: dict[str, Any]) -> Span:
+        """A PRODUCER span, child of the caller's current span."""
+        ...
+
+    def trace_context(self, span: Span) -> str | None:
+        """The context of ``span`` as text to store in its jobs (printable ASCII, at most
+        1,024 characters; e.g. W3C ``traceparent``), or None to store nothing."""
+        ...
+
+    def start_process_span(
+        self, name: str, attributes: dict[str, Any], trace_context: str | None
+    ) -> Span:
+        """A CONSUMER span, child of (and linked to) the stored ``trace_context``, made
+        the current span of the calling task (the job's own asyncio task)."""
+        ...
 
 
 def check_adapter(value: object, protocol: type, name: str) -> Any:

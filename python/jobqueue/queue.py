@@ -65,7 +65,9 @@ from .scheduler import (
     data_json,
     time_zone,
 )
+from .tracing import JobTracer
 from .worker import Processor, Worker
+from .workers import WorkerInfo, read_workers
 
 if TYPE_CHECKING:  # types of the stubs only
     from ._native import AddedJob, NewJob
@@ -187,7 +189,11 @@ class JobQueue(GroupAdmin):
             worker=worker or WorkerConfig(),  # type: ignore[arg-type]
         )
         self.telemetry: Telemetry | None = check_adapter(telemetry, Telemetry, "telemetry")
+        if metrics is None and isinstance(telemetry, MetricsAdapter):
+            metrics = telemetry  # an adapter of both (OtelTelemetry) serves both
         self.metrics: MetricsAdapter | None = check_adapter(metrics, MetricsAdapter, "metrics")
+        #: The spans of jobs, made only with a telemetry adapter.
+        self._tracer = None if telemetry is None else JobTracer(telemetry, self.name)
         self._events = EventEmitter()
         self._fleet_events = EventEmitter()
         self._fleet: FleetListener | FleetListeners | None = None
@@ -403,14 +409,16 @@ class JobQueue(GroupAdmin):
         self._check_open()
         if self._fleet is not None:
             await self.follow_fleet_events()
-        rows = self._rows(items, single=single)
-        span = (
-            self.telemetry.start_span(
-                "jobqueue.add_jobs", {"jobqueue.queue": self.name, "jobqueue.count": len(rows)}
-            )
-            if self.telemetry
-            else None
-        )
+        span = trace = None
+        if self._tracer is not None:
+            span, trace = self._tracer.start_send(len(items))
+        try:
+            rows = self._rows(items, single=single, trace=trace)
+        except BaseException as exc:
+            if span is not None:
+                span.record_exception(exc)
+                span.end()
+            raise
         try:
             if self._partitions is not None:
                 keys = [options.partition_key for _, _, options in items]
@@ -418,6 +426,8 @@ class JobQueue(GroupAdmin):
                 results = await self._partitions.add(placed, single)
             elif single:  # concurrent single adds coalesce (coalesce.py)
                 results = [await self._producer.add_job(rows[0])]
+                if span is not None:
+                    span.set_attribute("messaging.message.id", results[0][0])
             else:
                 results = await self._producer.add_jobs(rows)
         except RedisOutOfMemoryError:
@@ -436,8 +446,11 @@ class JobQueue(GroupAdmin):
         self._report_added(rows, results)
         return [job_id for job_id, _, _, _ in results]
 
-    def _rows(self, items: list[tuple[str, Any, JobOptions]], *, single: bool) -> list[NewJob]:
-        """The jobs as the native core takes them; bad names and options raise here."""
+    def _rows(
+        self, items: list[tuple[str, Any, JobOptions]], *, single: bool, trace: str | None = None
+    ) -> list[NewJob]:
+        """The jobs as the native core takes them; bad names and options raise here.
+        ``trace``: the trace context to store in each (see jobqueue.tracing)."""
         rows: list[NewJob] = []
         for i, (name, data, options) in enumerate(items):
             try:
@@ -461,6 +474,7 @@ class JobQueue(GroupAdmin):
                     resolved.attempts,
                     options.idempotency_key,
                     options.group,
+                    trace,
                 )
             )
         return rows
@@ -469,7 +483,12 @@ class JobQueue(GroupAdmin):
         """The metrics and JOB_ADDED events of the jobs that an add created."""
         created = sum(1 for _, was_created, _, _ in results if was_created)
         if created and self.metrics is not None:
-            self.metrics.increment(METRIC_JOBS_ADDED, created, {"queue": self.name})
+            by_name: dict[str, int] = {}
+            for row, (_, was_created, _, _) in zip(rows, results, strict=True):
+                if was_created:
+                    by_name[row[1]] = by_name.get(row[1], 0) + 1
+            for name, count in by_name.items():
+                self.metrics.increment(METRIC_JOBS_ADDED, count, {"queue": self.name, "job": name})
         if created and self._events.has_handlers(QueueEvent.JOB_ADDED):
             for row, (job_id, was_created, created_at, status) in zip(rows, results, strict=True):
                 if was_created:
@@ -552,6 +571,12 @@ class JobQueue(GroupAdmin):
             dlq=dlq,
             latency_ms=latency,
         )
+
+    async def get_workers(self) -> list[WorkerInfo]:
+        """The queue's live workers (every process's), as their heartbeats describe them;
+        a worker that died drops out once its heartbeat lapses (see jobqueue.workers)."""
+        self._check_open()
+        return await read_workers(self._native, self.name)
 
     async def health_check(self) -> HealthReport:
         """Never raises for an unhealthy Redis: the report carries the error. A Redis
@@ -851,7 +876,7 @@ def job_options(
 
 
 def _added_job(job_id: str, row: tuple[Any, ...], created_at: int, status: str) -> JobInfo:
-    _, name, data, opts_json, priority, delay, attempts, _, group = row
+    _, name, data, opts_json, priority, delay, attempts, _, group, _ = row
     return JobInfo(
         id=job_id,
         name=name,

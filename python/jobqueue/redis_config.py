@@ -16,9 +16,11 @@ from .errors import InvalidOptionError
 
 DEFAULT_URL = "redis://localhost:6379/0"
 URL_ENV_VARS = ("JOBQUEUE_REDIS_URL", "REDIS_URL")
-SCHEMES = ("redis", "rediss", "unix", "redis+unix", "redis+sentinel", "redis+cluster")
-SENTINEL_SCHEME = "redis+sentinel"
-CLUSTER_SCHEME = "redis+cluster"
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SCHEMES = ("redis", "rediss", "unix", "redis+unix", *SENTINEL_SCHEMES, *CLUSTER_SCHEMES)
+#: Schemes that turn TLS on (with the system's trusted certificates unless ``tls`` says more).
+TLS_SCHEMES = ("rediss", "rediss+sentinel", "rediss+cluster")
 DEFAULT_SENTINEL_PORT = 26379
 DEFAULT_REDIS_PORT = 6379
 
@@ -154,7 +156,7 @@ class RedisConfig:
         self._check_cluster()
 
     def _check_cluster(self) -> None:
-        from_url = urlsplit(self.url or "").scheme == CLUSTER_SCHEME
+        from_url = urlsplit(self.url or "").scheme in CLUSTER_SCHEMES
         if self.cluster_nodes is not None:
             object.__setattr__(
                 self,
@@ -176,13 +178,11 @@ class RedisConfig:
             )
         if self.db not in (None, 0) or (from_url and _db_of(urlsplit(self.url or "").path)):
             raise InvalidOptionError("redis.db", "a cluster has database 0 only")
-        if self.tls is not None or urlsplit(self.url or "").scheme == "rediss":
-            raise InvalidOptionError("redis.tls", "TLS with Redis Cluster is not supported yet")
         if self.url is not None and urlsplit(self.url).scheme in ("unix", "redis+unix"):
             raise InvalidOptionError("redis.url", "a cluster is reached over TCP, not a socket")
 
     def _check_sentinel(self) -> None:
-        from_url = urlsplit(self.url or "").scheme == SENTINEL_SCHEME
+        from_url = urlsplit(self.url or "").scheme in SENTINEL_SCHEMES
         if self.sentinels is not None:
             object.__setattr__(
                 self, "sentinels", _nodes(self.sentinels, "redis.sentinels", DEFAULT_SENTINEL_PORT)
@@ -198,8 +198,6 @@ class RedisConfig:
         if self.service_name is None:
             raise InvalidOptionError("redis.service_name", "is needed with sentinels")
         v.text(self.service_name, "redis.service_name", max_length=255)
-        if self.tls is not None:
-            raise InvalidOptionError("redis.tls", "TLS with Sentinel is not supported yet")
         if self.host is not None or self.port is not None:
             raise InvalidOptionError(
                 "redis.host", "is chosen by the sentinels: give sentinels, not host or port"
@@ -261,7 +259,7 @@ class RedisConfig:
         parts = urlsplit(url)
         if parts.scheme in ("unix", "redis+unix"):
             return url
-        scheme = "rediss" if tls is not None or parts.scheme == "rediss" else "redis"
+        scheme = "rediss" if tls is not None or parts.scheme in TLS_SCHEMES else "redis"
         userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
         url_user, _, url_password = userinfo.partition(":")
         username = self.username if self.username is not None else unquote(url_user)
@@ -270,7 +268,7 @@ class RedisConfig:
             # The native core takes the server from the sentinels; this URL carries the
             # login and database (its host is a placeholder: the first sentinel).
             host, port = next(n for n in self.sentinels if isinstance(n, tuple))
-            path = parts.path if parts.scheme == SENTINEL_SCHEME else ""
+            path = parts.path if parts.scheme in SENTINEL_SCHEMES else ""
             db = self.db if self.db is not None else _sentinel_db(path)
         elif self.cluster_nodes is not None:
             # The native core takes the servers from cluster_nodes; this URL carries the
@@ -311,10 +309,10 @@ def _check_url(url: object) -> None:
     if not isinstance(url, str) or not url:
         raise InvalidOptionError("redis.url", f"must be a non-empty str, got {url!r}")
     scheme = urlsplit(url).scheme
-    if scheme == SENTINEL_SCHEME:
+    if scheme in SENTINEL_SCHEMES:
         _sentinel_url(url)
         return
-    if scheme == CLUSTER_SCHEME:
+    if scheme in CLUSTER_SCHEMES:
         _cluster_url(url)
         return
     if scheme not in SCHEMES:

@@ -25,6 +25,7 @@ from .groups import RateSpec
 from .models import GroupStats, HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
 from .queue import JobSpec, job_options
 from .redis_safety import jobs_not_added
+from .workers import WorkerInfo
 
 if TYPE_CHECKING:  # types of the stubs only
     from ._native import AddedJob, NewJob
@@ -193,6 +194,9 @@ class JobQueue:
 
     def health_check(self) -> HealthReport:
         return self._run(self._queue.health_check())
+
+    def get_workers(self) -> list[WorkerInfo]:
+        return self._run(self._queue.get_workers())
 
     def remove_job(self, job_id: str) -> None:
         self._run(self._queue.remove_job(job_id))

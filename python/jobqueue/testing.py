@@ -19,7 +19,10 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from .testing_tls import TlsFiles
 
 __all__ = ["RedisServer", "free_port", "redis_command", "redis_keys"]
 
@@ -186,8 +189,12 @@ class RedisServer(StartStop):
         data_dir: Path | None = None,
         wrapper: Sequence[str] = (),
         config: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.port = port or 0
+        #: With ``tls``: the TLS port (picked at the first start), beside the plain one.
+        self.tls = tls
+        self.tls_port = 0
         self.data_dir = data_dir
         self.extra_args = list(extra_args)
         self.wrapper = list(wrapper)
@@ -210,6 +217,12 @@ class RedisServer(StartStop):
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
         return f"redis://{auth}{HOST}:{self.port}/0"
+
+    @property
+    def tls_url(self) -> str:
+        """``rediss://`` to the TLS port (a server started with ``tls``)."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"rediss://{auth}{HOST}:{self.tls_port}/0"
 
     @property
     def pid(self) -> int | None:
@@ -235,15 +248,17 @@ class RedisServer(StartStop):
             return self
         self.stop()  # the files of a killed server
         executable = self._find_executable()
-        pick_port = not self.port
+        pick_port, pick_tls_port = not self.port, self.tls is not None and not self.tls_port
         for attempt in range(1, _PORT_ATTEMPTS + 1):
             if pick_port:
                 self.port = free_port()
+            if pick_tls_port:
+                self.tls_port = free_port()
             try:
                 self._launch(executable)
                 return self
             except _PortInUseError:
-                if not pick_port or attempt == _PORT_ATTEMPTS:
+                if not (pick_port or pick_tls_port) or attempt == _PORT_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
 
@@ -272,6 +287,8 @@ class RedisServer(StartStop):
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
+        if self.tls is not None:
+            args += self.tls.server_args(self.tls_port)
         # stderr goes to a file, not a pipe: nobody reads it while the server runs.
         self._stderr = open(self._dir / "stderr.log", "wb")
         # Its own session: a Ctrl-C in the terminal reaches only this process, which then

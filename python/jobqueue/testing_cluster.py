@@ -18,6 +18,7 @@ import subprocess
 from collections.abc import Callable
 
 from .testing import HOST, RedisServer, StartStop, free_port, redis_command, wait_until
+from .testing_tls import TlsFiles
 
 __all__ = ["RedisCluster"]
 
@@ -75,7 +76,11 @@ def _wait(what: str, ready: Callable[[], bool], timeout: float = READY_TIMEOUT_S
 class RedisCluster(StartStop):
     """A cluster of ``primaries`` primaries with ``replicas`` replicas each."""
 
-    def __init__(self, *, primaries: int = 3, replicas: int = 0) -> None:
+    def __init__(
+        self, *, primaries: int = 3, replicas: int = 0, tls: TlsFiles | None = None
+    ) -> None:
+        """With ``tls`` every node also listens on a TLS port (``tls_url``) and the
+        cluster bus and replication go over TLS; tools keep the plain ports."""
         self.primaries = primaries
         self.replicas = replicas
         node_args = [
@@ -88,9 +93,12 @@ class RedisCluster(StartStop):
         ]  # fmt: skip
         taken: set[int] = set()
         self.servers = [
-            RedisServer(port=_cluster_port(taken), extra_args=node_args)
+            RedisServer(port=_cluster_port(taken), extra_args=node_args, tls=tls)
             for _ in range(primaries * (1 + replicas))
         ]
+        for server in self.servers if tls is not None else []:
+            # With tls-cluster the bus port is the TLS port + 10,000: picked like the port.
+            server.tls_port = _cluster_port(taken)
 
     @property
     def nodes(self) -> list[tuple[str, int]]:
@@ -100,6 +108,12 @@ class RedisCluster(StartStop):
     def url(self) -> str:
         """``redis+cluster://host:port,...``."""
         return "redis+cluster://" + ",".join(f"{h}:{p}" for h, p in self.nodes)
+
+    @property
+    def tls_url(self) -> str:
+        """``rediss+cluster://host:port,...`` to the nodes' TLS ports (a cluster made
+        with ``tls``: a TLS client is told the nodes' TLS ports)."""
+        return "rediss+cluster://" + ",".join(f"{HOST}:{s.tls_port}" for s in self.servers)
 
     def start(self) -> RedisCluster:
         for server in self.servers:

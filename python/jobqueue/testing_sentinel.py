@@ -15,6 +15,7 @@ import functools
 from collections.abc import Callable
 
 from .testing import HOST, RedisServer, StartStop, redis_command, wait_until
+from .testing_tls import TlsFiles
 
 __all__ = ["SentinelSet"]
 
@@ -56,11 +57,14 @@ class SentinelSet(StartStop):
         replication_link: Callable[[int], int] | None = None,
         password: str | None = None,
         sentinel_password: str | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         """``replication_link(primary_port)`` returns the port replicas connect to instead
         of the primary's (a proxy that delays the stream, say). The sentinels put such a
         replica back on the primary after ``failover_timeout_ms``: make that long.
-        ``password`` protects the Redis servers, ``sentinel_password`` the sentinels."""
+        ``password`` protects the Redis servers, ``sentinel_password`` the sentinels.
+        With ``tls`` every process also listens on a TLS port: replicas and sentinels use
+        those, and so do clients of ``tls_url``; tools keep the plain ports."""
         self.service = service
         self._link = replication_link
         self._down_after_ms = down_after_ms
@@ -71,10 +75,14 @@ class SentinelSet(StartStop):
             data_args += ["--masterauth", password]
         self.password = password
         self.sentinel_password = sentinel_password
+        self.tls = tls
         self.servers = [
-            RedisServer(extra_args=data_args, password=password) for _ in range(1 + replicas)
+            RedisServer(extra_args=data_args, password=password, tls=tls)
+            for _ in range(1 + replicas)
         ]
-        self.sentinels = [RedisServer(password=sentinel_password) for _ in range(sentinels)]
+        self.sentinels = [
+            RedisServer(password=sentinel_password, tls=tls) for _ in range(sentinels)
+        ]
 
     @property
     def sentinel_addrs(self) -> list[tuple[str, int]]:
@@ -87,17 +95,29 @@ class SentinelSet(StartStop):
         auth = "" if self.password is None else f":{self.password}@"
         return f"redis+sentinel://{auth}{hosts}/{self.service}"
 
+    @property
+    def tls_url(self) -> str:
+        """``rediss+sentinel://`` to the sentinels' TLS ports (a set made with ``tls``)."""
+        hosts = ",".join(f"{HOST}:{s.tls_port}" for s in self.sentinels)
+        auth = "" if self.password is None else f":{self.password}@"
+        return f"rediss+sentinel://{auth}{hosts}/{self.service}"
+
+    def _served_port(self, server: RedisServer) -> int:
+        """The port replicas and sentinels reach ``server`` on: its TLS one with ``tls``."""
+        return server.port if self.tls is None else server.tls_port
+
     def start(self) -> SentinelSet:
         primary, *replicas = self.servers
         primary.start()
-        upstream = primary.port if self._link is None else self._link(primary.port)
+        served = self._served_port(primary)
+        upstream = served if self._link is None else self._link(served)
         for replica in replicas:
             replica.extra_args += ["--replicaof", HOST, str(upstream)]
             replica.start()
         for replica in replicas:
             _wait(f"replica {replica.port} in sync", functools.partial(self._linked, replica))
         for sentinel in self.sentinels:
-            sentinel.config = self._sentinel_config(primary.port)
+            sentinel.config = self._sentinel_config(served)
             sentinel.extra_args = ["--sentinel"]
             sentinel.start()
         others = len(self.sentinels) - 1
@@ -208,7 +228,9 @@ class SentinelSet(StartStop):
             password=self.sentinel_password,
         )
         if isinstance(reply, list) and len(reply) == 2 and isinstance(reply[1], bytes):
-            return int(reply[1])
+            named = int(reply[1])
+            # With TLS sentinels name TLS ports; the helpers here speak of plain ones.
+            return next((s.port for s in self.servers if s.tls_port == named), named)
         return None
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ a timer: fetching, locks, acks, the stalled sweep. This module only runs user co
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import time
@@ -21,6 +22,17 @@ from ._native import NativeQueue, NativeWorker
 from .errors import JobQueueError, SerializationError
 from .events import EventEmitter, QueueEvent
 from .job import Job, RawJob
+from .observability import (
+    METRIC_JOB_DURATION,
+    METRIC_JOB_WAIT,
+    METRIC_JOBS_COMPLETED,
+    METRIC_JOBS_DLQ,
+    METRIC_JOBS_FAILED,
+    METRIC_JOBS_RETRIED,
+    METRIC_JOBS_RUNNING,
+    METRIC_JOBS_STALLED,
+)
+from .workers import describe
 
 if TYPE_CHECKING:
     from .queue import JobQueue
@@ -81,7 +93,10 @@ class Worker:
             limiter_max=limiter.max if limiter else 0,
             limiter_window_ms=v.stored_ms(limiter.duration) if limiter else 0,
             partitions=list(partitions),
+            description=describe(queue.name, config.worker.concurrency),
         )
+        self._tracer = queue._tracer
+        self._tags_by_name: dict[str, dict[str, str]] = {}
         self._threads = ThreadPoolExecutor(
             max_workers=config.worker.concurrency, thread_name_prefix=f"jobqueue-{queue.name}"
         )
@@ -182,34 +197,71 @@ class Worker:
 
     async def _run(self, job: Job[Any]) -> None:
         self._events.emit(QueueEvent.JOB_STARTED, job)
-        processor = self._processors.get(job.name)
-        metrics = self._queue.metrics
-        started = time.perf_counter() if metrics is not None else 0.0
-        if processor is None:
-            job.error = LookupError(f"no processor is registered for job name {job.name!r}")
-            self._native.fail(job.id, str(job.error), "")
-            return
+        if self._tracer is not None:
+            # Ended with the attempt's outcome (_on_outcome); current in this job's task.
+            job._span = self._tracer.start_process(job)
+        # Without a metrics adapter this costs one test per job (the drain's hot path).
+        started = None if self._queue.metrics is None else self._metrics_started(job)
         try:
-            timeout = job.timeout
-            work = self._work(processor, job)
-            result = await (work if timeout is None else asyncio.wait_for(work, timeout / 1000))
-            if result is not None and inspect.isawaitable(result):
-                result = await result  # a plain function that returned a coroutine
-        except asyncio.CancelledError:
-            raise  # abandoned at close: no result is written, the lock lapses
-        except (asyncio.TimeoutError, JobTimeoutError):
-            job.error = JobTimeoutError(f"job {job.id} timed out after {job.timeout} ms")
-            self._native.fail(job.id, str(job.error), "")
-        except Exception as exc:  # the processor's failure is the outcome
-            job.error = exc
-            self._native.fail(
-                job.id, f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
-            )
-        else:
-            job.return_value = result
-            self._complete_soon(job.id, result)
+            processor = self._processors.get(job.name)
+            if processor is None:
+                job.error = LookupError(f"no processor is registered for job name {job.name!r}")
+                self._failed(job)
+                self._native.fail(job.id, str(job.error), "")
+                return
+            try:
+                timeout = job.timeout
+                work = self._work(processor, job)
+                result = await (work if timeout is None else asyncio.wait_for(work, timeout / 1000))
+                if result is not None and inspect.isawaitable(result):
+                    result = await result  # a plain function that returned a coroutine
+            except asyncio.CancelledError:
+                raise  # abandoned at close: no result is written, the lock lapses
+            except (asyncio.TimeoutError, JobTimeoutError):
+                job.error = JobTimeoutError(f"job {job.id} timed out after {job.timeout} ms")
+                self._failed(job)
+                self._native.fail(job.id, str(job.error), "")
+            except Exception as exc:  # the processor's failure is the outcome
+                job.error = exc
+                self._failed(job)
+                stack = "".join(traceback.format_exception(exc))
+                self._native.fail(job.id, f"{type(exc).__name__}: {exc}", stack)
+            else:
+                job.return_value = result
+                self._complete_soon(job.id, result)
+        finally:
+            if started is not None:
+                self._metrics_ended(job, started)
+
+    def _tags(self, name: str) -> dict[str, str]:
+        """The metrics tags of jobs named ``name`` (made once per name)."""
+        tags = self._tags_by_name.get(name)
+        if tags is None:
+            if len(self._tags_by_name) > 1024:
+                self._tags_by_name.clear()
+            tags = self._tags_by_name[name] = {"queue": self._queue.name, "job": name}
+        return tags
+
+    def _metrics_started(self, job: Job[Any]) -> float:
+        """Report an attempt's start (running +1; the wait of a first attempt)."""
+        metrics, tags = self._queue.metrics, self._tags(job.name)
+        assert metrics is not None
+        if job.attempts_made == 1:
+            metrics.observe(METRIC_JOB_WAIT, max(0, job.processed_at - job.created_at), tags)
+        metrics.increment(METRIC_JOBS_RUNNING, 1, tags)
+        return time.perf_counter()
+
+    def _metrics_ended(self, job: Job[Any], started: float) -> None:
+        metrics, tags = self._queue.metrics, self._tags(job.name)
         if metrics is not None:
-            self._observe("jobqueue.job.duration_ms", (time.perf_counter() - started) * 1000, job)
+            metrics.increment(METRIC_JOBS_RUNNING, -1, tags)
+            metrics.observe(METRIC_JOB_DURATION, (time.perf_counter() - started) * 1000, tags)
+
+    @staticmethod
+    def _failed(job: Job[Any]) -> None:
+        """Record the attempt's error on its span."""
+        if job._span is not None and job.error is not None:
+            job._span.record_exception(job.error)
 
     def _work(self, processor: Processor, job: Job[Any]) -> Awaitable[Any]:
         """The processor's run as an awaitable: its coroutine, or its thread's future."""
@@ -221,6 +273,9 @@ class Worker:
             return work
         # A `def` processor past its timeout cannot be stopped; its thread runs on and its
         # late result is ignored.
+        if self._tracer is not None:  # the thread runs in the job's trace context
+            run = contextvars.copy_context().run
+            return self._loop.run_in_executor(self._threads, run, processor, job)
         return self._loop.run_in_executor(self._threads, processor, job)
 
     def _complete_soon(self, job_id: str, result: Any) -> None:
@@ -240,9 +295,13 @@ class Worker:
             refused = self._native.complete_many(completed, report)
             if not report:
                 refused_ids = {job_id for job_id, _ in refused}
+                metrics = self._queue.metrics
                 for job_id, _ in completed:
                     if job_id not in refused_ids:
-                        self._jobs.pop(job_id, None)
+                        job = self._jobs.pop(job_id, None)
+                        # Counted as handed over: a report back per job costs more.
+                        if metrics is not None and job is not None:
+                            self._count(METRIC_JOBS_COMPLETED, job.name)
             for job_id, message in refused:
                 error = SerializationError(message)
                 job = self._jobs.get(job_id)
@@ -256,7 +315,7 @@ class Worker:
         queue = self._queue
         return (
             self._events.has_handlers(QueueEvent.JOB_COMPLETED)
-            or queue.metrics is not None
+            or self._tracer is not None  # the attempt's span ends with its outcome
             or bool(queue._waiters)
         )
 
@@ -264,22 +323,25 @@ class Worker:
         self._events.emit(QueueEvent.JOB_PROGRESS, job)
 
     def _on_outcome(self, outcome: Outcome) -> None:
-        kind, job_id, name, _attempts, _max_attempts, reason, _delay = outcome
+        kind, job_id, name, _attempts, _max_attempts, reason, delay = outcome
         if kind == "error":
             self._queue_error(WorkerError(f"{name}: {reason}"))
             return
         job = self._jobs.pop(job_id, None) if kind not in ("stalled",) else None
+        if job is not None and job._span is not None:
+            span, job._span = job._span, None
+            self._tracer.end_process(span, kind, delay, job.error)  # type: ignore[union-attr]
         emit = self._events.emit
         if kind == "completed":
             emit(QueueEvent.JOB_COMPLETED, job)
-            self._count("jobqueue.jobs.completed", name)
+            self._count(METRIC_JOBS_COMPLETED, name)
         elif kind == "retrying":
             emit(QueueEvent.JOB_RETRYING, job, self._error_of(job, reason))
-            self._count("jobqueue.jobs.retried", name)
+            self._count(METRIC_JOBS_RETRIED, name)
         elif kind in ("failed", "dlq"):
             error = self._error_of(job, reason)
             emit(QueueEvent.JOB_FAILED, job, error)
-            self._count("jobqueue.jobs.failed", name)
+            self._count(METRIC_JOBS_FAILED, name)
             if kind == "dlq":
                 self._dead_lettered(job, error, name)
         elif kind == "lost":
@@ -290,7 +352,7 @@ class Worker:
 
     def _dead_lettered(self, job: Job[Any] | None, error: BaseException, name: str) -> None:
         self._events.emit(QueueEvent.JOB_DLQ, job, error)
-        self._count("jobqueue.jobs.dlq", name)
+        self._count(METRIC_JOBS_DLQ, name)
         handler = self._queue.config.dlq.notification_handler
         if handler is None:
             return
@@ -310,7 +372,9 @@ class Worker:
     def _stalled(self, kind: str, job_id: str, name: str) -> None:
         info = _StalledJob(job_id, name)
         self._events.emit(QueueEvent.JOB_STALLED, info)
-        self._count("jobqueue.jobs.stalled", name)
+        self._count(METRIC_JOBS_STALLED, name)
+        if self._tracer is not None:
+            self._tracer.stalled(job_id, name, kind)
         if kind != "stalled":
             error = JobStalledError(f"job {job_id} stalled too many times")
             self._events.emit(QueueEvent.JOB_FAILED, info, error)
@@ -329,12 +393,7 @@ class Worker:
     def _count(self, metric: str, name: str) -> None:
         metrics = self._queue.metrics
         if metrics is not None:
-            metrics.increment(metric, 1, {"queue": self._queue.name, "job": name})
-
-    def _observe(self, metric: str, value: float, job: Job[Any]) -> None:
-        metrics = self._queue.metrics
-        if metrics is not None:
-            metrics.observe(metric, value, {"queue": self._queue.name, "job": job.name})
+            metrics.increment(metric, 1, self._tags(name))
 
 
 class _StalledJob:

@@ -43,11 +43,12 @@ end
 -- costs a sprintf, thousands of Redis instructions per job.)
 local RECORD_FIELDS = 12
 
+-- `trace` is the trace context ('' or nil: none).
 local function packRecord(ref, name, maxAttempts, createdAt, priority, delay, group, idem,
-                          scheduleId, scheduledFor, opts, data)
+                          scheduleId, scheduledFor, opts, data, trace)
   return ref .. SEP .. name .. SEP .. maxAttempts .. SEP .. createdAt .. SEP .. priority ..
     SEP .. delay .. SEP .. group .. SEP .. idem .. SEP .. scheduleId .. SEP .. scheduledFor ..
-    SEP .. SEP .. (opts == '' and '0' or #opts) .. SEP .. opts .. data
+    SEP .. (trace or '') .. SEP .. (opts == '' and '0' or #opts) .. SEP .. opts .. data
 end
 
 -- A record's fields, inline options text and data; nil for a damaged record.
@@ -592,11 +593,12 @@ end
 -- The jobs are read from the flat array `args` (ARGV, or one built like it) from index
 -- `first`, 8 values each: id ('' = next counter value), name, data, opts, priority, delay
 -- ms, max attempts, idempotency key ('' = none). `extras[i]`, if given, holds job i's
--- schedule id and scheduled time; `groups[i]`, if given, job i's group (its waiting jobs
--- go to the group's queue, and the group into the ring).
+-- schedule id and scheduled time; `traces[i]`, if given, job i's trace context (the
+-- record's trace field); `groups[i]`, if given, job i's group (its waiting jobs go to the
+-- group's queue, and the group into the ring).
 -- Returns {id, ...}, {created (true/false), ...} in input order. Counters and queue pushes
 -- are taken once for the whole batch, so a new job costs one SET.
-local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, groups)
+local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, groups, traces)
   local ids, created = {}, {}
   local batchIdem, batchIds = {}, {}
   local autoIds, prioritized = 0, 0
@@ -686,10 +688,11 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
       local extra = extras and extras[i]
       local scheduleId, scheduledFor = '', ''
       if extra then scheduleId, scheduledFor = extra[1], extra[2] end
+      local trace = traces and traces[i]
       -- One write per new job: its whole record.
       redis.call('SET', jobKey(jobId), packRecord(ref, name, args[a + 6], nowText,
         args[a + 4], args[a + 5], group or '', idem, scheduleId, scheduledFor, inline,
-        args[a + 2]))
+        args[a + 2], trace))
       addEvent('job-added', jobId, name, '0')
     end
   end

@@ -10,12 +10,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null && echo sudo
 # cargo test links the extension crate against libpython.
 PYLIBDIR = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))")
 
-.PHONY: demo test build venv redis lint bench bench-peers soak clean
+.PHONY: demo test build venv redis chromium lint bench bench-peers soak clean
 
 demo: redis build
 	$(PY) examples/basic_usage.py
 
-test: redis build
+test: redis chromium build
 	PYO3_PYTHON=$(abspath $(PY)) LD_LIBRARY_PATH=$(PYLIBDIR)$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH} \
 		cargo test
 	$(PY) -m pytest -q
@@ -93,6 +93,12 @@ $(STAMP): pyproject.toml
 
 redis:
 	@command -v redis-server >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server)
+
+# The dashboard's browser tests drive Debian's Chromium through Playwright, which downloads
+# no browser of its own here (`playwright install` is never run).
+chromium:
+	@command -v chromium >/dev/null || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 clean:
 	rm -rf $(VENV) target python/jobqueue/*.so

@@ -28,9 +28,11 @@ if TOPOLOGY not in ("single", "cluster", "sentinel"):
     raise pytest.UsageError(f"JOBQUEUE_TEST_REDIS: single, cluster or sentinel, not {TOPOLOGY!r}")
 if TOPOLOGY != "single":
     # Run once, with the single server: they start deployments of their own (the
-    # fault-injection suite has its cluster and sentinel tests), or test the fixtures.
+    # fault-injection suite has its cluster and sentinel tests), test the fixtures, or
+    # drive a browser (the dashboard's HTTP tests do run on every deployment).
     collect_ignore = [
         "reliability",
+        "test_dashboard_browser.py",
         "test_cluster.py",
         "test_sentinel.py",
         "test_tls.py",

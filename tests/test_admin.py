@@ -93,6 +93,15 @@ async def test_pause_shows_waiting_jobs_as_paused(queue: JobQueue) -> None:
     assert info is not None and info.status is JobStatus.WAITING
 
 
+async def test_is_paused_tells_an_empty_queue_too(queue: JobQueue) -> None:
+    assert await queue.is_paused() is False
+    await queue.pause()
+    assert await queue.is_paused() is True
+    assert (await queue.get_stats()).paused == 0
+    await queue.resume()
+    assert await queue.is_paused() is False
+
+
 async def test_pause_is_fleet_wide(queue: JobQueue, redis_url: str) -> None:
     await queue.add_job("t", None)
     async with JobQueue(queue.name, redis=redis_url) as other:

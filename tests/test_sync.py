@@ -25,8 +25,9 @@ def test_blocking_facade_offers_the_same_methods(redis_url: str, queue_name: str
         assert (stats.waiting, stats.delayed) == (2, 1)
         assert q.health_check()
         q.pause()
-        assert q.get_stats().paused == 2
+        assert q.get_stats().paused == 2 and q.is_paused()
         q.resume()
+        assert not q.is_paused()
         q.remove_job(ids[0])
         assert q.drain() == 1
         assert q.drain(include_delayed=True) == 1

@@ -12,6 +12,7 @@ and --json may come before or after the command.
 jobqueue doctor my-queue                (Redis settings that can lose jobs, with fixes)
 jobqueue group my-queue tenant-42 [--pause | --resume] [--concurrency 2] [--rate 10/1000]
 jobqueue concurrency my-queue 100        (or "none")
+jobqueue dashboard my-queue [other-queue ...] --port 8000   (the `dashboard` extra)
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ import argparse
 import asyncio
 import dataclasses
 import importlib
+import ipaddress
 import logging
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._native import partition_count
@@ -309,6 +312,7 @@ def parser() -> argparse.ArgumentParser:
     limit.add_argument("limit", help="a number, or none")
     drain = command("drain", "remove waiting jobs")
     drain.add_argument("--include-delayed", action="store_true")
+    add_dashboard_parser(command)
     return p
 
 
@@ -321,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.command == "worker":
             queue = load_queue(args.target, args.redis, args.partitions)
             asyncio.run(run_worker(queue, args.concurrency, args.metrics_port, args.metrics_addr))
+        elif args.command == "dashboard":
+            run_dashboard(args)
         else:
             result = asyncio.run(admin(args))
             print(render(args.command, result, as_json=args.json))
@@ -328,6 +334,80 @@ def main(argv: Sequence[str] | None = None) -> None:
                 raise SystemExit(1)
     except JobQueueError as exc:
         raise SystemExit(f"jobqueue: {type(exc).__name__}: {exc}") from None
+
+
+# -- jobqueue dashboard -----------------------------------------------------------------------
+
+#: Where the dashboard's credentials come from (never the command line: `ps` shows that).
+DASHBOARD_PASSWORD_ENV = "JOBQUEUE_DASHBOARD_PASSWORD"
+DASHBOARD_TOKEN_ENV = "JOBQUEUE_DASHBOARD_TOKEN"
+_LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def add_dashboard_parser(command: Callable[..., argparse.ArgumentParser]) -> None:
+    dashboard = command(
+        "dashboard",
+        f"serve the web dashboard (Basic auth: ${DASHBOARD_PASSWORD_ENV}, "
+        f"bearer token: ${DASHBOARD_TOKEN_ENV})",
+        target=False,
+    )
+    dashboard.add_argument("targets", nargs="+", help="queue names or module:attribute")
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8000)
+    dashboard.add_argument("--username", default="admin")
+    dashboard.add_argument("--read-only", action="store_true", help="refuse every action")
+    dashboard.add_argument(
+        "--insecure", action="store_true", help="serve beyond loopback without authentication"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def run_dashboard(args: argparse.Namespace) -> None:
+    """Without credentials the dashboard serves on a loopback address only (unless
+    ``--insecure``), and there only requests for a loopback host name (against DNS
+    rebinding)."""
+    try:
+        from .dashboard import AuthHook, BasicAuth, TokenAuth, serve
+    except ImportError as exc:
+        raise SystemExit(
+            f"jobqueue: the dashboard needs the dashboard extra "
+            f"(pip install 'jobqueue[dashboard]'): {exc}"
+        ) from None
+    password = os.environ.get(DASHBOARD_PASSWORD_ENV)
+    token = os.environ.get(DASHBOARD_TOKEN_ENV)
+    auth: AuthHook | None = None
+    if password:
+        auth = BasicAuth(args.username, password)
+    elif token:
+        auth = TokenAuth(token)
+    allowed_hosts = None
+    if auth is None and _is_loopback(args.host):
+        logger.warning("jobqueue: dashboard without authentication (loopback only)")
+        allowed_hosts = [*_LOOPBACK_NAMES, args.host]
+    elif auth is None and not args.insecure:
+        raise SystemExit(
+            f"jobqueue: set ${DASHBOARD_PASSWORD_ENV} or ${DASHBOARD_TOKEN_ENV} to serve the "
+            f"dashboard on {args.host} (or pass --insecure); without them it serves on a "
+            f"loopback address only"
+        )
+    queues = [load_queue(target, args.redis) for target in args.targets]
+    asyncio.run(
+        serve(
+            queues,
+            host=args.host,
+            port=args.port,
+            auth=auth,
+            read_only=args.read_only,
+            allowed_hosts=allowed_hosts,
+            log_level=args.log_level,
+        )
+    )
 
 
 if __name__ == "__main__":

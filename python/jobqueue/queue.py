@@ -628,6 +628,11 @@ class JobQueue(GroupAdmin):
         self._check_open()
         await self._admin.set_paused(False)
 
+    async def is_paused(self) -> bool:
+        """Whether the queue is paused (its waiting jobs count as ``paused``)."""
+        self._check_open()
+        return (await self._native.get_stats())[6]
+
     async def drain(self, include_delayed: bool = False) -> int:
         """Remove waiting (and, if asked, delayed) jobs; active jobs finish. Returns the
         number removed."""

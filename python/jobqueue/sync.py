@@ -210,6 +210,9 @@ class JobQueue:
     def resume(self) -> None:
         self._run(self._queue.resume())
 
+    def is_paused(self) -> bool:
+        return self._run(self._queue.is_paused())
+
     def drain(self, include_delayed: bool = False) -> int:
         return self._run(self._queue.drain(include_delayed))
 

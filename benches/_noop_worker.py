@@ -49,6 +49,7 @@ def _run(
     ready: Event,
     stop: Event,
     settings: QueueSettings | None,
+    partitions: int,
     observe: str,
 ) -> None:
     async def run() -> None:
@@ -57,6 +58,7 @@ def _run(
             redis=url,
             worker=WorkerConfig(concurrency=concurrency),
             settings=settings,
+            partitions=partitions,
             **observability(observe),
         )
 
@@ -77,12 +79,13 @@ async def start_noop_worker(
     queue_name: str,
     concurrency: int,
     settings: QueueSettings | None = None,
+    partitions: int = 1,
     observe: str = "none",
 ) -> tuple[multiprocessing.process.BaseProcess, Event]:
     """Start the worker process; returns once it runs, with the event that stops it."""
     ctx = multiprocessing.get_context("spawn")
     ready, stop = ctx.Event(), ctx.Event()
-    args = (url, queue_name, concurrency, ready, stop, settings, observe)
+    args = (url, queue_name, concurrency, ready, stop, settings, partitions, observe)
     process = ctx.Process(target=_run, args=args)
     process.start()
     await asyncio.get_running_loop().run_in_executor(None, ready.wait)

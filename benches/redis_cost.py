@@ -100,6 +100,13 @@ class CountedRedis:
         raise RuntimeError(f"callgrind wrote no dump for {name}")
 
 
+async def add_in_batches(queue: JobQueue, jobs: int) -> None:
+    """``jobs`` no-op jobs through ``add_jobs``, 1,000 a call."""
+    for start in range(0, jobs, 1000):
+        batch = range(start, min(jobs, start + 1000))
+        await queue.add_jobs([("noop", {"i": i, **PAYLOAD}) for i in batch])
+
+
 async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
     queue = JobQueue("bench-cost", redis=server.server.url, worker=WorkerConfig(concurrency=50))
     drained, finished_one = asyncio.Event(), asyncio.Event()
@@ -148,9 +155,7 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
         await asyncio.to_thread(run)
 
     async def bulk() -> None:
-        for start in range(0, jobs, 1000):
-            batch = range(start, min(jobs, start + 1000))
-            await queue.add_jobs([("noop", {"i": i, **PAYLOAD}) for i in batch])
+        await add_in_batches(queue, jobs)
 
     async def drain() -> None:
         await queue.start_worker()

@@ -12,6 +12,7 @@ pub mod json;
 pub mod keys;
 mod layout_upgrade;
 pub mod loop_conn;
+pub mod partitions;
 pub mod queue;
 pub mod record;
 pub mod redis_settings;
@@ -58,6 +59,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(to_json, m)?)?;
     m.add_function(wrap_pyfunction!(current_pid, m)?)?;
     m.add_function(wrap_pyfunction!(redis_settings::redis_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(partitions::partition_count, m)?)?;
+    m.add_function(wrap_pyfunction!(partitions::wake_partitions, m)?)?;
     m.add("LAYOUT_VERSION", keys::LAYOUT_VERSION)?;
     // The release version has one home, Cargo.toml: maturin gives it to the wheel's metadata
     // (pyproject.toml's version is dynamic) and the module gives it to `jobqueue.__version__`.

@@ -189,6 +189,9 @@ lua_scripts! {
     SET_GROUP_PAUSED => "set_group_paused",
     GET_GROUP_STATS => "get_group_stats",
     UPGRADE_LAYOUT => "upgrade_layout",
+    WAKE_PARTITIONS => "wake_partitions",
+    TAKE_RATE => "take_rate",
+    TAKE_SLOTS => "take_slots",
     GET_WORKERS => "get_workers",
 }
 

@@ -25,6 +25,7 @@ use crate::errors::JqError;
 use crate::groups::push_ack_tail;
 use crate::handover::Handover;
 use crate::json::{to_json, to_json_named};
+use crate::partitions::Part;
 use crate::queue::{NativeQueue, QueueCore};
 use crate::record::Record;
 use crate::registry::WorkerCounts;
@@ -36,9 +37,9 @@ use crate::wake::WakePipe;
 /// to keep one script short.
 const ACK_BATCH: usize = 500;
 /// Longest a worker blocks on the wake-up marker before looking again.
-const MAX_BLOCK_MS: u64 = 5_000;
+pub(crate) const MAX_BLOCK_MS: u64 = 5_000;
 /// Wait before retrying a Redis call that failed (connection trouble).
-const RETRY_PAUSE: Duration = Duration::from_millis(200);
+pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Log lines kept per job.
 pub const MAX_LOG_LINES: usize = 1000;
 
@@ -67,7 +68,9 @@ struct JobOpts {
     remove_on_fail: Keep,
 }
 
-struct ActiveJob {
+pub(crate) struct ActiveJob {
+    /// The partition the job lives in (0 on an unpartitioned queue).
+    part: usize,
     token: String,
     name: String,
     /// Its group: the ack frees the group's slot without reading the job.
@@ -77,6 +80,7 @@ struct ActiveJob {
     lock_lost: bool,
 }
 
+#[derive(Clone)]
 enum AckKind {
     Completed(Vec<u8>),
     Failed {
@@ -86,6 +90,7 @@ enum AckKind {
     },
 }
 
+#[derive(Clone)]
 struct Ack {
     id: String,
     kind: AckKind,
@@ -143,28 +148,43 @@ struct Settings {
     stalled_interval_ms: u64,
     max_stalled_count: u32,
     dlq_enabled: bool,
-    limiter_max: u64,
     limiter_window_ms: u64,
+    /// A partitioned queue's rate limit, taken for the whole queue from partition 0's
+    /// window before each fetch (`partitions::take_rate`); 0: none, or a plain queue
+    /// (whose fetch applies its limit itself).
+    queue_limiter_max: u64,
 }
 
-struct Shared {
-    queue: Arc<QueueCore>,
-    blocking: RedisConn,
+pub(crate) struct Shared {
+    /// Partition 0 (the queue itself on an unpartitioned queue): the blocking wait and
+    /// the worker registry's first entry are there.
+    pub(crate) queue: Arc<QueueCore>,
+    /// Every partition, partition 0 first (one entry on an unpartitioned queue), with its
+    /// share of the rate limit and whether its acks wake workers (see `partitions.rs`).
+    pub(crate) parts: Vec<Part>,
+    pub(crate) blocking: RedisConn,
     settings: Settings,
     worker_id: String,
     fetch_seq: AtomicU64,
     active: Mutex<HashMap<String, ActiveJob>>,
     /// Fetched jobs on their way to the processors (see `handover.rs`).
-    handover: Handover<JobTuple>,
+    pub(crate) handover: Handover<JobTuple>,
     /// Taken (dropped) by `close()` once nothing more can be delivered; `take_batch()`
     /// then answers None.
     deliveries: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
     /// Tells the event loop that deliveries are waiting (see `wake.rs`).
     wake: WakePipe,
-    fetching: AtomicBool,
-    /// The queue has a global concurrency (the last fetch said): acks wake a waiting worker.
-    wake_on_ack: AtomicBool,
-    stop_fetching: Notify,
+    pub(crate) fetching: AtomicBool,
+    pub(crate) stop_fetching: Notify,
+    /// The partitioned fetch loop's mailbox (`partitions.rs`): partitions this worker's
+    /// own acks and sweeps found work in.
+    pub(crate) local_wakes: crate::partitions::LocalWakes,
+    /// A partitioned queue's global concurrency: slots granted to a fetch not yet made
+    /// (`partitions::take_slots`; the lock also orders this worker's slot calls).
+    pub(crate) slots_pending: tokio::sync::Mutex<usize>,
+    /// A partitioned queue has a global concurrency: set by the slots calls, and turned on
+    /// by a fetch of partition 0 that reports one (a limit set while the worker runs).
+    pub(crate) slots_on: AtomicBool,
     stop_timers: Notify,
     /// The fixed part of this worker's description in the registry (`registry.rs`).
     description: String,
@@ -198,7 +218,7 @@ impl Shared {
 
     /// Report a failed Redis call of a background loop to Python (`QUEUE_ERROR`); the
     /// loop itself retries.
-    fn report(&self, doing: &str, err: &JqError) {
+    pub(crate) fn report(&self, doing: &str, err: &JqError) {
         self.deliver(Delivery::Outcome((
             "error".into(),
             String::new(),
@@ -208,6 +228,22 @@ impl Shared {
             Some(err.to_string()),
             0,
         )));
+    }
+
+    /// This worker's id and lock duration (a partitioned queue's slot lease).
+    pub(crate) fn lease(&self) -> (&str, u64) {
+        (&self.worker_id, self.settings.lock_duration_ms)
+    }
+
+    /// How many jobs this worker holds.
+    pub(crate) fn held(&self) -> usize {
+        self.active_jobs().len()
+    }
+
+    /// A partitioned queue's rate limit as (max, window ms), if it has one.
+    pub(crate) fn queue_rate_limit(&self) -> Option<(u64, u64)> {
+        let s = &self.settings;
+        (s.queue_limiter_max > 0).then_some((s.queue_limiter_max, s.limiter_window_ms))
     }
 
     fn active_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, ActiveJob>> {
@@ -229,7 +265,8 @@ impl NativeWorker {
     #[new]
     #[pyo3(signature = (
         queue, *, concurrency, lock_duration_ms, lock_renew_ms, stalled_interval_ms,
-        max_stalled_count, dlq_enabled, limiter_max=0, limiter_window_ms=0, description=None
+        max_stalled_count, dlq_enabled, limiter_max=0, limiter_window_ms=0,
+        partitions=Vec::new(), description=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -243,12 +280,29 @@ impl NativeWorker {
         dlq_enabled: bool,
         limiter_max: u64,
         limiter_window_ms: u64,
+        partitions: Vec<PyRef<'_, NativeQueue>>,
         description: Option<String>,
     ) -> PyResult<Self> {
+        // `partitions`: the other partitions of a partitioned queue; empty on a plain
+        // queue, whose fetch applies the rate limit. A partitioned queue's limit is the
+        // whole queue's, taken before each fetch (`partitions::take_rate`): no partition's
+        // fetch applies one.
+        let (own_limit, queue_limiter_max) = if partitions.is_empty() {
+            (limiter_max, 0)
+        } else {
+            (0, limiter_max)
+        };
+        let mut parts = vec![Part::new(queue.core.clone(), own_limit)];
+        parts.extend(
+            partitions
+                .iter()
+                .map(|native| Part::new(native.core.clone(), 0)),
+        );
         let (deliveries_tx, deliveries_rx) = mpsc::unbounded_channel();
         let (ack_tx, ack_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             queue: queue.core.clone(),
+            parts,
             blocking: queue.core.conn.for_blocking(py)?,
             settings: Settings {
                 lock_duration_ms,
@@ -256,8 +310,8 @@ impl NativeWorker {
                 stalled_interval_ms,
                 max_stalled_count,
                 dlq_enabled,
-                limiter_max,
                 limiter_window_ms,
+                queue_limiter_max,
             },
             worker_id: format!("{:016x}", fastrand::u64(..)),
             fetch_seq: AtomicU64::new(0),
@@ -268,8 +322,10 @@ impl NativeWorker {
             deliveries: Mutex::new(Some(deliveries_tx)),
             wake: WakePipe::new()?,
             fetching: AtomicBool::new(true),
-            wake_on_ack: AtomicBool::new(false),
             stop_fetching: Notify::new(),
+            local_wakes: Default::default(),
+            slots_pending: tokio::sync::Mutex::new(0),
+            slots_on: AtomicBool::new(false),
             stop_timers: Notify::new(),
             description: description.unwrap_or_default(),
             counts: WorkerCounts::default(),
@@ -396,12 +452,13 @@ impl NativeWorker {
         } else {
             value.extract::<String>()?.into_bytes()
         };
-        let token = self
+        let held = self
             .shared
             .active_jobs()
             .get(&job_id)
-            .map(|job| job.token.clone());
-        let queue = self.shared.queue.clone();
+            .map(|job| (job.token.clone(), job.part));
+        let (token, part) = held.unzip();
+        let queue = self.shared.parts[part.unwrap_or(0)].core.clone();
         into_awaitable(py, async move {
             let Some(token) = token else {
                 return Ok(false);
@@ -497,7 +554,11 @@ impl NativeWorker {
 
 /// Take jobs while there is room for them; block on the wake-up marker when there are none.
 async fn fetch_loop(shared: Arc<Shared>) {
-    take_jobs(&shared).await;
+    if shared.parts.len() > 1 {
+        crate::partitions::take_jobs(&shared).await;
+    } else {
+        take_jobs(&shared).await;
+    }
     // Tells Python that no job will follow (after the kept ones), so that a closing
     // worker knows it has every job it must finish.
     shared
@@ -539,7 +600,7 @@ async fn take_jobs(shared: &Arc<Shared>) {
             continue;
         }
         woken = false;
-        match fetch(shared, want).await {
+        match fetch(shared, 0, want).await {
             Ok(fetched) => {
                 if fetched.taken == 0 || fetched.exhausted {
                     woken = wait_for_work(shared, fetched.wait_ms, &mut marker_wait).await;
@@ -562,7 +623,7 @@ async fn pass_wake_up(shared: &Shared) {
     }
 }
 
-async fn pause_unless_stopped(stop: &Notify, pause: Duration) {
+pub(crate) async fn pause_unless_stopped(stop: &Notify, pause: Duration) {
     tokio::select! {
         _ = tokio::time::sleep(pause) => {}
         _ = stop.notified() => {}
@@ -581,36 +642,38 @@ fn next_fetched<T: redis::FromRedisValue>(
 }
 
 /// What one fetch found.
-struct Fetched {
-    taken: usize,
+pub(crate) struct Fetched {
+    pub(crate) taken: usize,
     /// How long to block at most before looking again, when the worker waits.
-    wait_ms: u64,
+    pub(crate) wait_ms: u64,
     /// No waiting job was left: the next job comes with a wake-up, so the worker waits for
     /// one instead of asking again.
-    exhausted: bool,
+    pub(crate) exhausted: bool,
 }
 
-/// One fetch script call.
-async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
-    let keys = &shared.queue.keys;
+/// One fetch script call, on partition `part`.
+pub(crate) async fn fetch(shared: &Shared, part: usize, want: usize) -> Result<Fetched, JqError> {
+    let this = &shared.parts[part];
+    let keys = &this.core.keys;
     let s = &shared.settings;
     let seq = shared.fetch_seq.fetch_add(1, Ordering::Relaxed);
     let mut inv = scripts::invocation(&scripts::FETCH, keys);
     inv.arg(want)
         .arg(s.lock_duration_ms)
         .arg(format!("{}-{seq}", shared.worker_id))
-        .arg(s.limiter_max)
+        .arg(this.limiter_max)
         .arg(s.limiter_window_ms);
-    let reply: Vec<redis::Value> = shared.queue.conn.invoke(&inv).await?;
+    let reply: Vec<redis::Value> = this.core.conn.invoke(&inv).await?;
     let mut reply = reply.into_iter();
     let now: i64 = next_fetched(&mut reply)?;
     let next_due: i64 = next_fetched(&mut reply)?;
     let limited_for: i64 = next_fetched(&mut reply)?;
     let exhausted: i64 = next_fetched(&mut reply)?;
     let global_limit: i64 = next_fetched(&mut reply)?;
-    shared
-        .wake_on_ack
-        .store(global_limit == 1, Ordering::Relaxed);
+    this.wake_on_ack.store(global_limit == 1, Ordering::Relaxed);
+    if part == 0 && global_limit == 1 && shared.parts.len() > 1 {
+        shared.slots_on.store(true, Ordering::Relaxed);
+    }
     let _grouped: usize = next_fetched(&mut reply)?; // the jobs say their groups
     let token: String = next_fetched(&mut reply)?;
     let mut taken = 0;
@@ -660,6 +723,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
                 shared.active_jobs().insert(
                     id.clone(),
                     ActiveJob {
+                        part,
                         token,
                         name: name.clone(),
                         group: group.clone(),
@@ -688,6 +752,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
                 shared.active_jobs().insert(
                     id.clone(),
                     ActiveJob {
+                        part,
                         token,
                         name,
                         group,
@@ -705,6 +770,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
                 );
                 let written = write_acks(
                     shared,
+                    part,
                     &[Ack {
                         id: id.clone(),
                         kind: AckKind::Failed {
@@ -738,7 +804,7 @@ async fn fetch(shared: &Shared, want: usize) -> Result<Fetched, JqError> {
 }
 
 /// A BLPOP on the wake-up marker, kept across waits until Redis answers it.
-type MarkerWait = Pin<Box<dyn Future<Output = Result<redis::Value, JqError>> + Send>>;
+pub(crate) type MarkerWait = Pin<Box<dyn Future<Output = Result<redis::Value, JqError>> + Send>>;
 
 /// Wait until the marker says there may be work, `wait_ms` passes, or the worker stops.
 ///
@@ -789,7 +855,7 @@ async fn ack_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Ack>) {
             }
         }
         loop {
-            match write_acks(&shared, &batch).await {
+            match write_acks_by_part(&shared, &batch).await {
                 Ok(()) => break,
                 // Never drop an outcome: wait and write it again. If the lock expires
                 // meanwhile, the write finds it gone and the job runs again elsewhere.
@@ -844,7 +910,39 @@ fn decide<'a>(job: &ActiveJob, kind: &'a AckKind, dlq_enabled: bool) -> Decision
     }
 }
 
-async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
+/// Write a batch of acks, one script call per partition of its jobs (one call on an
+/// unpartitioned queue). A partition written is not written again when another fails.
+async fn write_acks_by_part(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
+    if shared.parts.len() == 1 {
+        return write_acks(shared, 0, batch).await;
+    }
+    let mut by_part: Vec<Vec<Ack>> = (0..shared.parts.len()).map(|_| Vec::new()).collect();
+    {
+        let active = shared.active_jobs();
+        for ack in batch {
+            // A job this worker does not hold is reported lost by any partition's call.
+            let part = active.get(&ack.id).map_or(0, |job| job.part);
+            by_part[part].push(ack.clone());
+        }
+    }
+    for (part, acks) in by_part.iter().enumerate() {
+        // Retried here, partition by partition: a partition written is not written again
+        // (its jobs are forgotten, so a second write would report them lost).
+        while !acks.is_empty() {
+            match write_acks(shared, part, acks).await {
+                Ok(()) => break,
+                Err(err) => {
+                    shared.report("writing job results", &err);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+            }
+        }
+    }
+    crate::partitions::sync_slots(shared).await; // the acks freed slots
+    Ok(())
+}
+
+async fn write_acks(shared: &Shared, part: usize, batch: &[Ack]) -> Result<(), JqError> {
     // (id, token, name, attempts, max attempts, decision, report) of each entry to write.
     let mut entries = Vec::with_capacity(batch.len());
     let mut groups = Vec::new();
@@ -888,7 +986,8 @@ async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
     if entries.is_empty() {
         return Ok(());
     }
-    let keys = &shared.queue.keys;
+    let this = &shared.parts[part];
+    let keys = &this.core.keys;
     let mut inv = scripts::invocation(&scripts::ACK, keys);
     let args: Vec<AckEntry<'_>> = entries
         .iter()
@@ -905,16 +1004,26 @@ async fn write_acks(shared: &Shared, batch: &[Ack]) -> Result<(), JqError> {
         })
         .collect();
     push_entries(&mut inv, &args);
-    let wake = shared.wake_on_ack.load(Ordering::Relaxed);
+    let wake = this.wake_on_ack.load(Ordering::Relaxed);
     push_ack_tail(&mut inv, wake, groups.iter().map(|(i, g)| (*i, g.as_str())));
-    let (applied, short): (Vec<i64>, _) = shared.queue.write(&inv).await?;
+    let (applied, short): (Vec<i64>, _) = this.core.write(&inv).await?;
     if let Some(confirmed) = short {
         // Applied on the primary: writing it again would find the locks gone. Reported.
         let what = format!("results of {} job(s)", entries.len());
         shared.report(
             "writing job results",
-            &shared.queue.not_replicated(confirmed, &what),
+            &this.core.not_replicated(confirmed, &what),
         );
+    }
+    if shared.parts.len() > 1 {
+        // Retries due later in this partition: this worker looks again then. An ack that
+        // frees a slot of a global concurrency wakes the partition's waiting workers.
+        let retry_in = entries
+            .iter()
+            .filter(|e| e.5.outcome == "retry")
+            .map(|e| e.5.delay)
+            .min();
+        crate::partitions::after_acks(shared, part, retry_in, wake).await;
     }
     let mut active = shared.active_jobs();
     for ((id, token, name, attempts, max_attempts, d, report), ok) in
@@ -960,11 +1069,21 @@ async fn renew_loop(shared: Arc<Shared>) {
 }
 
 async fn renew(shared: &Shared) -> Result<(), JqError> {
-    let keys = &shared.queue.keys;
+    // Every partition: the heartbeat registers the worker in each one's registry.
+    for part in 0..shared.parts.len() {
+        renew_part(shared, part).await?;
+    }
+    crate::partitions::sync_slots(shared).await; // extends the slots' lease
+    Ok(())
+}
+
+async fn renew_part(shared: &Shared, part: usize) -> Result<(), JqError> {
+    let this = &shared.parts[part].core;
+    let keys = &this.keys;
     let held: Vec<(String, String)> = shared
         .active_jobs()
         .iter()
-        .filter(|(_, job)| !job.lock_lost)
+        .filter(|(_, job)| !job.lock_lost && job.part == part)
         .map(|(id, job)| (id.clone(), job.token.clone()))
         .collect();
     // A worker is alive while its heartbeat deadline (two renew periods ahead) holds.
@@ -980,7 +1099,7 @@ async fn renew(shared: &Shared) -> Result<(), JqError> {
     for (id, token) in &held {
         inv.arg(id).arg(token);
     }
-    let lost: Vec<String> = shared.queue.conn.invoke(&inv).await?;
+    let lost: Vec<String> = this.conn.invoke(&inv).await?;
     let sent: HashMap<&str, &str> = held
         .iter()
         .map(|(id, token)| (id.as_str(), token.as_str()))
@@ -998,13 +1117,14 @@ async fn renew(shared: &Shared) -> Result<(), JqError> {
 }
 
 async fn leave_registry(shared: &Shared) {
-    let keys = &shared.queue.keys;
-    let mut inv = scripts::invocation(&scripts::EXTEND_LOCKS, keys);
-    inv.arg(shared.settings.lock_duration_ms)
-        .arg(&shared.worker_id)
-        .arg(-1)
-        .arg("");
-    let _: Result<Vec<String>, _> = shared.queue.conn.invoke(&inv).await;
+    for part in &shared.parts {
+        let mut inv = scripts::invocation(&scripts::EXTEND_LOCKS, &part.core.keys);
+        inv.arg(shared.settings.lock_duration_ms)
+            .arg(&shared.worker_id)
+            .arg(-1)
+            .arg("");
+        let _: Result<Vec<String>, _> = part.core.conn.invoke(&inv).await;
+    }
 }
 
 /// Return kept jobs that waited `KEEP_BOUND` for a slot to the head of the queue, where
@@ -1033,25 +1153,40 @@ async fn requeue_loop(shared: Arc<Shared>) {
 }
 
 async fn requeue(shared: &Shared, jobs: &[(String, JobTuple)]) -> Result<(), JqError> {
-    let mut inv = scripts::invocation(&scripts::RELEASE, &shared.queue.keys);
-    let mut sent = Vec::with_capacity(jobs.len());
-    {
-        let active = shared.active_jobs();
-        for (id, _) in jobs {
-            if let Some(job) = active.get(id) {
-                inv.arg(id).arg(&job.token).arg(job.attempts_made - 1);
-                sent.push((id, job.token.clone()));
+    let mut result = Ok(());
+    for part in 0..shared.parts.len() {
+        let core = &shared.parts[part].core;
+        let mut inv = scripts::invocation(&scripts::RELEASE, &core.keys);
+        let mut sent = Vec::with_capacity(jobs.len());
+        {
+            let active = shared.active_jobs();
+            for (id, _) in jobs {
+                if let Some(job) = active.get(id).filter(|job| job.part == part) {
+                    inv.arg(id).arg(&job.token).arg(job.attempts_made - 1);
+                    sent.push((id, job.token.clone()));
+                }
             }
         }
+        if sent.is_empty() {
+            continue;
+        }
+        // Whatever the outcome, this worker no longer holds them: on a failed call their
+        // locks lapse and the stalled sweep returns them instead.
+        let written = core.conn.invoke::<Vec<i64>>(&inv).await;
+        {
+            let mut active = shared.active_jobs();
+            for (id, token) in sent {
+                forget_attempt(&mut active, id, &token);
+            }
+        }
+        match written {
+            Ok(_) if shared.parts.len() > 1 => crate::partitions::wake(shared, part).await,
+            Ok(_) => {}
+            Err(err) => result = Err(err),
+        }
     }
-    // Whatever the outcome, this worker no longer holds them: on a failed call their locks
-    // lapse and the stalled sweep returns them instead.
-    let result = shared.queue.conn.invoke::<Vec<i64>>(&inv).await;
-    let mut active = shared.active_jobs();
-    for (id, token) in sent {
-        forget_attempt(&mut active, id, &token);
-    }
-    result.map(|_| ())
+    crate::partitions::sync_slots(shared).await;
+    result
 }
 
 /// Stop tracking the attempt of job `id` under lock `token`. A job given back to the queue
@@ -1078,7 +1213,19 @@ async fn stalled_loop(shared: Arc<Shared>) {
 }
 
 async fn sweep(shared: &Shared) -> Result<(), JqError> {
-    let keys = &shared.queue.keys;
+    for part in 0..shared.parts.len() {
+        let recovered = sweep_part(shared, part).await?;
+        if recovered && shared.parts.len() > 1 {
+            crate::partitions::wake(shared, part).await;
+        }
+    }
+    Ok(())
+}
+
+/// Returns whether jobs went back to waiting.
+async fn sweep_part(shared: &Shared, part: usize) -> Result<bool, JqError> {
+    let core = &shared.parts[part].core;
+    let keys = &core.keys;
     let mut inv = scripts::invocation(&scripts::STALLED, keys);
     inv.arg(shared.settings.max_stalled_count)
         .arg(if shared.settings.dlq_enabled {
@@ -1086,7 +1233,8 @@ async fn sweep(shared: &Shared) -> Result<(), JqError> {
         } else {
             "0"
         });
-    let flat: Vec<(String, String, String)> = shared.queue.conn.invoke(&inv).await?;
+    let flat: Vec<(String, String, String)> = core.conn.invoke(&inv).await?;
+    let recovered = flat.iter().any(|(_, _, state)| state == "waiting");
     for (id, name, state) in flat {
         let outcome = match state.as_str() {
             "waiting" => "stalled",
@@ -1095,5 +1243,5 @@ async fn sweep(shared: &Shared) -> Result<(), JqError> {
         };
         shared.deliver(Delivery::Outcome((outcome.into(), id, name, 0, 0, None, 0)));
     }
-    Ok(())
+    Ok(recovered)
 }

@@ -84,13 +84,13 @@ def queue_name(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def make_queue(redis_url: str, queue_name: str) -> AsyncIterator[Callable[..., JobQueue]]:
-    """Make JobQueues on the test's queue (closed at the end), retrying after 20 ms by
-    default so that tests of retries run fast."""
+    """Make JobQueues on the test's queue, or on the queue ``name=`` (closed at the end),
+    retrying after 20 ms by default so that tests of retries run fast."""
     made: list[JobQueue] = []
 
     def make(**kwargs: Any) -> JobQueue:
         kwargs.setdefault("default_job_options", {"backoff": Backoff.fixed(20)})
-        q = JobQueue(queue_name, redis=redis_url, **kwargs)
+        q = JobQueue(kwargs.pop("name", queue_name), redis=redis_url, **kwargs)
         made.append(q)
         return q
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import time
@@ -36,6 +37,14 @@ def port_of(url: str) -> int:
     if "+" in url.split("://", 1)[0]:
         pytest.skip("reads or plants keys on one server directly; runs on a single server")
     return int(url.rsplit(":", 1)[1].split("/", 1)[0])
+
+
+def script_calls(port: int) -> int:
+    """Script calls so far: EVALSHA, or FCALL where the server has the scripts' library."""
+    reply = redis_command(port, "INFO", "commandstats")
+    assert isinstance(reply, bytes)
+    found = re.findall(rb"cmdstat_(?:evalsha|fcall):calls=(\d+)", reply)
+    return sum(int(n) for n in found)
 
 
 def redis_time_ms(port: int) -> int:

@@ -4,7 +4,6 @@ real redis-server: each caller gets its own id, its own error, and its own event
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,7 +17,7 @@ from jobqueue.models import JobInfo
 from jobqueue.sync import JobQueue as SyncJobQueue
 from jobqueue.testing import redis_command
 
-from .helpers import Counter, eventually, not_on_a_cluster, port_of
+from .helpers import Counter, eventually, not_on_a_cluster, port_of, script_calls
 
 pytestmark = not_on_a_cluster
 
@@ -27,14 +26,6 @@ def loop_connection(queue: JobQueue) -> LoopConnection:
     conn = queue._producer._conn
     assert conn is not None and not conn.closed, "add_job is not on the loop's connection"
     return conn
-
-
-def evalsha_calls(port: int) -> int:
-    """Script calls: EVALSHA, or FCALL where the server has the scripts' library."""
-    reply = redis_command(port, "INFO", "commandstats")
-    assert isinstance(reply, bytes)
-    found = re.findall(rb"cmdstat_(?:evalsha|fcall):calls=(\d+)", reply)
-    return sum(int(n) for n in found)
 
 
 def reset_stats(port: int) -> None:
@@ -71,7 +62,7 @@ async def test_500_concurrent_adds_each_get_their_own_job_in_few_calls(
 ) -> None:
     added, port = watch(queue, redis_url)
     ids = await asyncio.gather(*(queue.add_job("t", {"n": n}) for n in range(500)))
-    calls = evalsha_calls(port)
+    calls = script_calls(port)
     assert calls <= 10, f"{calls} script calls for 500 adds"
     assert len(set(ids)) == 500
     for n, job_id in enumerate(ids):
@@ -132,7 +123,7 @@ async def test_duplicate_keys_among_concurrent_callers_get_the_first_job(
         else:
             calls.append(queue.add_job("t", {"n": n}))
     ids = await asyncio.gather(*calls)
-    assert evalsha_calls(port) < 10
+    assert script_calls(port) < 10
     keyed = {ids[n] for n in range(0, 60, 3)}
     assert len(keyed) == 1
     info = await queue.get_job_status(keyed.pop())
@@ -232,7 +223,7 @@ def test_the_sync_facade_from_16_threads_coalesces(redis_url: str, queue_name: s
             thread.start()
         for thread in threads:
             thread.join()
-        calls = evalsha_calls(port)
+        calls = script_calls(port)
         assert len(set(ids.values())) == 800
         assert calls < 800, f"{calls} script calls for 800 adds"
         for (t, i), job_id in list(ids.items())[::37]:

@@ -4,7 +4,6 @@ thread gets its own id, its own error, and its own events."""
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,17 +21,9 @@ from jobqueue.models import JobInfo
 from jobqueue.sync import JobQueue
 from jobqueue.testing import redis_command
 
-from .helpers import Counter, port_of
+from .helpers import Counter, port_of, script_calls
 
 THREADS = 16
-
-
-def evalsha_calls(port: int) -> int:
-    """Script calls: EVALSHA, or FCALL where the server has the scripts' library."""
-    reply = redis_command(port, "INFO", "commandstats")
-    assert isinstance(reply, bytes)
-    found = re.findall(rb"cmdstat_(?:evalsha|fcall):calls=(\d+)", reply)
-    return sum(int(n) for n in found)
 
 
 def in_threads(work: Callable[[int], None], threads: int = THREADS) -> None:
@@ -92,7 +83,7 @@ def test_16_threads_get_their_own_jobs_in_few_script_calls(
             ids[t, i] = queue.add_job("t", {"t": t, "i": i})
 
     in_threads(produce)
-    calls = evalsha_calls(port)
+    calls = script_calls(port)
     assert len(set(ids.values())) == THREADS * 50
     assert calls < THREADS * 50 / 2, f"{calls} script calls for {THREADS * 50} adds"
     for (t, i), job_id in ids.items():

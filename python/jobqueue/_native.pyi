@@ -19,6 +19,10 @@ RedisSettingsReading = tuple[str | None, str, str, int | None, int | None, str |
 
 def redis_settings(queue: NativeQueue) -> Awaitable[RedisSettingsReading]: ...
 
+#: The queue's stored partition count, claiming ``requested`` on a queue never written.
+def partition_count(queue: NativeQueue, requested: int) -> Awaitable[int]: ...
+def wake_partitions(queue: NativeQueue, parts: list[int]) -> Awaitable[None]: ...
+
 #: (job_id, name, data, opts JSON, priority, delay ms, max attempts, idempotency key, group,
 #: trace context).
 NewJob = tuple[str | None, str, Any, str, int, int, int, str | None, str | None, str | None]
@@ -111,6 +115,7 @@ class NativeWorker:
         dlq_enabled: bool,
         limiter_max: int = 0,
         limiter_window_ms: int = 0,
+        partitions: list[NativeQueue] = ...,
         description: str | None = None,
     ) -> None: ...
     @property

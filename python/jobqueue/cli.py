@@ -29,21 +29,25 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._native import __version__
+from ._native import __version__, partition_count
 from .cli_output import render
 from .errors import JobQueueError
 from .events import QueueEvent
 from .models import HealthReport, JobInfo, JobStatus, ScheduleInfo
+from .partitions import check_stored
 from .queue import JobQueue
 
 logger = logging.getLogger("jobqueue")
 
 
-def load_queue(target: str, redis_url: str | None) -> JobQueue:
+def load_queue(target: str, redis_url: str | None, partitions: int | None = None) -> JobQueue:
     """``module:attribute`` names a JobQueue in the user's code; anything else is a queue
-    name, reached at ``redis_url`` (default: the environment, see RedisConfig)."""
+    name, reached at ``redis_url`` (default: the environment, see RedisConfig), with
+    ``partitions`` (default 1; see :func:`open_queue`)."""
     if ":" not in target:
-        return JobQueue(target, redis=redis_url)
+        return JobQueue(target, redis=redis_url, partitions=partitions or 1)
+    if partitions is not None:
+        raise SystemExit("--partitions is for a queue name; a JobQueue of your code has its own")
     module_name, _, attribute = target.partition(":")
     sys.path.insert(0, ".")
     module = importlib.import_module(module_name)
@@ -134,8 +138,24 @@ def _job_json(job: JobInfo) -> dict[str, Any]:
     return row
 
 
+async def open_queue(args: argparse.Namespace) -> JobQueue:
+    """The queue an admin command names. A queue name without ``--partitions`` gets the
+    count stored for the queue, so ``jobqueue stats emails`` sees every partition."""
+    queue = load_queue(args.target, args.redis, args.partitions)
+    if ":" in args.target:
+        return queue
+    if args.partitions is not None:
+        await check_stored(queue._native, queue.name, queue.partitions)
+        return queue
+    stored = await partition_count(queue._native, 1)  # reads only: 1 is never stored
+    if stored > 1:
+        await queue.close()
+        queue = load_queue(args.target, args.redis, stored)
+    return queue
+
+
 async def admin(args: argparse.Namespace) -> Any:
-    async with load_queue(args.target, args.redis) as queue:
+    async with await open_queue(args) as queue:
         command = args.command
         if command == "workers":
             return [dataclasses.asdict(w) for w in await queue.get_workers()]
@@ -231,6 +251,12 @@ def _common(defaults: bool) -> argparse.ArgumentParser:
         default=False if defaults else keep,
         help="print JSON instead of tables",
     )
+    p.add_argument(
+        "--partitions",
+        type=int,
+        default=keep,
+        help="partition count of a queue named by its name (default: stored)",
+    )
     return p
 
 
@@ -298,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     try:
         if args.command == "worker":
-            queue = load_queue(args.target, args.redis)
+            queue = load_queue(args.target, args.redis, args.partitions)
             asyncio.run(run_worker(queue, args.concurrency, args.metrics_port, args.metrics_addr))
         elif args.command == "dashboard":
             run_dashboard(args)

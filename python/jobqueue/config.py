@@ -159,8 +159,14 @@ class JobOptions:
     #: The job's group: its jobs run within the group's limits, and groups take turns
     #: (see ``JobQueue.set_group_limit``).
     group: str | None = None
+    #: On a partitioned queue (``JobQueue(partitions=N)``): jobs of the same key go to the
+    #: same partition (by hash), so they keep their order among themselves. Ignored on an
+    #: unpartitioned queue.
+    partition_key: str | None = None
 
     def __post_init__(self) -> None:
+        if self.partition_key is not None:
+            v.text(self.partition_key, "partition_key")
         if self.group is not None:
             v.group(self.group)
         if self.attempts is not None:
@@ -388,7 +394,7 @@ class WorkerConfig:
 
 
 def _defaults_only(options: JobOptions) -> JobOptions:
-    for name in ("job_id", "idempotency_key"):
+    for name in ("job_id", "idempotency_key", "partition_key"):
         if getattr(options, name) is not None:
             raise InvalidOptionError(
                 f"default_job_options.{name}", "is per job and cannot be a default"

@@ -179,13 +179,16 @@ class QueueEvents:
         *,
         redis: RedisConfig | str | Mapping[str, Any] | None = None,
         prefix: str = "jq",
+        partitions: int = 1,
     ) -> None:
+        from .partitions import fleet_listener
         from .queue import JobQueue  # the queue validates the name, prefix and connection
 
-        self._queue = JobQueue(name, redis=redis, prefix=prefix)
+        self._queue = JobQueue(name, redis=redis, prefix=prefix, partitions=partitions)
         self.name = self._queue.name
         self._emitter = EventEmitter()
-        self._listener = FleetListener(self._queue._native, self._emitter)
+        # A partitioned queue's events are in one stream per partition: one listener each.
+        self._listener = fleet_listener(self._queue._natives, self._emitter)
 
     def __repr__(self) -> str:
         return f"QueueEvents({self.name!r}, prefix={self._queue.prefix!r})"
@@ -197,7 +200,11 @@ class QueueEvents:
         self._emitter.off(event, handler)
 
     async def start(self) -> None:
+        from .partitions import check_stored
+
         self._queue._check_open()
+        # A listener of another partition count would miss partitions: refused.
+        await check_stored(self._queue._native, self.name, self._queue.partitions)
         await self._listener.start()
 
     async def close(self) -> None:

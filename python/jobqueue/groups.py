@@ -10,8 +10,9 @@ calls only change it. :class:`GroupAdmin` is a base of :class:`~jobqueue.JobQueu
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -19,6 +20,9 @@ from . import _validate as v
 from ._native import NativeGroups, NativeQueue
 from .config import RateLimit
 from .models import GroupStats
+
+if TYPE_CHECKING:
+    from .partitions import Partitions
 
 #: The highest concurrency accepted (global or per group).
 MAX_CONCURRENCY = 1_000_000
@@ -35,23 +39,43 @@ class GroupAdmin:
     """The group and fleet-limit calls of a queue (mixed into ``JobQueue``)."""
 
     _native: NativeQueue
-    _groups_native: NativeGroups | None = None
+    _partitions: Partitions | None
+    _groups_natives: list[NativeGroups] | None = None
 
     def _check_open(self) -> None:
         raise NotImplementedError
 
     @property
-    def _groups(self) -> NativeGroups:
-        if self._groups_native is None:
-            self._groups_native = NativeGroups(self._native)
-        return self._groups_native
+    def _every_groups(self) -> list[NativeGroups]:
+        """The group calls of each partition (one, unpartitioned)."""
+        if self._groups_natives is None:
+            natives = [self._native] if self._partitions is None else self._partitions.natives
+            self._groups_natives = [NativeGroups(native) for native in natives]
+        return self._groups_natives
+
+    def _groups(self, group: str = "") -> NativeGroups:
+        """The group calls of ``group``'s partition: all its jobs are there."""
+        every = self._every_groups
+        return every[0] if self._partitions is None else every[self._partitions.of_group(group)]
 
     async def set_global_concurrency(self, limit: int | None) -> None:
         """At most ``limit`` jobs of the queue are active at once across all workers
-        (prefetched jobs count: they are held active); None removes the limit."""
+        (prefetched jobs count: they are held active); None removes the limit. On a
+        partitioned queue the limit is stored in partition 0 and is the whole queue's:
+        workers take slots there before they fetch from any partition (src/partitions.rs,
+        docs/guarantees.md); running workers see a new limit within their next fetch of
+        partition 0."""
         self._check_open()
         value = None if limit is None else concurrency(limit, "concurrency")
-        await self._groups.set_concurrency(value)
+        if self._partitions is not None:
+            await self._partitions.check()  # claims the count of a new queue first
+        # Partitions > 0 hold no limit (one an earlier release split there is removed).
+        every = self._every_groups
+        await asyncio.gather(
+            *(groups.set_concurrency(value if i == 0 else None) for i, groups in enumerate(every))
+        )
+        if self._partitions is not None:
+            await self._partitions.wake()
 
     async def set_group_limit(
         self,
@@ -90,23 +114,30 @@ class GroupAdmin:
                 "rate": None if window is None else {"max": window[0], "duration": window[1]},
             }
         ).decode()
-        await self._groups.set_limit(group, checked, window, event)
+        targets = self._every_groups if group == "" else [self._groups(group)]
+        await asyncio.gather(*(g.set_limit(group, checked, window, event) for g in targets))
+        if self._partitions is not None:
+            await self._partitions.wake()
 
     async def pause_group(self, group: str) -> None:
         """Stop starting jobs of ``group`` on every worker; other groups keep running. Its
         running jobs finish; its waiting jobs stay."""
         self._check_open()
-        await self._groups.set_paused(v.group(group), True)
+        name = v.group(group)
+        await self._groups(name).set_paused(name, True)
 
     async def resume_group(self, group: str) -> None:
         self._check_open()
-        await self._groups.set_paused(v.group(group), False)
+        name = v.group(group)
+        await self._groups(name).set_paused(name, False)
+        if self._partitions is not None:
+            await self._partitions.wake()
 
     async def get_group_stats(self, group: str) -> GroupStats:
         """The state of one group (also ``get_stats(group=...)``)."""
         self._check_open()
         name = v.group(group)
-        waiting, active, limit, window, paused, own, until = await self._groups.stats(name)
+        waiting, active, limit, window, paused, own, until = await self._groups(name).stats(name)
         return GroupStats(
             group=name,
             waiting=waiting,

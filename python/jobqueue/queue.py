@@ -46,6 +46,15 @@ from .models import (
     job_options_shown,
 )
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
+from .partitions import (
+    SEPARATOR,
+    FleetListeners,
+    Partitions,
+    check_count,
+    check_stored,
+    fleet_listener,
+    is_partition_name,
+)
 from .redis_config import RedisConfig
 from .redis_safety import RedisSafety, jobs_not_added, read_findings
 from .scheduler import (
@@ -96,6 +105,12 @@ def _queue_name(name: object) -> str:
     if any(c in _FORBIDDEN_IN_NAMES or c.isspace() or not c.isprintable() for c in name):
         raise InvalidOptionError(
             "name", f"must not contain braces, whitespace or control characters, got {name!r}"
+        )
+    if is_partition_name(name):
+        raise InvalidOptionError(
+            "name",
+            f"must not end in '{SEPARATOR}' and digits (the form of a partitioned queue's "
+            f"partition keys), got {name!r}",
         )
     return name
 
@@ -160,9 +175,11 @@ class JobQueue(GroupAdmin):
         telemetry: Telemetry | None = None,
         metrics: MetricsAdapter | None = None,
         prefix: str = "jq",
+        partitions: int = 1,
     ) -> None:
         self.name = _queue_name(name)
         self.prefix = _prefix(prefix)
+        self.partitions = check_count(partitions)
         self.redis_config = RedisConfig.coerce(redis)
         self.config = QueueConfig(
             default_job_options=default_job_options or JobOptions(),  # type: ignore[arg-type]
@@ -179,7 +196,7 @@ class JobQueue(GroupAdmin):
         self._tracer = None if telemetry is None else JobTracer(telemetry, self.name)
         self._events = EventEmitter()
         self._fleet_events = EventEmitter()
-        self._fleet: FleetListener | None = None
+        self._fleet: FleetListener | FleetListeners | None = None
         self._resolved: dict[JobOptions, _Resolved] = {}
         self._default_resolved: _Resolved | None = None
         self._valid_names: set[str] = set()
@@ -194,9 +211,10 @@ class JobQueue(GroupAdmin):
         safety = None
         if settings_.on_unsafe_redis != "ignore":
             safety = RedisSafety(settings_.on_unsafe_redis, self._report_warning)
-        try:
-            self._native = NativeQueue(
-                self.name,
+
+        def native_queue(name: str) -> NativeQueue:
+            return NativeQueue(
+                name,
                 self.prefix,
                 **connection,
                 max_payload_bytes=settings_.max_payload_bytes,
@@ -204,12 +222,23 @@ class JobQueue(GroupAdmin):
                 on_connect=None if safety is None else safety.on_connect,
                 durability=durability,
             )
+
+        try:
+            self._native = native_queue(self.name)
+            self._partitions: Partitions | None = None
+            if self.partitions > 1:
+                self._partitions = Partitions(
+                    self.name, self.partitions, self._native, native_queue
+                )
         except JobQueueError as exc:
             raise InvalidOptionError("redis", str(exc)) from None
+        # Reads and management go to every partition, or to a job's own, through this.
+        self._admin: NativeQueue | Partitions = self._partitions or self._native
         self._producer = ProducerConnections(self._native)
 
     def __repr__(self) -> str:
-        return f"JobQueue({self.name!r}, prefix={self.prefix!r})"
+        parts = f", partitions={self.partitions}" if self.partitions > 1 else ""
+        return f"JobQueue({self.name!r}, prefix={self.prefix!r}{parts})"
 
     async def __aenter__(self) -> JobQueue:
         return self
@@ -235,7 +264,7 @@ class JobQueue(GroupAdmin):
             return
         self._fleet_events.on(event, handler)
         if self._fleet is None:
-            self._fleet = FleetListener(self._native, self._fleet_events)
+            self._fleet = fleet_listener(self._natives, self._fleet_events)
         try:
             asyncio.get_running_loop()
         except RuntimeError:
@@ -281,8 +310,11 @@ class JobQueue(GroupAdmin):
         if self._worker is None:
             # Connect here, on this event loop: a refused Redis raises from this call, and
             # the worker's own reconnects report on this loop.
-            await self._native.connect()
-            worker = Worker(self, self._processors)
+            await asyncio.gather(*(native.connect() for native in self._natives))
+            # A worker serving another partition count than the stored one would leave
+            # partitions unserved: refused (one round trip per start, none per job).
+            await check_stored(self._native, self.name, self.partitions)
+            worker = Worker(self, self._processors, self._natives[1:])
             await worker.start()
             self._worker = worker
             if self.config.worker.scheduler:
@@ -294,6 +326,10 @@ class JobQueue(GroupAdmin):
         await self.start_worker()
         assert self._worker is not None
         await self._worker.wait_closed()
+
+    @property
+    def _natives(self) -> list[NativeQueue]:
+        return [self._native] if self._partitions is None else self._partitions.natives
 
     @property
     def worker_id(self) -> str | None:
@@ -327,6 +363,7 @@ class JobQueue(GroupAdmin):
         remove_on_complete: bool | int | timedelta | Retention | None = None,
         remove_on_fail: bool | int | timedelta | Retention | None = None,
         group: str | None = None,
+        partition_key: str | None = None,
     ) -> str:
         """Enqueue one job and return its id. A repeated ``idempotency_key`` (within
         ``settings.idempotency_ttl``) or an existing ``job_id`` returns that job's id and
@@ -343,6 +380,7 @@ class JobQueue(GroupAdmin):
             "remove_on_complete": remove_on_complete,
             "remove_on_fail": remove_on_fail,
             "group": group,
+            "partition_key": partition_key,
         }
         ids = await self._add([(name, data, job_options(opts, overrides))], single=True)
         return ids[0]
@@ -382,7 +420,11 @@ class JobQueue(GroupAdmin):
                 span.end()
             raise
         try:
-            if single:  # concurrent single adds coalesce (coalesce.py)
+            if self._partitions is not None:
+                keys = [options.partition_key for _, _, options in items]
+                placed = self._partitions.place(rows, keys, single)
+                results = await self._partitions.add(placed, single)
+            elif single:  # concurrent single adds coalesce (coalesce.py)
                 results = [await self._producer.add_job(rows[0])]
                 if span is not None:
                     span.set_attribute("messaging.message.id", results[0][0])
@@ -473,7 +515,7 @@ class JobQueue(GroupAdmin):
         """A snapshot of the job, or None when no such job exists (any more)."""
         self._check_open()
         v.job_id(job_id)
-        found = await self._native.get_job(job_id)
+        found = await self._admin.get_job(job_id)
         if found is None:
             return None
         fields, logs, paused = found
@@ -494,7 +536,7 @@ class JobQueue(GroupAdmin):
             v.group(group)
         if wanted is JobStatus.PENDING:
             return []
-        paused, jobs = await self._native.get_jobs(wanted.value, limit, group)
+        paused, jobs = await self._admin.get_jobs(wanted.value, limit, group)
         return [JobInfo.from_redis(job_id, f, logs, paused) for job_id, f, logs in jobs]
 
     @overload
@@ -518,7 +560,7 @@ class JobQueue(GroupAdmin):
             dlq,
             paused,
             latency,
-        ) = await self._native.get_stats()
+        ) = await self._admin.get_stats()
         return QueueStats(
             active=active,
             waiting=0 if paused else waiting,
@@ -542,7 +584,7 @@ class JobQueue(GroupAdmin):
         :mod:`jobqueue.redis_safety`); softer findings are its ``warnings``."""
         self._check_open()
         try:
-            rtt_ms, version, workers, evalsha_reason = await self._native.health()
+            rtt_ms, version, workers, evalsha_reason = await self._admin.health()
             findings = await read_findings(self._native, self.config.settings.on_unsafe_redis)
         except JobQueueError as exc:
             return HealthReport(healthy=False, error=str(exc))
@@ -569,22 +611,22 @@ class JobQueue(GroupAdmin):
         and ``InvalidStateError`` for an active job."""
         self._check_open()
         v.job_id(job_id)
-        await self._native.remove_job(job_id)
+        await self._admin.remove_job(job_id)
 
     async def clear(self) -> int:
         """Remove every job, schedule and idempotency key of the queue; returns the number
         of jobs removed. Jobs still running on a worker are dropped when they finish."""
         self._check_open()
-        return await self._native.clear()
+        return await self._admin.clear()
 
     async def pause(self) -> None:
         """Stop handing out jobs, for every worker of the queue."""
         self._check_open()
-        await self._native.set_paused(True)
+        await self._admin.set_paused(True)
 
     async def resume(self) -> None:
         self._check_open()
-        await self._native.set_paused(False)
+        await self._admin.set_paused(False)
 
     async def is_paused(self) -> bool:
         """Whether the queue is paused (its waiting jobs count as ``paused``)."""
@@ -596,7 +638,7 @@ class JobQueue(GroupAdmin):
         number removed."""
         self._check_open()
         v.boolean(include_delayed, "include_delayed")
-        return await self._native.drain(include_delayed)
+        return await self._admin.drain(include_delayed)
 
     # -- scheduling -------------------------------------------------------------------------
 
@@ -669,6 +711,8 @@ class JobQueue(GroupAdmin):
             v.job_id(schedule_id, "schedule_id")
         if "group" in job_options:
             raise InvalidOptionError("group", "is not supported for scheduled jobs yet")
+        if "partition_key" in job_options:  # a schedule's jobs run in partition 0
+            raise InvalidOptionError("partition_key", "is not supported for scheduled jobs")
         for per_job in ("job_id", "idempotency_key", "jitter"):
             if per_job in job_options:
                 raise InvalidOptionError(per_job, "is set per tick by the schedule")
@@ -723,7 +767,7 @@ class JobQueue(GroupAdmin):
         """Move a failed or dead-lettered job back to waiting, its attempts reset."""
         self._check_open()
         v.job_id(job_id)
-        await self._native.retry_jobs("job", job_id)
+        await self._admin.retry_jobs("job", job_id)
 
     async def bulk_retry(self, status: JobStatus | str, limit: int | None = None) -> int:
         """Retry up to ``limit`` (default: all) jobs of ``status`` (failed or dlq), oldest
@@ -733,7 +777,7 @@ class JobQueue(GroupAdmin):
         if wanted not in (JobStatus.FAILED, JobStatus.DLQ):
             raise InvalidOptionError("status", f"must be failed or dlq, got {wanted.value!r}")
         count = -1 if limit is None else v.integer(limit, "limit", minimum=0, maximum=10**9)
-        return len(await self._native.retry_jobs(wanted.value, str(count)))
+        return len(await self._admin.retry_jobs(wanted.value, str(count)))
 
     async def get_dlq_jobs(self, limit: int = 100) -> list[JobInfo]:
         """Dead-lettered jobs, newest first."""
@@ -805,6 +849,8 @@ class JobQueue(GroupAdmin):
         except asyncio.TimeoutError:
             pass
         self._producer.close()
+        if self._partitions is not None:
+            self._partitions.close()
         self._native.close()
 
     @property

@@ -90,8 +90,14 @@ class JobQueue:
 
     def add_job(self, name: str, data: Any, opts: Any = None, **options: Any) -> str:
         queue = self._queue
-        if queue.telemetry is not None or queue._fleet is not None or self._loop.is_closed():
-            # Spans and the fleet listener belong to the loop (a closed loop: raises).
+        if (
+            queue.telemetry is not None
+            or queue._fleet is not None
+            or queue._partitions is not None
+            or self._loop.is_closed()
+        ):
+            # Spans and the fleet listener belong to the loop (a closed loop: raises), and
+            # so does the routing of a partitioned queue's jobs.
             return self._adds.call((name, data, opts, options))
         unknown = options.keys() - _ADD_OPTIONS
         if unknown:

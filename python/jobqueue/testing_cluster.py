@@ -185,6 +185,22 @@ class RedisCluster(StartStop):
             n += 1
         return list(found.values())
 
+    def partitioned_name(self, prefix: str, partitions: int) -> str:
+        """A queue name (``prefix-N``) whose first ``min(partitions, primaries)``
+        partitions each land on another primary (see ``jobqueue.partitions``)."""
+        from .partitions import partition_name
+
+        spread = min(partitions, self.primaries)
+        n = 0
+        while True:
+            name = f"{prefix}-{n}"
+            owners = {
+                self.owner(self.slot_of(f"{{{partition_name(name, i)}}}")) for i in range(spread)
+            }
+            if len(owners) == spread:
+                return name
+            n += 1
+
     @staticmethod
     def name_in_slot(prefix: str, slot: int) -> str:
         """A queue name (``prefix-N``) whose keys hash to ``slot`` (CRC16/XMODEM, as Redis)."""

@@ -13,12 +13,12 @@ import inspect
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from . import _validate as v
-from ._native import NativeWorker
+from ._native import NativeQueue, NativeWorker
 from .errors import JobQueueError, SerializationError
 from .events import EventEmitter, QueueEvent
 from .job import Job, RawJob
@@ -66,23 +66,33 @@ def _is_async(fn: Processor) -> bool:
 class Worker:
     """Runs the processors of one queue until closed."""
 
-    def __init__(self, queue: JobQueue, processors: dict[str, Processor]) -> None:
+    def __init__(
+        self,
+        queue: JobQueue,
+        processors: dict[str, Processor],
+        partitions: Sequence[NativeQueue] = (),
+    ) -> None:
+        """``partitions``: partitions 1.. of a partitioned queue (partition 0 is the
+        queue's own): one native worker fetches from all of them (``partitions.rs``)."""
         self._queue = queue
         self._processors = processors
         self._events: EventEmitter = queue._events
         config = queue.config
         settings = config.settings
         limiter = config.worker.limiter
+        concurrency = config.worker.concurrency
         self._native = NativeWorker(
             queue._native,
-            concurrency=config.worker.concurrency,
+            concurrency=concurrency,
             lock_duration_ms=v.stored_ms(settings.lock_duration),
             lock_renew_ms=v.stored_ms(settings.lock_renew_time or 1),
             stalled_interval_ms=v.stored_ms(settings.max_stalled_interval),
             max_stalled_count=settings.max_stalled_count,
             dlq_enabled=config.dlq.enabled,
+            # On a partitioned queue, the whole queue's limit (src/partitions.rs).
             limiter_max=limiter.max if limiter else 0,
             limiter_window_ms=v.stored_ms(limiter.duration) if limiter else 0,
+            partitions=list(partitions),
             description=describe(queue.name, config.worker.concurrency),
         )
         self._tracer = queue._tracer

@@ -627,8 +627,17 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
       end
     end
   end
-  local nextId = 0
-  if autoIds > 0 then nextId = redis.call('INCRBY', K.id, autoIds) - autoIds end
+  local nextId, idPrefix = 0, ''
+  if autoIds > 0 then
+    nextId = redis.call('INCRBY', K.id, autoIds) - autoIds
+    -- Partition i > 0 of a partitioned queue (hash tag `<name>#<i>`) makes ids `<i>.<n>`,
+    -- which name their partition (python/jobqueue/partitions.py): the counter keeps them
+    -- unique, so they need no EXISTS check. Partition 0 and plain queues make `<n>`.
+    if string.find(BASE, '#', 1, true) then  -- a plain find: a plain queue pays no pattern
+      idPrefix = string.match(BASE, '#(%d+)}:$')
+      idPrefix = idPrefix and (idPrefix .. '.') or ''
+    end
+  end
   local nextSeq = 0
   if prioritized > 0 then
     nextSeq = redis.call('INCRBY', K.prioCounter, prioritized) - prioritized
@@ -645,7 +654,7 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
       local jobId = ids[i]
       if jobId == '' then
         nextId = nextId + 1
-        jobId = tostring(nextId)
+        jobId = idPrefix .. nextId
         ids[i] = jobId
       end
       local group = groups and groups[i]

@@ -32,6 +32,7 @@ from jobqueue import JobQueue, QueueSettings, WorkerConfig
 
 queue = JobQueue(
     "crashes", redis={url!r}, worker=WorkerConfig(concurrency={concurrency}),
+    partitions={partitions},
     settings=QueueSettings(lock_duration={lock}, lock_renew_time={renew},
                            max_stalled_interval={sweep}, max_stalled_count=1000),
 )
@@ -58,7 +59,7 @@ async def server() -> AsyncIterator[RedisServer]:
 
 
 def start_worker(
-    tmp_path: Path, url: str, *, concurrency: int, seconds: float
+    tmp_path: Path, url: str, *, concurrency: int, seconds: float, partitions: int = 1
 ) -> subprocess.Popen[bytes]:
     script = tmp_path / "worker.py"
     script.write_text(
@@ -66,16 +67,18 @@ def start_worker(
             WORKER.format(
                 url=url, concurrency=concurrency, lock=LOCK_MS, renew=LOCK_MS // 4,
                 sweep=SWEEP_MS, ledger=str(tmp_path / "ledger.txt"), seconds=seconds,
+                partitions=partitions,
             )
         )
     )  # fmt: skip
     return subprocess.Popen([sys.executable, str(script)], env=dict(os.environ))
 
 
-def rescuer(url: str) -> JobQueue:
+def rescuer(url: str, partitions: int = 1) -> JobQueue:
     return JobQueue(
         "crashes",
         redis=url,
+        partitions=partitions,
         worker=WorkerConfig(concurrency=50),
         settings=QueueSettings(
             lock_duration=LOCK_MS, max_stalled_interval=SWEEP_MS, max_stalled_count=1000
@@ -92,14 +95,20 @@ async def assert_ledger_balances(queue: JobQueue, ids: list[str]) -> None:
         assert job.return_value == job.data
 
 
+@pytest.mark.parametrize("partitions", [1, 3])
 async def test_jobs_of_a_killed_worker_holding_50_are_recovered_in_time(
-    tmp_path: Path, server: RedisServer
+    tmp_path: Path, server: RedisServer, partitions: int
 ) -> None:
-    async with JobQueue("crashes", redis=server.url) as producer:
+    """With 3 partitions, each partition's stalled sweep recovers its own jobs."""
+    async with JobQueue("crashes", redis=server.url, partitions=partitions) as producer:
         ids = await producer.add_jobs(
             [("work", i, {"remove_on_complete": False}) for i in range(50)]
         )
-        doomed = start_worker(tmp_path, server.url, concurrency=50, seconds=60)
+        # One fetch loop serves all partitions: 60 slots hold the 50 jobs either way.
+        doomed = start_worker(
+            tmp_path, server.url, concurrency=50 if partitions == 1 else 60, seconds=60,
+            partitions=partitions,
+        )  # fmt: skip
         try:
 
             async def holding_50() -> bool:
@@ -111,7 +120,7 @@ async def test_jobs_of_a_killed_worker_holding_50_are_recovered_in_time(
             doomed.send_signal(signal.SIGKILL)
             doomed.wait()
         killed_at = time.monotonic()
-        queue = rescuer(server.url)
+        queue = rescuer(server.url, partitions)
         done: list[str] = []
 
         @queue.processor("work")
@@ -128,7 +137,7 @@ async def test_jobs_of_a_killed_worker_holding_50_are_recovered_in_time(
         recovery = time.monotonic() - killed_at
         print(f"\n50 jobs of a SIGKILLed worker recovered in {recovery:.2f} s")
         assert recovery < (LOCK_MS + SWEEP_MS) / 1000 + 2.0
-        assert sorted(done, key=int) == ids
+        assert sorted(done) == sorted(ids)
         await assert_ledger_balances(producer, ids)
         await queue.close(timeout=5000)
 

@@ -19,19 +19,10 @@ from typing import Any
 
 import orjson
 
-from ._native import NativeQueue, NativeRegistry
+from ._native import NativeQueue, NativeRegistry, __version__
 
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("jobqueue")
-    except Exception:  # not installed as a distribution (a source tree)
-        return "unknown"
-
-
-VERSION = _version()
+#: The release every heartbeat names: the one version, from Cargo.toml (no metadata read).
+VERSION = __version__
 
 
 @dataclass(frozen=True)

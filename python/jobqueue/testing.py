@@ -233,6 +233,12 @@ class RedisServer(StartStop):
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def log(self) -> str:
+        """What the server logged since it last started (warnings and up: a sentinel's
+        ``+sdown``, ``+switch-master``, ``+convert-to-slave``); empty when stopped."""
+        path = None if self._dir is None else self._dir / "redis.log"
+        return path.read_text(errors="replace") if path is not None and path.exists() else ""
+
     def _find_executable(self) -> str:
         found = self._executable or shutil.which("redis-server")
         if found is None:

@@ -216,6 +216,20 @@ class SentinelSet(StartStop):
 
         _wait("the replicas in sync", in_sync, timeout)
 
+    def report(self) -> str:
+        """Each process's role and log, for a test that failed: what the sentinels did
+        and when."""
+        parts = []
+        for server in self.servers:
+            try:
+                role = _role(server.port, self.password) if server.running else "stopped"
+            except OSError as e:
+                role = f"no answer: {e}"
+            parts.append(f"--- server {server.port} ({role})\n{server.log()}")
+        for sentinel in self.sentinels:
+            parts.append(f"--- sentinel {sentinel.port}\n{sentinel.log()}")
+        return "\n".join(parts)
+
     def _running_on(self, port: int) -> bool:
         return any(s.port == port and s.running for s in self.servers)
 

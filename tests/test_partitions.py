@@ -342,6 +342,58 @@ async def test_a_wake_up_a_busy_worker_took_goes_on_to_an_idle_one(
     release.set()
 
 
+async def test_a_job_given_back_wakes_the_next_free_worker(
+    redis_server: RedisServer, make_queue: cases.Make
+) -> None:
+    """Worker Y fetches a long job of partition 2 and, prefetched behind it, a short one;
+    with no free slot it gives the short one back after the keep bound (release.lua) and
+    pushes a wake-up for partition 2. Worker X, busy meanwhile with a job of partition 1,
+    takes that wake-up once its job ends: the short job starts at once, not after the
+    idle sweep (5 s)."""
+    router = Router(3)
+    producer = make_queue(name="giveback", partitions=3)
+    workers = [
+        make_queue(name="giveback", partitions=3, worker={"concurrency": 1, "scheduler": False})
+        for _ in range(2)
+    ]
+    held = {1: asyncio.Event(), 2: asyncio.Event()}
+    release = {1: asyncio.Event(), 2: asyncio.Event()}
+    started: dict[str, float] = {}
+
+    async def long(job: Job[int]) -> None:
+        held[job.data].set()
+        await asyncio.wait_for(release[job.data].wait(), 10)
+
+    async def short(job: Job[None]) -> None:
+        started[job.id] = time.monotonic()
+
+    for worker in workers:
+        worker.process("long", long)
+        worker.process("short", short)
+        await worker.start_worker()
+    await eventually(_blocked(redis_server, 2))
+    await producer.add_job("long", 1, partition_key=_key_of(router, 1))
+    await asyncio.wait_for(held[1].wait(), 5)
+    await eventually(_blocked(redis_server, 1))  # Y waits again; X is busy
+    key = _key_of(router, 2)
+    ids = await producer.add_jobs(
+        [("long", 2, {"partition_key": key}), ("short", None, {"partition_key": key})]
+    )
+    await asyncio.wait_for(held[2].wait(), 5)
+
+    async def given_back() -> bool:
+        info = await producer.get_job_status(ids[1])
+        return info is not None and info.status is JobStatus.WAITING
+
+    await eventually(given_back)
+    freed_at = time.monotonic()
+    release[1].set()
+    info = await producer.wait_for(ids[1], timeout=10_000)
+    assert info.status is JobStatus.COMPLETED
+    assert started[ids[1]] - freed_at < 2.5
+    release[2].set()
+
+
 async def test_resume_and_retry_wake_an_idle_worker(make_queue: cases.Make) -> None:
     router = Router(3)
     queue = make_queue(

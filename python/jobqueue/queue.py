@@ -34,6 +34,7 @@ from .errors import (
 from .events import EventEmitter, QueueEvent
 from .fleet import FleetListener
 from .groups import GroupAdmin
+from .operations import Operations
 from .loop_connection import ProducerConnections
 from .models import (
     GroupStats,
@@ -158,7 +159,7 @@ class _Resolved:
         return self.delay + (random.randint(0, self.jitter) if self.jitter else 0)
 
 
-class JobQueue(GroupAdmin):
+class JobQueue(GroupAdmin, Operations):
     """A named queue on Redis. Creating one connects to nothing and writes nothing; the
     first call that needs Redis connects."""
 
@@ -314,6 +315,7 @@ class JobQueue(GroupAdmin):
             # A worker serving another partition count than the stored one would leave
             # partitions unserved: refused (one round trip per start, none per job).
             await check_stored(self._native, self.name, self.partitions)
+            await self._index()
             worker = Worker(self, self._processors, self._natives[1:])
             await worker.start()
             self._worker = worker
@@ -407,6 +409,8 @@ class JobQueue(GroupAdmin):
 
     async def _add(self, items: list[tuple[str, Any, JobOptions]], *, single: bool) -> list[str]:
         self._check_open()
+        if not self._indexed:
+            await self._index()
         if self._fleet is not None:
             await self.follow_fleet_events()
         span = trace = None
@@ -736,6 +740,7 @@ class JobQueue(GroupAdmin):
             max_catch_up=max_catch_up,
         )
         sid = schedule_id or definition.default_id()
+        await self._index()
         now = await self._native.server_time()
         await self._native.upsert_schedule(
             sid, definition.to_json(), definition.signature, definition.first_run(now)

@@ -94,10 +94,12 @@ class JobQueue:
             queue.telemetry is not None
             or queue._fleet is not None
             or queue._partitions is not None
+            or not queue._indexed
             or self._loop.is_closed()
         ):
             # Spans and the fleet listener belong to the loop (a closed loop: raises), and
-            # so does the routing of a partitioned queue's jobs.
+            # so does the routing of a partitioned queue's jobs; the first add writes the
+            # queue's name to the index of queues there.
             return self._adds.call((name, data, opts, options))
         unknown = options.keys() - _ADD_OPTIONS
         if unknown:

@@ -44,7 +44,7 @@ class Pages:
         return str(request.scope.get("root_path", "")).rstrip("/")
 
     async def render(
-        self, request: Request, template: str, status: int = 200, **context: Any
+        self, request: Request, template: str, code: int = 200, **context: Any
     ) -> Response:
         d = self.dashboard
         base = self.base(request)
@@ -68,15 +68,15 @@ class Pages:
             statuses=STATUSES,
             **context,
         )
-        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(html, status_code=code, headers={"Cache-Control": "no-store"})
 
     async def missing(
-        self, request: Request, message: str, status: int, back: tuple[str, str] | None = None
+        self, request: Request, message: str, code: int, back: tuple[str, str] | None = None
     ) -> Response:
         return await self.render(
             request,
             "missing.html",
-            status,
+            code,
             message=message,
             back_url=back[0] if back else "",
             back_label=back[1] if back else "",

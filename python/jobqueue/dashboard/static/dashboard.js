@@ -97,16 +97,23 @@
   }
 
   function follow() {
-    if (!EVENTS_URL || typeof EventSource === "undefined") return;
+    if (!EVENTS_URL || typeof EventSource === "undefined") {
+      setStatus("polling");
+      return;
+    }
     const source = new EventSource(EVENTS_URL, { withCredentials: true });
     state.source = source;
-    source.addEventListener("open", () => { state.live = true; schedule(); });
-    source.addEventListener("hello", () => { state.live = true; });
+    source.addEventListener("hello", () => {
+      state.live = true;
+      setStatus("live");
+      schedule();
+    });
     source.addEventListener("jobs", soon);
     source.addEventListener("reload", soon);
     source.addEventListener("error", () => {
       // The browser reconnects by itself (sending Last-Event-ID); until then, poll.
       state.live = false;
+      setStatus("polling");
       schedule();
     });
   }

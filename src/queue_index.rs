@@ -20,7 +20,10 @@ pub fn index_queue<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let core = queue.core.clone();
     into_awaitable(py, async move {
-        let added: i64 = core.conn.query(redis::cmd("SADD").arg(&key).arg(&name)).await?;
+        let added: i64 = core
+            .conn
+            .query(redis::cmd("SADD").arg(&key).arg(&name))
+            .await?;
         Ok(added == 1)
     })
 }

@@ -549,7 +549,9 @@ def _sse_events(lines: list[str]) -> list[dict[str, str]]:
 
 
 async def _read_events(
-    client: httpx.AsyncClient, path: str, until: Callable[[list[dict[str, str]]], bool],
+    client: httpx.AsyncClient,
+    path: str,
+    until: Callable[[list[dict[str, str]]], bool],
     last_event_id: str | None = None,
 ) -> list[dict[str, str]]:
     """The events of ``path`` until ``until`` holds for them (within 30 s)."""

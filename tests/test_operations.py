@@ -92,9 +92,7 @@ async def test_the_index_lists_every_used_queue_once(
     await other_prefix.add_job("x", None)
 
     names = await list_queues(redis_url)
-    assert names == sorted(
-        f"{queue_name}-{suffix}" for suffix in ("a", "parts", "sched", "worker")
-    )
+    assert names == sorted(f"{queue_name}-{suffix}" for suffix in ("a", "parts", "sched", "worker"))
     assert await list_queues(redis_url, prefix="elsewhere") == [f"{queue_name}-other"]
     assert producer._indexed and not unused._indexed
 

@@ -34,7 +34,6 @@ from .errors import (
 from .events import EventEmitter, QueueEvent
 from .fleet import FleetListener
 from .groups import GroupAdmin
-from .operations import Operations
 from .loop_connection import ProducerConnections
 from .models import (
     GroupStats,
@@ -47,6 +46,7 @@ from .models import (
     job_options_shown,
 )
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
+from .operations import Operations
 from .partitions import (
     SEPARATOR,
     FleetListeners,

@@ -193,4 +193,3 @@ class Pages:
             Route("/queues/{queue}/jobs", self.find_job, methods=["GET"]),
             Route("/queues/{queue}/jobs/{job_id}", self.job_page, methods=["GET"]),
         ]
-

@@ -43,9 +43,7 @@ class QueueSet:
         self._reader: JobQueue | None = None
         for queue in given or ():
             if not isinstance(queue, JobQueue):
-                raise InvalidOptionError(
-                    "queues", f"must be JobQueues, got {type(queue).__name__}"
-                )
+                raise InvalidOptionError("queues", f"must be JobQueues, got {type(queue).__name__}")
             if queue.name in self._queues:
                 raise InvalidOptionError("queues", f"name {queue.name!r} twice")
             self._queues[queue.name] = queue

@@ -97,11 +97,17 @@ async def test_the_index_lists_every_used_queue_once(
     assert producer._indexed and not unused._indexed
 
 
-async def test_a_sync_producer_lists_its_queue_too(redis_url: str, queue_name: str) -> None:
+async def test_the_sync_queue_lists_its_queue_promotes_and_runs_now(
+    redis_url: str, queue_name: str
+) -> None:
     def produce() -> None:
         with SyncJobQueue(queue_name, redis=redis_url) as queue:
             queue.add_job("x", None)
-            queue.add_job("x", None)  # the blocking path, once the name is listed
+            later = queue.add_job("x", None, delay=3_600_000)  # blocking path, once listed
+            queue.promote_job(later)
+            every = queue.schedule_every("tick", None, 3_600_000)
+            assert queue.get_job_status(queue.run_schedule_now(every)) is not None
+            assert queue.get_stats().waiting == 3
 
     await asyncio.to_thread(produce)
     assert await list_queues(redis_url) == [queue_name]

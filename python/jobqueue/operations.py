@@ -48,16 +48,17 @@ class Operations:
         raise NotImplementedError
 
     async def _index(self) -> None:
-        """Add the queue's name to the index, once per ``JobQueue``: called by the first
-        add, schedule and worker start, never per job. A refusal other than a lost
-        connection (an ACL that forbids the key) is a warning: the index serves tools, it
-        must not stop producers."""
+        """Add the queue's name to the index, once per ``JobQueue``: after its first add
+        that went through, its first schedule and its worker start, never per job. It
+        never raises (the add it follows went through): a lost connection is tried again
+        with the next add, another refusal (an ACL that forbids the key) is a warning,
+        once. The index serves tools; it must not stop producers."""
         if self._indexed:
             return
         try:
             await index_queue(self._native, index_key(self.prefix), self.name)
         except ConnectionError:
-            raise
+            return
         except JobQueueError as exc:
             self._report_warning(exc)
         self._indexed = True

@@ -409,8 +409,6 @@ class JobQueue(GroupAdmin, Operations):
 
     async def _add(self, items: list[tuple[str, Any, JobOptions]], *, single: bool) -> list[str]:
         self._check_open()
-        if not self._indexed:
-            await self._index()
         if self._fleet is not None:
             await self.follow_fleet_events()
         span = trace = None
@@ -447,6 +445,8 @@ class JobQueue(GroupAdmin, Operations):
         finally:
             if span is not None:
                 span.end()
+        if not self._indexed:  # after the first add that went through: bad input writes nothing
+            await self._index()
         self._report_added(rows, results)
         return [job_id for job_id, _, _, _ in results]
 
@@ -740,11 +740,11 @@ class JobQueue(GroupAdmin, Operations):
             max_catch_up=max_catch_up,
         )
         sid = schedule_id or definition.default_id()
-        await self._index()
         now = await self._native.server_time()
         await self._native.upsert_schedule(
             sid, definition.to_json(), definition.signature, definition.first_run(now)
         )
+        await self._index()
         if self._scheduler is not None:
             self._scheduler.schedules_changed()
         return sid

@@ -232,8 +232,14 @@ class JobQueue:
     def list_schedules(self) -> list[ScheduleInfo]:
         return self._run(self._queue.list_schedules())
 
+    def run_schedule_now(self, schedule_id: str) -> str:
+        return self._run(self._queue.run_schedule_now(schedule_id))
+
     def retry_job(self, job_id: str) -> None:
         self._run(self._queue.retry_job(job_id))
+
+    def promote_job(self, job_id: str) -> None:
+        self._run(self._queue.promote_job(job_id))
 
     def bulk_retry(self, status: JobStatus | str, limit: int | None = None) -> int:
         return self._run(self._queue.bulk_retry(status, limit))

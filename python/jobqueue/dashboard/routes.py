@@ -211,6 +211,8 @@ class Api:
             if queue is None:
                 raise HTTPError(404, f"no queue {name!r} in this dashboard")
             queues = [queue]
+        for followed in queues:  # counted from its last hour on, as a page does
+            await self.dashboard.watch(followed)
         return await event_stream(request, self.dashboard.hub, queues, self.max_stream_s)
 
     # -- actions (POST; DELETE for the two removals, as before) ---------------------------

@@ -13,8 +13,9 @@
   // With live events the page still reloads now and then: pause, resume and schedules
   // changed by other processes write no event.
   const SLOW_POLL = 5;
-  // Events come in bursts: one reload per this many ms at most.
-  const EVENT_SETTLE_MS = 250;
+  // Events come in bursts (a busy queue writes several a second): one reload per this
+  // many ms at most.
+  const EVENT_SETTLE_MS = 500;
 
   const state = { running: null, again: false, timer: null, live: false, source: null };
 

@@ -124,7 +124,7 @@ class EventHub:
                     await self._backfill(queue.name, stream, native, newest, backfill_ms)
                 self.positions[stream] = newest
                 self._tasks[stream] = asyncio.create_task(
-                    self._follow(queue.name, stream, native, newest),
+                    self._follow(queue, stream, native, newest),
                     name=f"jobqueue-dashboard-events-{stream}",
                 )
 
@@ -144,9 +144,9 @@ class EventHub:
                 after = entry_id
                 self._tell_listeners(_entry(queue, stream, entry_id, payload))
 
-    async def _follow(self, queue: str, stream: str, native: NativeQueue, at: str) -> None:
+    async def _follow(self, queue: JobQueue, stream: str, native: NativeQueue, at: str) -> None:
         pause = 0.1
-        while True:
+        while not queue.closed:  # a queue given to the app may be closed by its owner
             try:
                 entries = await native.read_events(at, READ_COUNT, READ_BLOCK_MS)
             except JobQueueError:
@@ -156,7 +156,7 @@ class EventHub:
             pause = 0.1
             for entry_id, payload in entries:
                 at = entry_id
-                entry = _entry(queue, stream, entry_id, payload)
+                entry = _entry(queue.name, stream, entry_id, payload)
                 self.positions[stream] = entry_id
                 self._tell_listeners(entry)
                 for subscriber in self._subscribers:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from .throughput import MINUTE_MS, Snapshot
 
-WIDTH, HEIGHT = 720, 180
+WIDTH, HEIGHT = 1000, 220
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 24
 #: Minutes ago labelled on the x axis.
 X_LABELS = (60, 45, 30, 15, 0)

@@ -607,3 +607,26 @@ async def test_server_sent_events_resume_from_the_last_event_id(
     # Without Last-Event-ID a page gets what comes from now on.
     fresh = await _read_events(client, path, lambda es: bool(es) and es[-1].get("event") == "hello")
     assert _added(fresh) == []
+
+
+async def test_a_resume_from_too_far_back_reloads_and_starts_from_now(
+    client: httpx.AsyncClient,
+    make_queue: Callable[..., JobQueue],
+    queue_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobqueue.dashboard import live
+
+    monkeypatch.setattr(live, "MAX_RESUME_ENTRIES", 5)
+    queue = make_queue()
+    for i in range(8):
+        await queue.add_job("a", i)  # one stream entry each
+    path = f"/events?queue={queue_name}"
+    old = f"{queue_name}=0-0"
+    told = await _read_events(client, path, lambda es: bool(es) and "event" in es[-1], old)
+    assert told[-1]["event"] == "reload"
+    # Its id is the position of now: the next connection does not go back again.
+    again = await _read_events(
+        client, path, lambda es: bool(es) and "event" in es[-1], told[-1]["id"]
+    )
+    assert again[-1]["event"] == "hello" and _added(again) == []

@@ -236,13 +236,19 @@ async def event_stream(
                 return entries, True
         return entries, False
 
+    def start_over(reason: str) -> bytes:
+        """``reload``, with the positions of now as its id: the page reloads, and its
+        next connection resumes from here rather than from what was lost."""
+        now = {s: hub.positions.get(s, "0-0") for s in streams}
+        return _message("reload", {"reason": reason}, now)
+
     async def body() -> AsyncIterator[bytes]:
         ends = time.monotonic() + max_seconds
         try:
             yield f"retry: {RETRY_MS}\n\n".encode()
             missed, lost = await backlog()
             if lost:
-                yield _message("reload", {"reason": "too many events missed"})
+                yield start_over("too many events missed")
                 return
             yield _message("hello", {"streams": sorted(streams)}, positions)
             for entry in missed:
@@ -256,7 +262,7 @@ async def event_stream(
                     continue
                 subscriber.ready.clear()
                 if subscriber.overflowed:
-                    yield _message("reload", {"reason": "events came faster than read"})
+                    yield start_over("events came faster than read")
                     return
                 while subscriber.pending:
                     entry = subscriber.pending.popleft()

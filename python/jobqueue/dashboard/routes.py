@@ -1,4 +1,5 @@
-"""The dashboard's JSON API: each endpoint is one call of the public JobQueue API."""
+"""The dashboard's JSON API and its actions (the buttons of the pages send these), and the
+events endpoint: each is a call or two of the public JobQueue API."""
 
 from __future__ import annotations
 

@@ -8,10 +8,13 @@ The queue is made at import (it connects on its first call, on the app's event l
 in the app's lifespan and closed when the app stops, so no request pays for the connection
 and no job being added is cut off at shutdown. With ``run_worker=True`` the app also runs a
 worker in its own process (handy in development; in production run ``jobqueue worker``).
+With $DASHBOARD_PASSWORD set (and the ``dashboard`` extra installed) the app serves the
+jobqueue dashboard at /admin/jobs (user ``admin``).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -44,7 +47,9 @@ class Signup(BaseModel):
     email: str
 
 
-def create_app(jobs: JobQueue, *, run_worker: bool = False) -> FastAPI:
+def create_app(
+    jobs: JobQueue, *, run_worker: bool = False, dashboard_password: str | None = None
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with jobs:  # connects now; closes (and waits for running jobs) at shutdown
@@ -68,10 +73,16 @@ def create_app(jobs: JobQueue, *, run_worker: bool = False) -> FastAPI:
             raise HTTPException(status_code=404, detail="no such job")
         return {"status": info.status.value, "result": info.return_value}
 
+    if dashboard_password:
+        from jobqueue.dashboard import BasicAuth
+        from jobqueue.dashboard import create_app as create_dashboard
+
+        auth = BasicAuth("admin", dashboard_password)
+        app.mount("/admin/jobs", create_dashboard([jobs], auth=auth))
     return app
 
 
-app = create_app(queue)
+app = create_app(queue, dashboard_password=os.environ.get("DASHBOARD_PASSWORD"))
 
 
 def demo(redis_url: str) -> None:
@@ -88,8 +99,6 @@ def demo(redis_url: str) -> None:
 
 
 if __name__ == "__main__" and "--demo" in sys.argv:
-    import os
-
     from jobqueue.testing import RedisServer
 
     if os.environ.get("REDIS_URL"):

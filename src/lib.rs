@@ -14,6 +14,7 @@ mod layout_upgrade;
 pub mod loop_conn;
 pub mod partitions;
 pub mod queue;
+mod queue_index;
 pub mod record;
 pub mod redis_settings;
 pub mod registry;
@@ -61,6 +62,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(redis_settings::redis_settings, m)?)?;
     m.add_function(wrap_pyfunction!(partitions::partition_count, m)?)?;
     m.add_function(wrap_pyfunction!(partitions::wake_partitions, m)?)?;
+    m.add_function(wrap_pyfunction!(queue_index::index_queue, m)?)?;
+    m.add_function(wrap_pyfunction!(queue_index::indexed_queues, m)?)?;
     m.add("LAYOUT_VERSION", keys::LAYOUT_VERSION)?;
     // The release version has one home, Cargo.toml: maturin gives it to the wheel's metadata
     // (pyproject.toml's version is dynamic) and the module gives it to `jobqueue.__version__`.

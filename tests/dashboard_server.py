@@ -24,14 +24,15 @@ PASSWORD = "correct horse battery staple"
 @contextmanager
 def running_dashboard(
     redis_url: str,
-    names: Sequence[str],
+    names: Sequence[str] | None,
     *,
     queue_class: Callable[..., JobQueue] = JobQueue,
     mount_at: str | None = None,
     **app_options: Any,
 ) -> Iterator[str]:
-    """Serve the dashboard of the queues ``names`` (at ``mount_at`` in an outer app, as a
-    user mounts it in theirs); yields its base URL."""
+    """Serve the dashboard of the queues ``names`` (None: every queue of the Redis, from
+    its index), at ``mount_at`` in an outer app as a user mounts it in theirs; yields its
+    base URL."""
     listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listening.bind((HOST, 0))  # bound here, so no other process can take the port first
@@ -40,11 +41,14 @@ def running_dashboard(
     failures: list[BaseException] = []
 
     async def serve() -> None:
-        queues = [queue_class(name, redis=redis_url) for name in names]
-        app: Any = create_app(queues, **app_options)
+        queues = [queue_class(name, redis=redis_url) for name in names or ()]
+        if names is None:
+            app: Any = create_app(None, redis=redis_url, **app_options)
+        else:
+            app = create_app(queues, **app_options)
         if mount_at is not None:
             app = Starlette(routes=[Mount(mount_at, app)])
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
         server = uvicorn.Server(config)
         servers.append(server)
         try:

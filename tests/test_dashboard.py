@@ -462,3 +462,171 @@ async def test_cli_serves_the_dashboard_until_sigterm(
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+async def test_pages_are_rendered_on_the_server_with_everything_escaped(
+    client: httpx.AsyncClient, make_queue: Callable[..., JobQueue], queue_name: str
+) -> None:
+    queue = make_queue()
+    attack = "<script>alert(1)</script>"
+    job_id = await queue.add_job(attack, {"html": attack}, delay=3_600_000)
+    await queue.schedule_every(attack, None, 60_000)
+    overview = await client.get("/")
+    assert overview.status_code == 200 and f'data-queue="{queue_name}"' in overview.text
+    page = await client.get(f"/queues/{queue_name}?status=delayed")
+    assert page.status_code == 200
+    job = await client.get(f"/queues/{queue_name}/jobs/{job_id}")
+    assert job.status_code == 200 and "Promote" in job.text
+    for html in (page.text, job.text):
+        assert attack not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+        assert html.count("<script") == 1  # the page's own script only
+    found = await client.get(f"/queues/{queue_name}/jobs?id={job_id}", follow_redirects=True)
+    assert found.status_code == 200 and str(found.url).endswith(f"/jobs/{job_id}")
+    missing = await client.get(f"/queues/{queue_name}/jobs/no-such-job")
+    assert missing.status_code == 404 and "No job no-such-job" in missing.text
+    assert (await client.get("/queues/no-such-queue")).status_code == 404
+    clamped = await client.get(f"/queues/{queue_name}?limit=99999&offset=-3&status=bogus")
+    assert clamped.status_code == 200 and "waiting jobs" in clamped.text
+
+
+async def test_promote_and_run_a_schedule_now_by_the_api(
+    client: httpx.AsyncClient, make_queue: Callable[..., JobQueue], queue_name: str
+) -> None:
+    queue = make_queue()
+    later = await queue.add_job("later", None, delay=3_600_000)
+    schedule = await queue.schedule_job("digest", None, "0 8 * * *")
+    base = f"/api/queues/{queue_name}"
+    headers = {"X-CSRF-Token": await csrf_token(client)}
+    promoted = await client.post(f"{base}/jobs/{later}/promote", headers=headers)
+    assert promoted.json() == {"promoted": 1}
+    again = await client.post(f"{base}/jobs/{later}/promote", headers=headers)
+    assert again.status_code == 409 and "only delayed jobs" in again.json()["error"]
+    run = await client.post(f"{base}/schedules/{schedule}/run", headers=headers)
+    info = await queue.get_job_status(run.json()["enqueued"])
+    assert info is not None and info.schedule_id == schedule
+    unknown = await client.post(f"{base}/schedules/nope/run", headers=headers)
+    assert unknown.status_code == 404
+    removed = await client.post(f"{base}/schedules/{schedule}/remove", headers=headers)
+    assert removed.json() == {"removed": 1}
+    assert (await queue.get_stats()).waiting == 2
+
+
+async def test_every_queue_of_the_redis_from_its_index(
+    redis_url: str, make_queue: Callable[..., JobQueue], queue_name: str
+) -> None:
+    await make_queue().add_job("a", None)
+    parts = make_queue(name=f"{queue_name}-parts", partitions=3)
+    await parts.add_jobs([("b", i) for i in range(5)])
+    with running_dashboard(redis_url, None, auth=None) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            shown = {q["name"]: q for q in (await client.get("/api/queues")).json()}
+            assert sorted(shown) == [queue_name, f"{queue_name}-parts"]  # no "#1", "#2"
+            assert shown[f"{queue_name}-parts"]["stats"]["waiting"] == 5
+            assert shown[f"{queue_name}-parts"]["partitions"] == 3
+            # A queue used later shows up without a restart (the index is read again).
+            await make_queue(name=f"{queue_name}-new").add_job("c", None)
+
+            async def listed() -> bool:
+                names = [q["name"] for q in (await client.get("/api/queues")).json()]
+                return f"{queue_name}-new" in names
+
+            await eventually(listed)
+            page = await client.get("/")
+            assert "3 partitions" in page.text
+
+
+def _sse_events(lines: list[str]) -> list[dict[str, str]]:
+    events, current = [], {}
+    for line in lines:
+        if not line:
+            if current:
+                events.append(current)
+            current = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            current[field] = value.removeprefix(" ")
+    return events
+
+
+async def _read_events(
+    client: httpx.AsyncClient,
+    path: str,
+    until: Callable[[list[dict[str, str]]], bool],
+    last_event_id: str | None = None,
+) -> list[dict[str, str]]:
+    """The events of ``path`` until ``until`` holds for them (within 30 s)."""
+    headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    lines: list[str] = []
+
+    async def read() -> list[dict[str, str]]:
+        async with client.stream("GET", path, headers=headers) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            async for line in response.aiter_lines():
+                lines.append(line)
+                if not line and until(_sse_events(lines)):
+                    return _sse_events(lines)
+        raise AssertionError(f"the stream ended: {lines}")
+
+    return await asyncio.wait_for(read(), 30)
+
+
+def _added(events: list[dict[str, str]]) -> list[str]:
+    import orjson
+
+    return [
+        job_id
+        for e in events
+        if e.get("event") == "jobs"
+        for kind, job_id in orjson.loads(e["data"])["jobs"]
+        if kind == "job-added"
+    ]
+
+
+async def test_server_sent_events_resume_from_the_last_event_id(
+    client: httpx.AsyncClient, make_queue: Callable[..., JobQueue], queue_name: str
+) -> None:
+    queue = make_queue()
+    path = f"/events?queue={queue_name}"
+    first = await queue.add_job("a", None)  # before the page: not sent
+
+    hello = await _read_events(client, path, lambda es: any(e.get("event") == "hello" for e in es))
+    start_id = hello[-1]["id"]
+    assert queue_name in start_id
+
+    second = await queue.add_job("b", None)
+    seen = await _read_events(client, path, lambda es: second in _added(es), start_id)
+    assert _added(seen) == [second]  # resumed after the hello: the first is not sent
+    resume_id = next(e["id"] for e in seen if e.get("event") == "jobs")
+
+    # Written while no page was open: sent first on the next connection.
+    third, fourth = await queue.add_job("c", None), await queue.add_job("d", None)
+    resumed = await _read_events(client, path, lambda es: fourth in _added(es), resume_id)
+    assert _added(resumed) == [third, fourth]
+    assert first not in _added(resumed)
+    # Without Last-Event-ID a page gets what comes from now on.
+    fresh = await _read_events(client, path, lambda es: bool(es) and es[-1].get("event") == "hello")
+    assert _added(fresh) == []
+
+
+async def test_a_resume_from_too_far_back_reloads_and_starts_from_now(
+    client: httpx.AsyncClient,
+    make_queue: Callable[..., JobQueue],
+    queue_name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jobqueue.dashboard import live
+
+    monkeypatch.setattr(live, "MAX_RESUME_ENTRIES", 5)
+    queue = make_queue()
+    for i in range(8):
+        await queue.add_job("a", i)  # one stream entry each
+    path = f"/events?queue={queue_name}"
+    old = f"{queue_name}=0-0"
+    told = await _read_events(client, path, lambda es: bool(es) and "event" in es[-1], old)
+    assert told[-1]["event"] == "reload"
+    # Its id is the position of now: the next connection does not go back again.
+    again = await _read_events(
+        client, path, lambda es: bool(es) and "event" in es[-1], told[-1]["id"]
+    )
+    assert again[-1]["event"] == "hello" and _added(again) == []

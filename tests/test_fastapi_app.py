@@ -71,3 +71,17 @@ def test_the_lifespan_closes_the_queue(example: ModuleType, redis_url: str) -> N
         assert client.post("/signup", json={"email": "cy@example.com"}).status_code == 202
     with pytest.raises(QueueClosedError):
         asyncio.run(jobs.add_job("send-welcome", {"email": "late@example.com"}))
+
+
+def test_the_dashboard_mounted_in_the_app(example: ModuleType, redis_url: str) -> None:
+    pytest.importorskip("jinja2")
+    app = example.create_app(example.make_queue(redis_url), dashboard_password="s3cret")
+    with TestClient(app) as client:
+        client.post("/signup", json={"email": "dee@example.com"})
+        assert client.get("/admin/jobs/").status_code == 401
+        page = client.get("/admin/jobs/queues/emails", auth=("admin", "s3cret"))
+        assert page.status_code == 200
+        assert '<meta name="jobqueue-base" content="/admin/jobs">' in page.text
+        assert 'data-status="waiting"' in page.text
+        [shown] = client.get("/admin/jobs/api/queues", auth=("admin", "s3cret")).json()
+        assert shown["name"] == "emails" and shown["stats"]["waiting"] == 1

@@ -34,6 +34,7 @@ from .models import (
     ScheduleInfo,
     Severity,
 )
+from .operations import list_queues
 from .queue import JobQueue
 from .redis_config import RedisConfig, TlsOptions
 from .workers import WorkerInfo
@@ -68,6 +69,7 @@ __all__ = [
     "WorkerConfig",
     "WorkerInfo",
     "__version__",
+    "list_queues",
 ]
 
 # Stop the native runtime before the interpreter finalizes, so that none of its threads is

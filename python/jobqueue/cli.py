@@ -12,7 +12,7 @@ and --json may come before or after the command.
 jobqueue doctor my-queue                (Redis settings that can lose jobs, with fixes)
 jobqueue group my-queue tenant-42 [--pause | --resume] [--concurrency 2] [--rate 10/1000]
 jobqueue concurrency my-queue 100        (or "none")
-jobqueue dashboard my-queue [other-queue ...] --port 8000   (the `dashboard` extra)
+jobqueue dashboard [my-queue ...] --port 8000   (the `dashboard` extra; no name: every queue)
 """
 
 from __future__ import annotations
@@ -352,7 +352,11 @@ def add_dashboard_parser(command: Callable[..., argparse.ArgumentParser]) -> Non
         f"bearer token: ${DASHBOARD_TOKEN_ENV})",
         target=False,
     )
-    dashboard.add_argument("targets", nargs="+", help="queue names or module:attribute")
+    dashboard.add_argument(
+        "targets",
+        nargs="*",
+        help="queue names or module:attribute (none: every queue of the Redis, from its index)",
+    )
     dashboard.add_argument("--host", default="127.0.0.1")
     dashboard.add_argument("--port", type=int, default=8000)
     dashboard.add_argument("--username", default="admin")
@@ -397,10 +401,14 @@ def run_dashboard(args: argparse.Namespace) -> None:
             f"dashboard on {args.host} (or pass --insecure); without them it serves on a "
             f"loopback address only"
         )
-    queues = [load_queue(target, args.redis) for target in args.targets]
-    asyncio.run(
-        serve(
+
+    async def run() -> None:
+        queues = None
+        if args.targets:
+            queues = [await _stored_queue(target, args.redis) for target in args.targets]
+        await serve(
             queues,
+            redis=None if queues else args.redis,
             host=args.host,
             port=args.port,
             auth=auth,
@@ -408,7 +416,20 @@ def run_dashboard(args: argparse.Namespace) -> None:
             allowed_hosts=allowed_hosts,
             log_level=args.log_level,
         )
-    )
+
+    asyncio.run(run())
+
+
+async def _stored_queue(target: str, redis_url: str | None) -> JobQueue:
+    """The queue ``target`` names, with the partition count stored for a queue name."""
+    queue = load_queue(target, redis_url)
+    if ":" in target:
+        return queue
+    stored = await partition_count(queue._native, 1)  # reads only: 1 is never stored
+    if stored > 1:
+        await queue.close()
+        queue = load_queue(target, redis_url, stored)
+    return queue
 
 
 if __name__ == "__main__":

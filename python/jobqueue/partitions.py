@@ -286,7 +286,7 @@ class Partitions:
             await self.wake()
 
     async def _retry_jobs(self, mode: str, target: str) -> list[str]:
-        if mode == "job":
+        if mode in ("job", "promote"):
             return await self.of_id(target).retry_jobs(mode, target)
         if target == "-1":
             replies = await asyncio.gather(*(n.retry_jobs(mode, target) for n in self.natives))

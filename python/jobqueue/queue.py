@@ -46,6 +46,7 @@ from .models import (
     job_options_shown,
 )
 from .observability import METRIC_JOBS_ADDED, MetricsAdapter, Telemetry, check_adapter
+from .operations import Operations
 from .partitions import (
     SEPARATOR,
     FleetListeners,
@@ -158,7 +159,7 @@ class _Resolved:
         return self.delay + (random.randint(0, self.jitter) if self.jitter else 0)
 
 
-class JobQueue(GroupAdmin):
+class JobQueue(GroupAdmin, Operations):
     """A named queue on Redis. Creating one connects to nothing and writes nothing; the
     first call that needs Redis connects."""
 
@@ -314,6 +315,7 @@ class JobQueue(GroupAdmin):
             # A worker serving another partition count than the stored one would leave
             # partitions unserved: refused (one round trip per start, none per job).
             await check_stored(self._native, self.name, self.partitions)
+            await self._index()
             worker = Worker(self, self._processors, self._natives[1:])
             await worker.start()
             self._worker = worker
@@ -443,6 +445,8 @@ class JobQueue(GroupAdmin):
         finally:
             if span is not None:
                 span.end()
+        if not self._indexed:  # after the first add that went through: bad input writes nothing
+            await self._index()
         self._report_added(rows, results)
         return [job_id for job_id, _, _, _ in results]
 
@@ -740,6 +744,7 @@ class JobQueue(GroupAdmin):
         await self._native.upsert_schedule(
             sid, definition.to_json(), definition.signature, definition.first_run(now)
         )
+        await self._index()
         if self._scheduler is not None:
             self._scheduler.schedules_changed()
         return sid

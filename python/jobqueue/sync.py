@@ -94,10 +94,12 @@ class JobQueue:
             queue.telemetry is not None
             or queue._fleet is not None
             or queue._partitions is not None
+            or not queue._indexed
             or self._loop.is_closed()
         ):
             # Spans and the fleet listener belong to the loop (a closed loop: raises), and
-            # so does the routing of a partitioned queue's jobs.
+            # so does the routing of a partitioned queue's jobs; the first add writes the
+            # queue's name to the index of queues there.
             return self._adds.call((name, data, opts, options))
         unknown = options.keys() - _ADD_OPTIONS
         if unknown:
@@ -230,8 +232,14 @@ class JobQueue:
     def list_schedules(self) -> list[ScheduleInfo]:
         return self._run(self._queue.list_schedules())
 
+    def run_schedule_now(self, schedule_id: str) -> str:
+        return self._run(self._queue.run_schedule_now(schedule_id))
+
     def retry_job(self, job_id: str) -> None:
         self._run(self._queue.retry_job(job_id))
+
+    def promote_job(self, job_id: str) -> None:
+        self._run(self._queue.promote_job(job_id))
 
     def bulk_retry(self, status: JobStatus | str, limit: int | None = None) -> int:
         return self._run(self._queue.bulk_retry(status, limit))

@@ -1,10 +1,32 @@
 -- Move failed or dead-lettered jobs back to waiting with their attempts reset: one job by
--- id, or up to a limit from the failed set or the DLQ (oldest first).
--- ARGV: 2 mode ("job", "failed" or "dlq"), 3 job id (mode "job") or limit
---       (-1: all)
+-- id, or up to a limit from the failed set or the DLQ (oldest first). Mode "promote"
+-- moves one delayed job to waiting now (its run state, attempts included, unchanged: as
+-- when its delay ends).
+-- ARGV: 2 mode ("job", "promote", "failed" or "dlq"), 3 job id (modes "job" and
+--       "promote") or limit (-1: all)
 -- Returns: the ids moved; errors JQ_NOT_FOUND / JQ_STATE for a single job that does not
--- exist or is not failed.
+-- exist or is not failed (not delayed, for "promote").
 local mode = ARGV[2]
+
+if mode == 'promote' then
+  local id = ARGV[3]
+  local rec = redis.call('GET', jobKey(id))
+  if not rec then
+    return redis.error_reply('JQ_NOT_FOUND job ' .. id .. ' does not exist')
+  end
+  local f = splitFields(rec, 7)
+  if not f or not redis.call('ZSCORE', K.delayed, id) then
+    local job = f and describeJob(id, rec)
+    local state = job and job.state or 'damaged'
+    return redis.error_reply('JQ_STATE job ' .. id .. ' is ' .. state ..
+      '; only delayed jobs can be promoted')
+  end
+  redis.call('ZREM', K.delayed, id)
+  pushWaiting(id, f[5], false, f[7])
+  wakeWorkers()
+  return {id}
+end
+
 local now = serverNow()
 
 local ids

@@ -1,36 +1,48 @@
-"""``create_app``: the dashboard as an ASGI app over one or more queues."""
+"""``create_app``: the dashboard as an ASGI app, over the queues given or every queue of
+the Redis (found through the index of queue names)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ..errors import InvalidOptionError
 from ..queue import JobQueue
+from ..redis_config import RedisConfig
 from .auth import AuthHook
+from .pages import Pages
+from .queues import QueueSet
 from .routes import Api
 from .security import Guard, new_csrf_token
-from .templates import load_assets, render_page
+from .state import Dashboard
+from .templates import load_assets
 
-#: How often the page reloads what it shows.
+#: How often an open page reloads what it shows when server-sent events are not
+#: available (with them it reloads on each event, and every ``SLOW_POLL`` times this).
 DEFAULT_REFRESH_MS = 2000
 
 
 def create_app(
-    queues: JobQueue | Sequence[JobQueue],
+    queues: JobQueue | Sequence[JobQueue] | None = None,
     *,
+    redis: RedisConfig | str | Mapping[str, Any] | None = None,
+    prefix: str = "jq",
     auth: AuthHook | None = None,
     read_only: bool = False,
     allowed_origins: Iterable[str] = (),
     allowed_hosts: Iterable[str] | None = None,
     refresh_ms: int = DEFAULT_REFRESH_MS,
 ) -> Starlette:
-    """The dashboard of ``queues`` (their names must differ).
+    """The dashboard of ``queues`` (their names must differ), or with ``queues=None`` of
+    every queue of prefix ``prefix`` at ``redis`` (a ``RedisConfig``, URL or mapping;
+    default: the environment, as ``JobQueue``), listed from the index of queue names.
 
     ``auth`` is a hook, request -> allowed (sync or async), e.g. :class:`BasicAuth` or
     :class:`TokenAuth`; ``None`` (no check) only where something in front of the app
@@ -43,38 +55,28 @@ def create_app(
     dashboard`` on localhost does).
 
     The app uses the queues on the event loop of the server that runs it and does not
-    close them.
+    close the queues it was given; those it opened itself it closes at shutdown.
     """
-    listed = [queues] if isinstance(queues, JobQueue) else list(queues)
-    if not listed:
-        raise InvalidOptionError("queues", "must name at least one JobQueue")
-    by_name: dict[str, JobQueue] = {}
-    for queue in listed:
-        if not isinstance(queue, JobQueue):
-            raise InvalidOptionError("queues", f"must be JobQueues, got {type(queue).__name__}")
-        if queue.name in by_name:
-            raise InvalidOptionError("queues", f"name {queue.name!r} twice")
-        by_name[queue.name] = queue
+    listed = None if queues is None else [queues] if isinstance(queues, JobQueue) else queues
+    if listed is not None and redis is not None:
+        raise InvalidOptionError("redis", "is for queues=None: given queues have their own")
+    queue_set = QueueSet(None if listed is None else list(listed), redis=redis, prefix=prefix)
     if auth is not None and not callable(auth):
         raise InvalidOptionError("auth", f"must be a callable (request -> bool), got {auth!r}")
     if isinstance(refresh_ms, bool) or not isinstance(refresh_ms, int) or refresh_ms < 200:
         raise InvalidOptionError("refresh_ms", f"must be an int >= 200, got {refresh_ms!r}")
 
     csrf_token = new_csrf_token()
-    assets = load_assets()
-
-    async def page(request: Request) -> Response:
-        html = render_page(
-            base=request.scope.get("root_path", "").rstrip("/"),
-            csrf_token=csrf_token,
-            read_only=read_only,
-            refresh_ms=refresh_ms,
-            assets=assets,
-        )
-        return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+    dashboard = Dashboard(
+        queues=queue_set,
+        csrf_token=csrf_token,
+        read_only=read_only,
+        refresh_ms=refresh_ms,
+        assets=load_assets(),
+    )
 
     async def static(request: Request) -> Response:
-        asset = assets.get(request.path_params["name"])
+        asset = dashboard.assets.get(request.path_params["name"])
         if asset is None:
             return PlainTextResponse("not found", status_code=404)
         return Response(
@@ -83,10 +85,17 @@ def create_app(
             headers={"Cache-Control": "private, max-age=86400"},
         )
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await dashboard.close()
+
     routes = [
-        Route("/", page, methods=["GET"]),
+        *Pages(dashboard).routes(),
         Route("/static/{name}", static, methods=["GET"]),
-        *Api(by_name).routes(),
+        *Api(dashboard).routes(),
     ]
     guard = Middleware(
         Guard,
@@ -96,4 +105,6 @@ def create_app(
         allowed_origins=list(allowed_origins),
         allowed_hosts=None if allowed_hosts is None else list(allowed_hosts),
     )
-    return Starlette(routes=routes, middleware=[guard])
+    app = Starlette(routes=routes, middleware=[guard], lifespan=lifespan)
+    app.state.dashboard = dashboard
+    return app

@@ -34,7 +34,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD"})
 #: No inline script or style, nothing from another origin, no framing, no plugins.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
 SECURITY_HEADERS: list[tuple[bytes, bytes]] = [

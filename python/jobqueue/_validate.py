@@ -1,6 +1,6 @@
 """Small checks shared by the config objects and the queue's methods.
 
-Each raises :class:`~jobqueue.errors.InvalidOptionError` naming the field, with messages
+Each raises `InvalidOptionError` naming the field, with messages
 in the form ``"delay must be >= 0, got -5"``.
 """
 

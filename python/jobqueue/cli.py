@@ -43,7 +43,7 @@ logger = logging.getLogger("jobqueue")
 def load_queue(target: str, redis_url: str | None, partitions: int | None = None) -> JobQueue:
     """``module:attribute`` names a JobQueue in the user's code; anything else is a queue
     name, reached at ``redis_url`` (default: the environment, see RedisConfig), with
-    ``partitions`` (default 1; see :func:`open_queue`)."""
+    ``partitions`` (default 1; see `open_queue()`)."""
     if ":" not in target:
         return JobQueue(target, redis=redis_url, partitions=partitions or 1)
     if partitions is not None:

@@ -1,4 +1,4 @@
-"""Configuration objects of a :class:`~jobqueue.JobQueue`, validated when constructed.
+"""Configuration objects of a `JobQueue`, validated when constructed.
 
 Every duration takes integer milliseconds or a ``timedelta`` and is stored as ms.
 """
@@ -273,7 +273,7 @@ class DLQConfig:
 class Durability:
     """Adds and acks return only once ``replicas`` replicas confirmed them (Redis ``WAIT``,
     sent with each write in the same round trip), waiting at most ``timeout`` ms. Short
-    of that, an add raises :class:`~jobqueue.errors.NotReplicatedError` (the jobs stay
+    of that, an add raises `NotReplicatedError` (the jobs stay
     written on the primary) and a worker reports the ack to ``QUEUE_ERROR`` handlers."""
 
     replicas: int = 1

@@ -1,4 +1,4 @@
-"""The exceptions of jobqueue. Every one derives from :class:`JobQueueError`.
+"""The exceptions of jobqueue. Every one derives from `JobQueueError`.
 
 Where a builtin exception means the same thing, ours derives from it too, so that
 ``except ValueError`` or ``except ConnectionError`` (the builtin) keep working.

@@ -1,10 +1,10 @@
 """Fleet events: the events of every process of a queue, read from its capped Redis stream.
 
 Every script that changes a job appends the events it causes to the stream
-``P:{Q}:events`` (see ``docs/redis-layout.md``). A :class:`FleetListener` follows the
+``P:{Q}:events`` (see ``docs/redis-layout.md``). A `FleetListener` follows the
 stream with a blocking ``XREAD`` on its own connection and dispatches each event to the
-handlers of an :class:`~jobqueue.events.EventEmitter`. Handlers get a :class:`JobEvent`
-(and, for failures, a :class:`~jobqueue.errors.JobQueueError` carrying the reason).
+handlers of an `EventEmitter`. Handlers get a `JobEvent`
+(and, for failures, a `JobQueueError` carrying the reason).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def parse_entry(entry_id: str, payload: str) -> list[JobEvent]:
 
 
 class FleetListener:
-    """Follows a queue's events stream from the moment :meth:`start` returns."""
+    """Follows a queue's events stream from the moment `start()` returns."""
 
     def __init__(self, native: NativeQueue, emitter: EventEmitter) -> None:
         self._native = native
@@ -99,7 +99,7 @@ class FleetListener:
         self._starting: asyncio.Future[None] | None = None
 
     def start_soon(self) -> None:
-        """Start from a running event loop without waiting; :meth:`start` waits for it."""
+        """Start from a running event loop without waiting; `start()` waits for it."""
         failed = self._starting is not None and self._starting.done() and self._task is None
         if self._starting is None or failed:  # a start that failed is tried again
             self._starting = asyncio.ensure_future(self._start())
@@ -169,7 +169,7 @@ class QueueEvents:
     >>> async with QueueEvents("emails", redis="redis://localhost") as events:
     ...     events.on(QueueEvent.JOB_COMPLETED, lambda job: print(job.id))
 
-    Entering the context (or awaiting :meth:`start`) returns once the listener follows
+    Entering the context (or awaiting `start()`) returns once the listener follows
     the stream; later events are delivered. ``QUEUE_ERROR`` handlers get read errors.
     """
 

@@ -5,7 +5,7 @@ rate, its own or the queue's default for groups), counted across all workers, an
 take turns: each fetch visits the groups with waiting work round-robin, so a group with a
 million waiting jobs delays another group's one job by at most one round. Everything is
 stored in Redis and enforced by the worker scripts (see docs/redis-layout.md); these
-calls only change it. :class:`GroupAdmin` is a base of :class:`~jobqueue.JobQueue`.
+calls only change it. `GroupAdmin` is a base of `JobQueue`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 MAX_CONCURRENCY = 1_000_000
 
 RateSpec = RateLimit | tuple[int, int] | Mapping[str, Any]
-"""A rate: a :class:`~jobqueue.RateLimit`, ``(max, duration ms)`` or ``{"max", "duration"}``."""
+"""A rate: a `RateLimit`, ``(max, duration ms)`` or ``{"max", "duration"}``."""
 
 
 def concurrency(value: object, field: str) -> int:
@@ -87,7 +87,7 @@ class GroupAdmin:
         """Limit ``group``: at most ``concurrency`` of its jobs active at once and at most
         ``rate.max`` started per ``rate.duration`` ms, across all workers. Replaces the
         group's limits whole; a limit left None falls back to the default (see
-        :meth:`set_default_group_limit`)."""
+        `set_default_group_limit()`)."""
         self._check_open()
         name = v.group(group)
         await self._set_limit(name, concurrency, rate)

@@ -146,7 +146,7 @@ class Severity(ValueEnum):
 @dataclass(frozen=True)
 class RedisFinding:
     """A Redis setting that can cost jobs, what it does and how to fix it (see
-    :mod:`jobqueue.redis_safety`). ``str()`` gives all of it as one sentence."""
+    `jobqueue.redis_safety`). ``str()`` gives all of it as one sentence."""
 
     setting: str
     value: str

@@ -12,10 +12,10 @@ name; never its id):
   clock; a delayed job's delay included);
 - ``jobqueue.job.duration_ms`` (observed): each attempt's run time.
 
-Tracing: any :class:`Telemetry` gets a span per add and per processing attempt. One that
-also has the methods of :class:`TraceContextTelemetry` (``jobqueue.contrib.otel``'s
+Tracing: any `Telemetry` gets a span per add and per processing attempt. One that
+also has the methods of `TraceContextTelemetry` (``jobqueue.contrib.otel``'s
 ``OtelTelemetry`` does) carries the trace from the add into every attempt, across
-processes: see :mod:`jobqueue.tracing`.
+processes: see `jobqueue.tracing`.
 """
 
 from __future__ import annotations

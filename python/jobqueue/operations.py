@@ -1,9 +1,9 @@
 """Operator calls of a queue beyond the basics: promote a delayed job, run a schedule now,
 and the index of queue names that lets tools find every queue of a Redis.
 
-:class:`Operations` is a base of :class:`~jobqueue.JobQueue` (as ``GroupAdmin`` is): the
+`Operations` is a base of `JobQueue` (as ``GroupAdmin`` is): the
 calls are ``queue.promote_job(id)`` and ``queue.run_schedule_now(schedule_id)``.
-:func:`list_queues` reads the index (docs/redis-layout.md, "The queue index").
+`list_queues()` reads the index (docs/redis-layout.md, "The queue index").
 """
 
 from __future__ import annotations

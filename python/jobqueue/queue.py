@@ -252,10 +252,10 @@ class JobQueue(GroupAdmin, Operations):
     def on(
         self, event: QueueEvent | str, handler: Callable[..., Any], *, fleet: bool = False
     ) -> None:
-        """Call ``handler`` on ``event`` (sync or async; see :mod:`jobqueue.events`).
+        """Call ``handler`` on ``event`` (sync or async; see `jobqueue.events`).
 
         With ``fleet=True`` the handler gets the event from every process of the queue,
-        this one included, as a :class:`~jobqueue.fleet.JobEvent` read from the queue's
+        this one included, as a `JobEvent` read from the queue's
         events stream. Following the stream starts now when called from a running event
         loop, else with the queue's first ``add_job``/``add_jobs``/``start_worker``; events
         written after that are delivered.
@@ -296,7 +296,7 @@ class JobQueue(GroupAdmin, Operations):
         self._processors[name] = processor
 
     def processor(self, name: str) -> Callable[[Processor], Processor]:
-        """Decorator form of :meth:`process`."""
+        """Decorator form of `process()`."""
 
         def register(fn: Processor) -> Processor:
             self.process(name, fn)
@@ -324,7 +324,7 @@ class JobQueue(GroupAdmin, Operations):
                 self._scheduler.start()
 
     async def run_worker(self) -> None:
-        """Process in the foreground until :meth:`close`."""
+        """Process in the foreground until `close()`."""
         await self.start_worker()
         assert self._worker is not None
         await self._worker.wait_closed()
@@ -585,7 +585,7 @@ class JobQueue(GroupAdmin, Operations):
     async def health_check(self) -> HealthReport:
         """Never raises for an unhealthy Redis: the report carries the error. A Redis
         setting that can lose jobs makes the report unhealthy (see
-        :mod:`jobqueue.redis_safety`); softer findings are its ``warnings``."""
+        `jobqueue.redis_safety`); softer findings are its ``warnings``."""
         self._check_open()
         try:
             rtt_ms, version, workers, evalsha_reason = await self._admin.health()
@@ -660,7 +660,7 @@ class JobQueue(GroupAdmin, Operations):
     ) -> str:
         """A recurring job on a cron pattern (5 fields, or 6 with seconds first), in time
         zone ``tz`` (default UTC). Returns the schedule id; the same name, data and pattern
-        again keep one schedule. See :mod:`jobqueue.scheduler` for DST and misfires."""
+        again keep one schedule. See `jobqueue.scheduler` for DST and misfires."""
         expression = check_cron(cron)
         zone = None if tz is None else tz
         time_zone(zone)  # validates

@@ -1,4 +1,4 @@
-"""How a queue reaches Redis: :class:`RedisConfig`, resolved into the native connection's
+"""How a queue reaches Redis: `RedisConfig`, resolved into the native connection's
 settings (a URL plus TLS material)."""
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 Under a ``maxmemory-policy`` other than ``noeviction`` a Redis that runs short of memory
 deletes keys, jobs among them, and tells no one. So the native core reads the policy once
 per new connection of a queue, before that connection serves (``src/redis_settings.rs``;
-requests pay nothing for it), and calls :meth:`RedisSafety.on_connect`, which reports an
+requests pay nothing for it), and calls `RedisSafety.on_connect()`, which reports an
 evicting policy as a warning (the ``jobqueue`` logger and ``QUEUE_ERROR`` handlers) or,
 with ``QueueSettings(on_unsafe_redis="refuse")``, refuses the server. Where ``CONFIG GET``
 is not allowed the policy is read from ``INFO memory``; when neither answers, that is
-reported too. :func:`read_findings` judges a full reading for ``health_check()`` and
+reported too. `read_findings()` judges a full reading for ``health_check()`` and
 ``jobqueue doctor``: also no persistence at all, and memory nearly full.
 """
 

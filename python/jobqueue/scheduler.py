@@ -2,7 +2,7 @@
 of scheduler processes.
 
 A schedule lives in Redis (see docs/redis-layout.md): its definition, and its next run in
-a sorted set. Every worker process runs a :class:`Scheduler` (``WorkerConfig(scheduler=
+a sorted set. Every worker process runs a `Scheduler` (``WorkerConfig(scheduler=
 False)`` turns it off). A scheduler sleeps until the earliest next run (on the Redis
 server's clock; a change of schedules wakes it), then claims that tick with one
 compare-and-set script that also enqueues the job, under the idempotency key

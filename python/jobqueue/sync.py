@@ -1,4 +1,4 @@
-"""A blocking facade over :class:`jobqueue.JobQueue`, for Django, Flask and scripts.
+"""A blocking facade over `jobqueue.JobQueue`, for Django, Flask and scripts.
 
 Each ``jobqueue.sync.JobQueue`` runs a private event loop on a background thread and
 waits for its calls; it takes the same arguments as the async class. ``add_job`` does

@@ -1,5 +1,5 @@
 """A throwaway Redis Cluster for tests: ``primaries`` primaries (and ``replicas`` replicas
-each), every node a :class:`~jobqueue.testing.RedisServer` on a free loopback port.
+each), every node a `RedisServer` on a free loopback port.
 
 >>> with RedisCluster() as cluster:
 ...     queue = JobQueue("q", redis=cluster.url)

@@ -1,5 +1,5 @@
 """A throwaway Redis Sentinel deployment for tests: a primary, its replicas and three
-sentinels, each a :class:`~jobqueue.testing.RedisServer` on a free loopback port.
+sentinels, each a `RedisServer` on a free loopback port.
 
 >>> with SentinelSet() as deployment:
 ...     queue = JobQueue("q", redis=deployment.url)

@@ -2,7 +2,7 @@
 (PRODUCER) around each add, ``process Q`` (CONSUMER) around each processing attempt, and
 the retry, DLQ and stalled transitions as span events or short spans.
 
-With a :class:`~jobqueue.observability.TraceContextTelemetry`, the add's span context is
+With a `TraceContextTelemetry`, the add's span context is
 stored in each job it adds (the record's trace field, not the user's data; see
 docs/redis-layout.md), kept across retries, and every attempt's span is its child and
 links to it. Made only when a queue has a ``telemetry`` adapter: without one, nothing here

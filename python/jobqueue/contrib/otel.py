@@ -13,7 +13,7 @@ provider for metrics), pass ``telemetry=OtelTelemetry()`` to a ``JobQueue``:
   processor's exception, and ends with the attempt's outcome (``jobqueue.job.outcome``;
   retries and dead-lettering as span events);
 - stalled jobs get a short ``stalled <queue>`` span;
-- the queue's metrics (see :mod:`jobqueue.observability`) go to OpenTelemetry
+- the queue's metrics (see `jobqueue.observability`) go to OpenTelemetry
   instruments: counters, an up-down counter of running jobs and histograms (in ms).
 
 Without a configured SDK the API's no-op tracer makes invalid contexts, and jobs store
@@ -73,7 +73,7 @@ def encode_context(span: trace.Span) -> str | None:
 
 
 def decode_context(text: str) -> otel_context.Context:
-    """The context a text of :func:`encode_context` holds (an empty one if unreadable)."""
+    """The context a text of `encode_context()` holds (an empty one if unreadable)."""
     parent, _, state = text.partition(" ")
     carrier = {"traceparent": parent}
     if state:

@@ -1,18 +1,18 @@
 """Prometheus metrics for jobqueue (``pip install jobqueue[prometheus]``, on
 ``prometheus_client``).
 
-- :class:`PrometheusMetrics`: a ``metrics`` adapter. Counters
+- `PrometheusMetrics`: a ``metrics`` adapter. Counters
   ``jobqueue_jobs_{added,completed,retried,failed,dlq,stalled}_total``, histograms
   ``jobqueue_job_wait_seconds`` (added -> first start) and
   ``jobqueue_job_duration_seconds`` (each attempt), and the gauge ``jobqueue_jobs_running``;
   labelled ``queue`` and ``job`` (the job's name; never its id).
-- :class:`QueueCollector`: read from Redis at scrape time, for each queue:
+- `QueueCollector`: read from Redis at scrape time, for each queue:
   ``jobqueue_queue_jobs{queue,status}`` (waiting, active, delayed, paused, failed, dlq,
   completed), ``jobqueue_queue_oldest_waiting_age_seconds``, ``jobqueue_queue_workers``
   (live workers of the whole fleet) and ``jobqueue_worker_running_jobs{queue,worker,host}``;
   ``jobqueue_queue_up`` is 0 for a queue whose Redis did not answer (its series are left
   out, the others still served).
-- :func:`serve_metrics`: ``/metrics`` over HTTP on a thread (``jobqueue worker
+- `serve_metrics()`: ``/metrics`` over HTTP on a thread (``jobqueue worker
   --metrics-port 9100`` calls it).
 
 Several worker processes on one host: set ``PROMETHEUS_MULTIPROC_DIR`` to an empty
@@ -20,7 +20,7 @@ directory before they start (prometheus_client's multiprocess mode). Each proces
 writes its metrics there, every process binds the metrics port with ``SO_REUSEPORT``, and
 any of them answers a scrape with the sum over all of them (the running-jobs gauge counts
 live processes only). A process that exits removes its live gauge; one that was killed is
-removed by the next process that starts serving (:func:`remove_dead_processes`).
+removed by the next process that starts serving (`remove_dead_processes()`).
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ class PrometheusMetrics:
 class QueueCollector(Collector):
     """Reads each queue's state from Redis when scraped. ``queues`` are blocking queues
     (``jobqueue.sync.JobQueue``), or asyncio ``JobQueue`` objects whose name, Redis and
-    prefix are used to open blocking ones (closed by :meth:`close`)."""
+    prefix are used to open blocking ones (closed by `close()`)."""
 
     def __init__(self, queues: Sequence[Any]) -> None:
         self._queues: list[SyncJobQueue] = []
@@ -241,7 +241,7 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 
 class MetricsServer:
-    """``/metrics`` served on a daemon thread; :meth:`close` stops it."""
+    """``/metrics`` served on a daemon thread; `close()` stops it."""
 
     def __init__(
         self, server: _Server, registry: CollectorRegistry, collectors: list[QueueCollector]
@@ -272,7 +272,7 @@ def serve_metrics(
 ) -> MetricsServer:
     """Serve ``/metrics`` on ``addr:port`` (port 0: a free one, see ``.port``) with the
     metrics of ``registry`` (default: the default registry, or in multiprocess mode the
-    sum over this host's processes) and a :class:`QueueCollector` of ``queues``."""
+    sum over this host's processes) and a `QueueCollector` of ``queues``."""
     path = multiprocess_dir()
     if registry is None:
         if path:

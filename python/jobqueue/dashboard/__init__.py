@@ -2,7 +2,7 @@
 actions of the CLI (retry, remove, promote, pause, resume, drain, DLQ replay, run a
 schedule now, unschedule), live by server-sent events.
 
-It is an ASGI app (Starlette) over the public :class:`~jobqueue.JobQueue` API: pages
+It is an ASGI app (Starlette) over the public `JobQueue` API: pages
 rendered on the server (Jinja2, ``templates/``), a JSON API, and the events stream. Run it
 with ``jobqueue dashboard`` (every queue of the Redis) or mount it in an ASGI app of your
 own::

@@ -44,8 +44,8 @@ def create_app(
     every queue of prefix ``prefix`` at ``redis`` (a ``RedisConfig``, URL or mapping;
     default: the environment, as ``JobQueue``), listed from the index of queue names.
 
-    ``auth`` is a hook, request -> allowed (sync or async), e.g. :class:`BasicAuth` or
-    :class:`TokenAuth`; ``None`` (no check) only where something in front of the app
+    ``auth`` is a hook, request -> allowed (sync or async), e.g. `BasicAuth` or
+    `TokenAuth`; ``None`` (no check) only where something in front of the app
     (your own middleware, a proxy) authenticates, or on localhost. ``read_only`` refuses
     every action on the server and shows no buttons. ``allowed_origins`` are origins
     besides the dashboard's own host (``"https://admin.example.com"``) from which its

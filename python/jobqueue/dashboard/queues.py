@@ -23,7 +23,7 @@ MAX_DISCOVERED = 200
 class QueueSet:
     """The dashboard's queues. Given queues are used as they are (the app does not close
     them); discovered ones are opened on first use, with the partition count stored for
-    them, and closed by :meth:`close`."""
+    them, and closed by `close()`."""
 
     def __init__(
         self,

@@ -1,5 +1,5 @@
 """Completed and failed jobs per minute over the last hour, counted from the queues' fleet
-event streams (every worker's events, as :class:`~.live.EventHub` reads them).
+event streams (every worker's events, as `EventHub` reads them).
 
 When the dashboard first shows a queue it counts the events of the last hour still in
 the stream (it is capped at about 2,000 entries: a busy queue's stream holds less than an
@@ -66,7 +66,7 @@ class Snapshot:
 
 
 class Throughput:
-    """The counts of every queue the hub follows; :meth:`count` is a hub listener."""
+    """The counts of every queue the hub follows; `count()` is a hub listener."""
 
     def __init__(self, clock: Callable[[], int] = now_ms) -> None:
         self.clock = clock

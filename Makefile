@@ -33,7 +33,8 @@ lint: venv
 # The package as users get it: the abi3 wheel and the sdist built with maturin, installed
 # into fresh venvs (one per CPython 3.10-3.13 found; a missing one is skipped with a
 # message) and tested from a copy of tests/ outside the source tree (scripts/wheel_test.py).
-# WHEEL_TEST_ARGS="--full 3.13" runs the whole suite there and a subset elsewhere (.ci/run).
+# WHEEL_TEST_ARGS="--sdist-subset" runs a subset on the sdist's build (.ci/run); "--full 3.13"
+# the whole suite on 3.13 only.
 WHEEL_TEST_ARGS ?=
 wheel-test: redis venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \

@@ -43,7 +43,8 @@ else:  # pragma: no cover - Python 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = ("3.10", "3.11", "3.12", "3.13")
-#: What the other CPythons run when ``--full`` names one: the producer, the worker, the
+#: What the other CPythons run when ``--full`` names one, and the sdist's build with
+#: ``--sdist-subset``: the producer, the worker, the
 #: sync facade, the scheduler, the CLI, the examples and the installed-package checks.
 SUBSET = (
     "tests/test_installed.py",

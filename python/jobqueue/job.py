@@ -10,13 +10,26 @@ import orjson
 
 from ._native import NativeWorker
 from .errors import InvalidOptionError
+from .models import parse_parent, queue_name
 
 T = TypeVar("T")
 
 #: (id, name, data JSON, opts JSON, attempts made, max attempts, timeout ms, created_at,
-#: processed_at, progress JSON, group, trace context), as the native worker hands a job over.
+#: processed_at, progress JSON, group, (trace context, parent ref)), as the native worker
+#: hands a job over.
 RawJob = tuple[
-    str, str, str, str, int, int, "int | None", int, int, str, "str | None", "str | None"
+    str,
+    str,
+    str,
+    str,
+    int,
+    int,
+    "int | None",
+    int,
+    int,
+    str,
+    "str | None",
+    "tuple[str | None, str | None]",
 ]
 
 
@@ -37,6 +50,8 @@ class Job(Generic[T]):
         "id",
         "max_attempts",
         "name",
+        "parent_id",
+        "parent_queue",
         "processed_at",
         "progress",
         "return_value",
@@ -48,7 +63,7 @@ class Job(Generic[T]):
         self, raw: RawJob, worker: NativeWorker, on_progress: Callable[[Job[Any]], None]
     ) -> None:
         (job_id, name, data, opts, attempts_made, max_attempts, timeout, created_at,
-         processed_at, progress, group, trace_context) = raw  # fmt: skip
+         processed_at, progress, group, (trace_context, parent)) = raw  # fmt: skip
         self.id = job_id
         self.name = name
         #: The job's group (``add_job(..., group=...)``), or None.
@@ -67,6 +82,10 @@ class Job(Generic[T]):
         self.error: BaseException | None = None
         #: The producer's trace context stored with the job (see jobqueue.tracing), or None.
         self.trace_context = trace_context
+        parent_ref = parse_parent(parent)
+        #: A flow's child: its parent's id and queue (see jobqueue.flows); else None.
+        self.parent_id = None if parent_ref is None else parent_ref[2]
+        self.parent_queue = None if parent_ref is None else queue_name(parent_ref[1])
         self._span: Any = None  # the attempt's span, with a telemetry adapter
         self._worker = worker
         self._on_progress = on_progress
@@ -105,3 +124,21 @@ class Job(Generic[T]):
         if not isinstance(line, str):
             raise InvalidOptionError("line", f"must be a str, got {type(line).__name__}")
         await self._worker.update(self.id, "log", line)
+
+    async def children_results(self) -> dict[str, Any]:
+        """A flow parent's completed children: ``{child id: return value}`` (children in
+        other queues too). Read from the parent's own record of them, so a child removed
+        by its retention still counts."""
+        states = await self._worker.children(self.id)
+        return {_child_id(ref): orjson.loads(state[1:]) for ref, state in states if state[:1] == "c"}
+
+    async def children_failures(self) -> dict[str, str]:
+        """A flow parent's children that failed for good under ``on_failure="ignore"``:
+        ``{child id: failed reason}``."""
+        states = await self._worker.children(self.id)
+        return {_child_id(ref): state[1:] for ref, state in states if state[:1] == "f"}
+
+
+def _child_id(ref: str) -> str:
+    """The id in a child ref ``<key base> <id>``."""
+    return ref.rpartition(" ")[2]

@@ -33,6 +33,7 @@ from .errors import (
 )
 from .events import EventEmitter, QueueEvent
 from .fleet import FleetListener
+from .flows import Flow, FlowAdder, FlowIds, FlowTree
 from .groups import GroupAdmin
 from .loop_connection import ProducerConnections
 from .models import (
@@ -54,6 +55,7 @@ from .partitions import (
     check_stored,
     fleet_listener,
     is_partition_name,
+    partition_name,
 )
 from .redis_config import RedisConfig
 from .redis_safety import RedisSafety, jobs_not_added, read_findings
@@ -235,6 +237,7 @@ class JobQueue(GroupAdmin):
         # Reads and management go to every partition, or to a job's own, through this.
         self._admin: NativeQueue | Partitions = self._partitions or self._native
         self._producer = ProducerConnections(self._native)
+        self._flows: FlowAdder | None = None
 
     def __repr__(self) -> str:
         parts = f", partitions={self.partitions}" if self.partitions > 1 else ""
@@ -384,6 +387,29 @@ class JobQueue(GroupAdmin):
         }
         ids = await self._add([(name, data, job_options(opts, overrides))], single=True)
         return ids[0]
+
+    async def add_flow(self, flow: Flow) -> FlowIds:
+        """Add a job and the jobs it waits for (``Flow(name, data, children=[...])``, any
+        depth, children in other queues too) and return their ids as a tree. One script
+        call per queue slot involved; bad input anywhere in the tree raises before
+        anything is written. Give the jobs idempotency keys to make a retried add safe:
+        adding the same flow again then adds nothing twice (docs/flows.md)."""
+        self._check_open()
+        if self._flows is None:
+            self._flows = FlowAdder(self)
+        return await self._flows.add(flow)
+
+    async def get_flow(self, job_id: str) -> FlowTree:
+        """The flow under job ``job_id`` of this queue: each job's snapshot (its status
+        included) and its children's, to the leaves."""
+        self._check_open()
+        v.job_id(job_id)
+        if self._flows is None:
+            self._flows = FlowAdder(self)
+        slot = self.name
+        if self._partitions is not None:
+            slot = partition_name(self.name, self._partitions.router.of_id(job_id))
+        return await self._flows.get_flow(slot, job_id)
 
     async def add_jobs(self, jobs: Sequence[JobSpec]) -> list[str]:
         """Enqueue many jobs in one round trip; one bad item refuses the whole batch."""
@@ -560,6 +586,7 @@ class JobQueue(GroupAdmin):
             dlq,
             paused,
             latency,
+            waiting_children,
         ) = await self._admin.get_stats()
         return QueueStats(
             active=active,
@@ -570,6 +597,7 @@ class JobQueue(GroupAdmin):
             paused=waiting if paused else 0,
             dlq=dlq,
             latency_ms=latency,
+            waiting_children=waiting_children,
         )
 
     async def get_workers(self) -> list[WorkerInfo]:

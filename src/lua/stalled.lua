@@ -42,6 +42,9 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
       end
       addEvent('job-failed', id, name, attempts, reason, 'reason')
       if dlqEnabled then addEvent('job-dlq', id, name, attempts, reason, 'reason') end
+      -- A flow's child: its parent hears of it (through the outbox if in another slot).
+      local parent = recordExt(f[11], 'p')
+      if parent then notifyParent(parent, BASE .. ' ' .. id, 'f', reason, now, nowText) end
       out[#out + 1] = id
       out[#out + 1] = name
       out[#out + 1] = state

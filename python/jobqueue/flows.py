@@ -1,0 +1,301 @@
+"""Flows: jobs that wait for other jobs (docs/flows.md).
+
+A :class:`Flow` is a job with children; the parent waits in ``WAITING_CHILDREN`` until
+every child completed, then becomes waiting like any job (its delay and priority apply
+then). ``JobQueue.add_flow`` writes a tree with one script call per queue slot involved
+(per wave: a child in another slot than its parent needs the parent's id first), and
+returns a tree of ids (:class:`FlowIds`). :func:`chain` and :func:`group` build common
+shapes. Everything that decides (counting children, moving or failing the parent) runs in
+the scripts (``src/lua/lib_flows.lua``); this module checks input and places jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import _validate as v
+from ._native import NativeFlows, to_json
+from .config import JobOptions
+from .errors import InvalidOptionError, PayloadTooLargeError
+from .models import JobInfo, queue_name
+from .partitions import partition_name
+
+if TYPE_CHECKING:
+    from ._native import AddedJob, FlowChild, NewJob
+    from .queue import JobQueue
+
+#: on_failure -> the policy letter a child's record keeps (lib_flows.lua).
+POLICIES = {"fail_parent": "f", "ignore": "i", "wait": "w"}
+
+
+class Flow:
+    """A job and the jobs it waits for. ``queue`` is the queue of the job (None: its
+    parent's, for the root the queue ``add_flow`` is called on). ``on_failure`` says what
+    a child's final failure does to its parent: ``"fail_parent"`` (the parent fails, with
+    a reason naming the child; the failure travels up), ``"ignore"`` (the parent runs;
+    ``job.children_failures()`` lists it) or ``"wait"`` (the parent waits until the child
+    is retried or replayed from the DLQ and completes). Other keywords are job options
+    (as ``add_job``'s), or pass them as ``opts``."""
+
+    __slots__ = ("children", "data", "name", "on_failure", "options", "queue")
+
+    def __init__(
+        self,
+        name: str,
+        data: Any = None,
+        children: Sequence[Flow] = (),
+        *,
+        queue: str | None = None,
+        on_failure: str = "fail_parent",
+        opts: JobOptions | Mapping[str, Any] | None = None,
+        **job_options: Any,
+    ) -> None:
+        self.name = name
+        self.data = data
+        if isinstance(children, (str, bytes)) or not isinstance(children, Sequence):
+            raise InvalidOptionError(
+                "children", f"must be a list of Flow, got {v.type_name(children)}"
+            )
+        for i, child in enumerate(children):
+            if not isinstance(child, Flow):
+                raise InvalidOptionError(
+                    f"children[{i}]", f"must be a Flow, got {v.type_name(child)}"
+                )
+        self.children: tuple[Flow, ...] = tuple(children)
+        self.queue = queue
+        self.on_failure = v.one_of(on_failure, tuple(POLICIES), "on_failure")
+        options = JobOptions.coerce(opts)
+        if job_options:
+            options = JobOptions.coerce(job_options).merged_over(options)
+        self.options = options
+
+    def with_children(self, children: Sequence[Flow]) -> Flow:
+        """The same job with ``children`` in place of its own."""
+        flow = Flow(self.name, self.data, children, queue=self.queue, on_failure=self.on_failure)
+        flow.options = self.options
+        return flow
+
+    def __repr__(self) -> str:
+        return f"Flow({self.name!r}, children={len(self.children)})"
+
+
+def chain(*steps: Flow) -> Flow:
+    """Steps that run one after the other: each waits for the one before and can read its
+    result (``await job.children_results()``). Returns the last step, to add."""
+    if not steps:
+        raise InvalidOptionError("steps", "chain() needs at least one Flow")
+    flow: Flow | None = None
+    for i, step in enumerate(steps):
+        if not isinstance(step, Flow):
+            raise InvalidOptionError(f"steps[{i}]", f"must be a Flow, got {v.type_name(step)}")
+        flow = step.with_children([*step.children, flow] if flow is not None else step.children)
+    assert flow is not None
+    return flow
+
+
+def group(*jobs: Flow, then: Flow) -> Flow:
+    """Jobs that run side by side, and ``then``, which runs once all completed (a chord):
+    ``then`` reads their results with ``await job.children_results()``. Returns ``then``
+    with the jobs as its children, to add."""
+    if not isinstance(then, Flow):
+        raise InvalidOptionError("then", f"must be a Flow, got {v.type_name(then)}")
+    for i, job in enumerate(jobs):
+        if not isinstance(job, Flow):
+            raise InvalidOptionError(f"jobs[{i}]", f"must be a Flow, got {v.type_name(job)}")
+    return then.with_children([*then.children, *jobs])
+
+
+@dataclass(frozen=True)
+class FlowIds:
+    """The ids of an added flow: this job's ``id`` and ``queue``, and its children's."""
+
+    id: str
+    queue: str
+    children: list[FlowIds] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FlowTree:
+    """A flow as ``get_flow`` reads it: the job (None when it no longer exists: removed
+    by its retention, whose result its parent still holds) and its children."""
+
+    id: str
+    queue: str
+    job: JobInfo | None
+    children: list[FlowTree] = field(default_factory=list)
+
+
+class _Node:
+    """A job of a flow being added: where it goes and how it hangs together."""
+
+    __slots__ = ("children", "flow", "id", "parent", "path", "row", "slot", "wave")
+
+    def __init__(self, flow: Flow, parent: _Node | None, path: str) -> None:
+        self.flow = flow
+        self.parent = parent
+        self.path = path
+        self.children: list[_Node] = []
+        self.slot = ""  # the queue name, or a partition's (`name#i`)
+        self.wave = 0
+        self.row: NewJob | None = None
+        self.id = ""
+
+
+class FlowAdder:
+    """Adds flows for one ``JobQueue``: checks the whole tree before writing anything,
+    then writes it wave by wave, one script call per queue slot of a wave."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self._queue = queue
+        self._native = NativeFlows(queue._native)
+
+    @property
+    def native(self) -> NativeFlows:
+        return self._native
+
+    def base(self, slot: str) -> str:
+        """The key base of queue (or partition) ``slot``."""
+        return f"{self._queue.prefix}:{{{slot}}}:"
+
+    def _nodes(self, root: Flow) -> list[_Node]:
+        """The tree's jobs, parents before children (breadth first), checked and placed."""
+        from .queue import _message, _queue_name
+
+        if not isinstance(root, Flow):
+            raise InvalidOptionError("flow", f"must be a Flow, got {v.type_name(root)}")
+        queue = self._queue
+        nodes = [_Node(root, None, "flow")]
+        at = 0
+        while at < len(nodes):
+            node = nodes[at]
+            at += 1
+            flow = node.flow
+            parent = node.parent
+            own = flow.queue
+            if own is not None:
+                own = _queue_name(own) if own != queue.name else own
+            name = own or (queue.name if parent is None else queue_name(parent.slot))
+            try:
+                node.row = queue._rows([(flow.name, flow.data, flow.options)], single=True)[0]
+            except InvalidOptionError as exc:
+                raise InvalidOptionError(f"{node.path}.{exc.field}", _message(exc)) from None
+            node.slot = self._slot(name, node, parent)
+            if parent is not None:
+                parent.children.append(node)
+                node.wave = parent.wave + (parent.slot != node.slot)
+            for i, child in enumerate(flow.children):
+                nodes.append(_Node(child, node, f"{node.path}.children[{i}]"))
+        return nodes
+
+    def _slot(self, name: str, node: _Node, parent: _Node | None) -> str:
+        """The queue (or partition of this queue) the job goes to. On a partitioned
+        queue a job with a key (group, idempotency key, partition key, custom id) goes
+        where that key says; else it stays in its parent's partition (one slot: its
+        completion tells the parent at once). Other queues' jobs go to their partition 0."""
+        queue = self._queue
+        partitions = queue._partitions
+        if name != queue.name or partitions is None:
+            return name
+        row = node.row
+        assert row is not None
+        options = node.flow.options
+        keyed = any(k is not None for k in (row[0], row[7], row[8], options.partition_key))
+        if not keyed and parent is not None and queue_name(parent.slot) == name:
+            return parent.slot
+        index = partitions.router.place(row, options.partition_key, f"{node.path}.job_id")
+        return partition_name(name, index)
+
+    def _check_payloads(self, nodes: list[_Node]) -> None:
+        """Serialize and size-check every job's data before the first write (a flow over
+        several slots is written in several calls: a bad job must stop all of them)."""
+        limit = self._queue.config.settings.max_payload_bytes
+        for node in nodes:
+            row = node.row
+            assert row is not None
+            size = len(to_json(row[2], f"{node.path}.data"))
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"{node.path}.data of job {row[1]!r} is {size} bytes, over "
+                    f"max_payload_bytes={limit}"
+                )
+
+    async def add(self, root: Flow) -> FlowIds:
+        nodes = self._nodes(root)
+        if self._queue._partitions is not None:
+            await self._queue._partitions.check()
+        waves = max(node.wave for node in nodes) + 1
+        if waves > 1 or len({node.slot for node in nodes}) > 1:
+            self._check_payloads(nodes)
+        for wave in range(waves):
+            calls: dict[str, list[_Node]] = {}
+            for node in nodes:
+                if node.wave == wave:
+                    calls.setdefault(node.slot, []).append(node)
+            await asyncio.gather(*(self._call(slot, part) for slot, part in calls.items()))
+        await self._link(nodes)
+        return _ids(nodes[0])
+
+    async def _call(self, slot: str, part: list[_Node]) -> None:
+        """One add_flow.lua call: the jobs of one slot in one wave."""
+        index = {id(node): i for i, node in enumerate(part, start=1)}
+        rows: list[NewJob] = []
+        children: list[FlowChild] = []
+        parents: list[tuple[int, int]] = []
+        for i, node in enumerate(part, start=1):
+            assert node.row is not None
+            rows.append(node.row)
+            if node.children:
+                parents.append((i, len(node.children)))
+            parent = node.parent
+            if parent is not None:
+                policy = POLICIES[node.flow.on_failure]
+                inside = index.get(id(parent))
+                if inside is not None:
+                    children.append((i, policy, inside, None))
+                else:
+                    children.append((i, policy, None, f"{self.base(parent.slot)} {parent.id}"))
+        results: list[AddedJob] = await self._native.add(slot, rows, children, parents)
+        for node, (job_id, _, _, _) in zip(part, results, strict=True):
+            node.id = job_id
+        queue = self._queue
+        if queue_name(slot) == queue.name:
+            queue._report_added(rows, results)
+            if queue._partitions is not None and slot != queue.name:
+                await queue._partitions.wake([int(slot.rpartition("#")[2])])
+
+    async def _link(self, nodes: list[_Node]) -> None:
+        """List the children added in another slot than their parent's in its ``deps``."""
+        links = []
+        for node in nodes:
+            foreign = [
+                f"{self.base(child.slot)} {child.id}"
+                for child in node.children
+                if child.slot != node.slot
+            ]
+            if foreign:
+                links.append(self._native.link(node.slot, node.id, foreign))
+        await asyncio.gather(*links)
+
+    async def get_flow(self, slot: str, job_id: str) -> FlowTree:
+        """The flow under job ``job_id`` of ``slot``: one read per job."""
+        found = await self._native.get_job(slot, job_id)
+        job = None if found is None else JobInfo.from_redis(job_id, *found)
+        refs = await self._native.children(slot, job_id)
+        children = await asyncio.gather(
+            *(self.get_flow(*split_ref(ref)) for ref, _ in refs)
+        )
+        return FlowTree(job_id, queue_name(slot), job, list(children))
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """A job ref ``<key base> <id>`` as (slot name, id)."""
+    base, _, job_id = ref.rpartition(" ")
+    return base[base.find("{") + 1 : base.rfind("}")], job_id
+
+
+def _ids(node: _Node) -> FlowIds:
+    return FlowIds(node.id, queue_name(node.slot), [_ids(child) for child in node.children])
+

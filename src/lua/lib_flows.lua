@@ -1,0 +1,84 @@
+-- Helpers of flows (docs/flows.md), appended to lib.lua's (scripts.rs): a script gets them
+-- only when it names them, so the scripts of plain jobs do not carry them.
+--
+-- A parent waiting for its children is in K.wchildren; its hash `j:<id>:deps` maps each
+-- child ref (`<key base> <id>`, a job anywhere) to '' while pending, `c<result JSON>` once
+-- completed and `f<reason>` once failed for good; its field SEP holds the count of
+-- children still pending. A child names its parent in its record (the `p` extension:
+-- `<policy><parent ref>`, policy `f` fail_parent, `i` ignore, `w` wait). Where child and
+-- parent share the key base, the script that finishes the child tells the parent at once;
+-- elsewhere it pushes an entry to its own K.flowOutbox, which a worker hands to the
+-- parent's slot (flow_child_done.lua) and then removes (flow_outbox_done.lua).
+
+local function depsKey(id)
+  return BASE .. 'j:' .. id .. ':deps'
+end
+
+-- A parent ref with its policy in front, split: policy, key base, id.
+local function splitParentRef(ref)
+  local space = string.find(ref, ' ', 2, true)
+  if not space then return nil end
+  return string.sub(ref, 1, 1), string.sub(ref, 2, space - 1), string.sub(ref, space + 1)
+end
+
+-- The parent `id` (of this key base) has no child pending: it becomes waiting like any job
+-- (its delay and priority apply now).
+local function releaseParent(id, now)
+  redis.call('ZREM', K.wchildren, id)
+  local f = splitFields(redis.call('GET', jobKey(id)) or '', 7)
+  if not f then return end
+  local delay = tonumber(f[6]) or 0
+  if delay > 0 then
+    redis.call('ZADD', K.delayed, now + delay, id)
+  else
+    pushWaiting(id, f[5], false, f[7])
+  end
+  wakeWorkers()
+  addEvent('job-children-done', id, eventName(f[2]), '0')
+end
+
+-- The parent `id` fails for good for `reason` (a child failed under fail_parent); returns
+-- its own parent ref (with policy), so that the failure travels up, or nil.
+local function failParent(id, reason, now, nowText)
+  redis.call('ZREM', K.wchildren, id)
+  local r = newRun()
+  r.reason = reason
+  redis.call('SET', runKey(id), outcomeText('failed', nowText, packRun(r), ''))
+  redis.call('ZADD', K.failed, now, id)
+  local f = splitFields(redis.call('GET', jobKey(id)) or '', 11)
+  addEvent('job-failed', id, eventName(f and f[2]), '0', reason, 'reason')
+  return f and recordExt(f[11], 'p')
+end
+
+-- Tell the parent `ref` (policy and parent ref) that the child `childRef` finished: `kind`
+-- 'c' (completed, `value` its return value JSON) or 'f' (failed for good, `value` the
+-- reason). Idempotent: a child already counted, or a parent no longer waiting (failed or
+-- removed), changes nothing. A parent of another key base gets it through the outbox:
+-- returns the entry pushed there, else nil.
+local function notifyParent(ref, childRef, kind, value, now, nowText)
+  while ref do
+    local policy, base, id = splitParentRef(ref)
+    if not policy or (kind == 'f' and policy == 'w') then return nil end
+    if base ~= BASE then
+      local entry = childRef .. SEP .. ref .. SEP .. kind .. SEP .. value
+      redis.call('RPUSH', K.flowOutbox, entry)
+      return entry
+    end
+    local deps = depsKey(id)
+    local known = redis.call('HGET', deps, childRef)
+    if (known and known ~= '') or not redis.call('ZSCORE', K.wchildren, id) then
+      return nil
+    end
+    if kind == 'f' and policy == 'f' then
+      value = 'child ' .. childRef .. ' failed: ' .. value
+      redis.call('HSET', deps, childRef, 'f' .. value)
+      -- The failure travels up: the parent is now the failed child.
+      ref, childRef = failParent(id, value, now, nowText), BASE .. ' ' .. id
+    else
+      redis.call('HSET', deps, childRef, kind .. value)
+      if redis.call('HINCRBY', deps, SEP, -1) <= 0 then releaseParent(id, now) end
+      return nil
+    end
+  end
+  return nil
+end

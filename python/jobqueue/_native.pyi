@@ -100,7 +100,18 @@ class NativeQueue:
     def close(self) -> None: ...
 
 _RawJob = tuple[
-    str, str, str, str, int, int, int | None, int, int, str, str | None, tuple[str | None, str | None]
+    str,
+    str,
+    str,
+    str,
+    int,
+    int,
+    int | None,
+    int,
+    int,
+    str,
+    str | None,
+    tuple[str | None, str | None],
 ]
 _Outcome = tuple[str, str, str, int, int, str | None, int]
 

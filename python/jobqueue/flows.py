@@ -20,7 +20,7 @@ from . import _validate as v
 from ._native import NativeFlows, to_json
 from .config import JobOptions
 from .errors import InvalidOptionError, PayloadTooLargeError
-from .models import JobInfo, queue_name
+from .models import JobInfo, queue_name, split_ref
 from .partitions import partition_name
 
 if TYPE_CHECKING:
@@ -175,13 +175,16 @@ class FlowAdder:
             flow = node.flow
             parent = node.parent
             own = flow.queue
-            if own is not None:
-                own = _queue_name(own) if own != queue.name else own
-            name = own or (queue.name if parent is None else queue_name(parent.slot))
             try:
+                if own is not None and own != queue.name:
+                    try:
+                        own = _queue_name(own)
+                    except InvalidOptionError as exc:
+                        raise InvalidOptionError("queue", _message(exc)) from None
                 node.row = queue._rows([(flow.name, flow.data, flow.options)], single=True)[0]
             except InvalidOptionError as exc:
                 raise InvalidOptionError(f"{node.path}.{exc.field}", _message(exc)) from None
+            name = own or (queue.name if parent is None else queue_name(parent.slot))
             node.slot = self._slot(name, node, parent)
             if parent is not None:
                 parent.children.append(node)
@@ -284,18 +287,9 @@ class FlowAdder:
         found = await self._native.get_job(slot, job_id)
         job = None if found is None else JobInfo.from_redis(job_id, *found)
         refs = await self._native.children(slot, job_id)
-        children = await asyncio.gather(
-            *(self.get_flow(*split_ref(ref)) for ref, _ in refs)
-        )
+        children = await asyncio.gather(*(self.get_flow(*split_ref(ref)) for ref, _ in refs))
         return FlowTree(job_id, queue_name(slot), job, list(children))
-
-
-def split_ref(ref: str) -> tuple[str, str]:
-    """A job ref ``<key base> <id>`` as (slot name, id)."""
-    base, _, job_id = ref.rpartition(" ")
-    return base[base.find("{") + 1 : base.rfind("}")], job_id
 
 
 def _ids(node: _Node) -> FlowIds:
     return FlowIds(node.id, queue_name(node.slot), [_ids(child) for child in node.children])
-

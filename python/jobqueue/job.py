@@ -10,7 +10,7 @@ import orjson
 
 from ._native import NativeWorker
 from .errors import InvalidOptionError
-from .models import parse_parent, queue_name
+from .models import parse_parent, queue_name, split_ref
 
 T = TypeVar("T")
 
@@ -54,18 +54,25 @@ class Job(Generic[T]):
         "parent_queue",
         "processed_at",
         "progress",
+        "queue",
         "return_value",
         "timeout",
         "trace_context",
     )
 
     def __init__(
-        self, raw: RawJob, worker: NativeWorker, on_progress: Callable[[Job[Any]], None]
+        self,
+        raw: RawJob,
+        worker: NativeWorker,
+        on_progress: Callable[[Job[Any]], None],
+        queue: str = "",
     ) -> None:
         (job_id, name, data, opts, attempts_made, max_attempts, timeout, created_at,
          processed_at, progress, group, (trace_context, parent)) = raw  # fmt: skip
         self.id = job_id
         self.name = name
+        #: The name of the job's queue.
+        self.queue = queue
         #: The job's group (``add_job(..., group=...)``), or None.
         self.group = group
         self.data: T = orjson.loads(data)
@@ -126,19 +133,21 @@ class Job(Generic[T]):
         await self._worker.update(self.id, "log", line)
 
     async def children_results(self) -> dict[str, Any]:
-        """A flow parent's completed children: ``{child id: return value}`` (children in
-        other queues too). Read from the parent's own record of them, so a child removed
-        by its retention still counts."""
+        """A flow parent's completed children: ``{child id: return value}``; a child of
+        another queue is keyed ``"<queue>:<id>"`` (ids of two queues may be equal). Read
+        from the parent's own copy of the results, so a child removed by its retention
+        still counts."""
         states = await self._worker.children(self.id)
-        return {_child_id(ref): orjson.loads(state[1:]) for ref, state in states if state[:1] == "c"}
+        return {self._child_key(ref): orjson.loads(s[1:]) for ref, s in states if s[:1] == "c"}
 
     async def children_failures(self) -> dict[str, str]:
         """A flow parent's children that failed for good under ``on_failure="ignore"``:
-        ``{child id: failed reason}``."""
+        ``{child id: failed reason}``, keyed as ``children_results``."""
         states = await self._worker.children(self.id)
-        return {_child_id(ref): state[1:] for ref, state in states if state[:1] == "f"}
+        return {self._child_key(ref): s[1:] for ref, s in states if s[:1] == "f"}
 
-
-def _child_id(ref: str) -> str:
-    """The id in a child ref ``<key base> <id>``."""
-    return ref.rpartition(" ")[2]
+    def _child_key(self, ref: str) -> str:
+        """A child ref ``<key base> <id>`` as ``children_results`` keys it."""
+        slot, child_id = split_ref(ref)
+        child_queue = queue_name(slot)
+        return child_id if child_queue == self.queue else f"{child_queue}:{child_id}"

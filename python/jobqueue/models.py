@@ -119,13 +119,20 @@ def queue_name(partition: str) -> str:
     return _PARTITION_SUFFIX.sub("", partition)
 
 
+def split_ref(ref: str) -> tuple[str, str]:
+    """A job ref ``<key base> <id>`` (flows name jobs anywhere so) as (its queue or
+    partition name, its id)."""
+    base, _, job_id = ref.partition(" ")
+    return queue_of_base(base), job_id
+
+
 def parse_parent(ref: str | None) -> tuple[str, str, str] | None:
     """A flow child's parent as its record holds it (``<policy><key base> <id>``): the
     policy letter, the parent's queue (a partition's name) and id; None for none."""
     if not ref:
         return None
-    base, _, parent_id = ref[1:].partition(" ")
-    return ref[0], queue_of_base(base), parent_id
+    slot, parent_id = split_ref(ref[1:])
+    return ref[0], slot, parent_id
 
 
 def _json(raw: str | None, default: Any = None) -> Any:

@@ -10,7 +10,7 @@
 //! declares a key of its own queue's slot, so a cluster routes it there.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use pyo3::prelude::*;
 
@@ -156,6 +156,22 @@ fn parent_base(entry: &str) -> Option<&str> {
     split_parent(parent).map(|(_, base, _)| base)
 }
 
+/// Fault injection for `tests/reliability/test_flow_kills.py`: with
+/// `JOBQUEUE_TEST_KILL_AT=<step>` in its environment a process SIGKILLs itself on reaching
+/// that step of a handover: `handover` (the children's outcomes are in their outbox, their
+/// parents not told yet) or `outbox` (told, the entries not yet removed). Read once.
+static KILL_AT: LazyLock<Option<String>> =
+    LazyLock::new(|| std::env::var("JOBQUEUE_TEST_KILL_AT").ok());
+
+fn kill_point(step: &str) {
+    if KILL_AT.as_deref() == Some(step) {
+        // SAFETY: kill(2) of this process; no memory is touched.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}
+
 /// Hand the outbox entries `entries` of the queue `from` over to their parents' slots
 /// (flow_child_done.lua, one call per parent slot), then remove them from the outbox.
 /// Entries those calls push in turn (a failure travelling up to a parent in yet another
@@ -180,6 +196,7 @@ pub(crate) async fn hand_over_outbox(
                 continue;
             };
             for part in batch.chunks(OUTBOX_BATCH) {
+                kill_point("handover");
                 let mut inv = scripts::invocation(&scripts::FLOW_CHILD_DONE, &parent_keys);
                 inv.arg(part);
                 let pushed: Vec<String> = conn.invoke(&inv).await?;
@@ -189,6 +206,7 @@ pub(crate) async fn hand_over_outbox(
             }
         }
         for part in entries.chunks(OUTBOX_BATCH) {
+            kill_point("outbox");
             let mut inv = scripts::invocation(&scripts::FLOW_OUTBOX_DONE, &keys);
             inv.arg(part);
             let _: i64 = conn.invoke(&inv).await?;

@@ -215,7 +215,10 @@ async def test_fail_parent_travels_up(make_queue: Make, queue_name: str) -> None
     assert middle is not None and middle.status is JobStatus.FAILED
     assert middle.failed_reason is not None
     leaf = ids.children[0].children[0].id
-    assert middle.failed_reason == f"child jq:{{{other}}}: {leaf} failed: RuntimeError: child {leaf} broke"
+    assert (
+        middle.failed_reason
+        == f"child jq:{{{other}}}: {leaf} failed: RuntimeError: child {leaf} broke"
+    )
     assert top.status is JobStatus.FAILED and top.failed_reason is not None
     assert top.failed_reason.startswith(
         f"child jq:{{{q.name}}}: {ids.children[0].id} failed: child"

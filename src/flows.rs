@@ -17,7 +17,9 @@ use pyo3::prelude::*;
 use crate::connection::RedisConn;
 use crate::errors::JqError;
 use crate::keys::QueueKeys;
-use crate::queue::{added_jobs, read_job, AddJobsReply, NativeQueue, NewJob, QueueCore};
+use crate::queue::{
+    added_jobs, read_job, remove_job_in, AddJobsReply, NativeQueue, NewJob, QueueCore,
+};
 use crate::record::split_parent;
 use crate::runtime::into_awaitable;
 use crate::scripts;
@@ -119,6 +121,20 @@ impl NativeFlows {
         into_awaitable(py, async move {
             let keys = core.keys.sibling(&queue);
             Ok(children_of(&core.conn, &keys, &job_id).await?)
+        })
+    }
+
+    /// `NativeQueue.remove_job` of a job of queue `queue`.
+    fn remove_job<'py>(
+        &self,
+        py: Python<'py>,
+        queue: String,
+        job_id: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = core.keys.sibling(&queue);
+            Ok(remove_job_in(&core.conn, &keys, &job_id).await?)
         })
     }
 

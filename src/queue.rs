@@ -127,6 +127,18 @@ pub(crate) async fn read_job(
     Ok(Some((fields, logs, paused == 1)))
 }
 
+/// Remove a job that is not active (remove_job.lua); resolves to the refs of pending
+/// children of removed flow parents in other slots, for the caller to remove there.
+pub(crate) async fn remove_job_in(
+    conn: &RedisConn,
+    keys: &QueueKeys,
+    job_id: &str,
+) -> Result<Vec<String>, JqError> {
+    let mut invocation = scripts::invocation(&scripts::REMOVE_JOB, keys);
+    invocation.arg(job_id);
+    conn.invoke(&invocation).await
+}
+
 /// One job of an add_jobs call with its data serialized and checked: what the script takes.
 pub(crate) struct PreparedJob {
     job_id: Option<String>,
@@ -477,11 +489,7 @@ impl NativeQueue {
     fn remove_job<'py>(&self, py: Python<'py>, job_id: String) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         into_awaitable(py, async move {
-            let keys = &core.keys;
-            let mut invocation = scripts::invocation(&scripts::REMOVE_JOB, keys);
-            invocation.arg(&job_id);
-            let _: i64 = core.conn.invoke(&invocation).await?;
-            Ok(())
+            Ok(remove_job_in(&core.conn, &core.keys, &job_id).await?)
         })
     }
 

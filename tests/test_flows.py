@@ -363,3 +363,50 @@ async def test_a_plain_job_keeps_an_empty_extensions_field(make_queue: Make) -> 
     info = await q.get_job_status(job_id)
     assert info is not None and info.parent_id is None
     await asyncio.sleep(0)
+
+
+async def test_removing_a_parent_removes_its_pending_children(
+    make_queue: Make, queue_name: str
+) -> None:
+    q = make_queue()
+    other = make_queue(name=f"{queue_name}-o")
+    ids = await q.add_flow(
+        Flow(
+            "parent",
+            None,
+            [
+                Flow("child", 1),
+                Flow(
+                    "parent",
+                    None,
+                    [Flow("child", 2), Flow("child", 3, queue=q.name)],
+                    queue=other.name,
+                ),
+            ],
+        )
+    )
+    assert (await other.get_stats()).waiting_children == 1
+    await q.remove_job(ids.id)
+    assert (await q.get_stats()).waiting == 0 and (await q.get_stats()).waiting_children == 0
+    stats = await other.get_stats()
+    assert (stats.waiting, stats.waiting_children) == (0, 0)
+    nested = ids.children[1]
+    for queue, job_id in [
+        (q, ids.children[0].id),
+        (other, nested.id),
+        (other, nested.children[0].id),
+        (q, nested.children[1].id),
+    ]:
+        assert await queue.get_job_status(job_id) is None
+
+
+async def test_a_child_removed_by_its_retention_still_gives_its_result(make_queue: Make) -> None:
+    rec = Recorder()
+    q = worker_queue(make_queue, rec)
+    ids = await q.add_flow(Flow("parent", None, [Flow("child", 4, remove_on_complete=True)]))
+    await q.start_worker()
+    await final(q, ids.id)
+    assert await q.get_job_status(ids.children[0].id) is None
+    assert rec.read[ids.id] == {ids.children[0].id: {"double": 8}}
+    tree = await q.get_flow(ids.id)
+    assert tree.children[0].job is None

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 from . import _validate as v
 from ._native import NativeFlows, to_json
 from .config import JobOptions
-from .errors import InvalidOptionError, PayloadTooLargeError
+from .errors import (
+    InvalidOptionError,
+    InvalidStateError,
+    JobNotFoundError,
+    PayloadTooLargeError,
+)
 from .models import JobInfo, queue_name, split_ref
 from .partitions import partition_name
 
@@ -281,6 +286,18 @@ class FlowAdder:
             if foreign:
                 links.append(self._native.link(node.slot, node.id, foreign))
         await asyncio.gather(*links)
+
+    async def remove_children(self, refs: list[str]) -> None:
+        """Remove pending children of removed parents, in their slots (and theirs in
+        turn). A child that is running by now, or gone, is left alone."""
+        while refs:
+            more: list[str] = []
+            for ref in refs:
+                try:
+                    more += await self._native.remove_job(*split_ref(ref))
+                except (JobNotFoundError, InvalidStateError):
+                    continue
+            refs = more
 
     async def get_flow(self, slot: str, job_id: str) -> FlowTree:
         """The flow under job ``job_id`` of ``slot``: one read per job."""

@@ -223,9 +223,9 @@ class Partitions:
         await self.check()
         return await self.of_id(job_id).get_job(job_id)
 
-    async def remove_job(self, job_id: str) -> None:
+    async def remove_job(self, job_id: str) -> list[str]:
         await self.check()
-        await self.of_id(job_id).remove_job(job_id)
+        return await self.of_id(job_id).remove_job(job_id)
 
     # -- every partition ------------------------------------------------------------------
 

@@ -395,21 +395,22 @@ class JobQueue(GroupAdmin):
         anything is written. Give the jobs idempotency keys to make a retried add safe:
         adding the same flow again then adds nothing twice (docs/flows.md)."""
         self._check_open()
+        return await self._flow_adder().add(flow)
+
+    def _flow_adder(self) -> FlowAdder:
         if self._flows is None:
             self._flows = FlowAdder(self)
-        return await self._flows.add(flow)
+        return self._flows
 
     async def get_flow(self, job_id: str) -> FlowTree:
         """The flow under job ``job_id`` of this queue: each job's snapshot (its status
         included) and its children's, to the leaves."""
         self._check_open()
         v.job_id(job_id)
-        if self._flows is None:
-            self._flows = FlowAdder(self)
         slot = self.name
         if self._partitions is not None:
             slot = partition_name(self.name, self._partitions.router.of_id(job_id))
-        return await self._flows.get_flow(slot, job_id)
+        return await self._flow_adder().get_flow(slot, job_id)
 
     async def add_jobs(self, jobs: Sequence[JobSpec]) -> list[str]:
         """Enqueue many jobs in one round trip; one bad item refuses the whole batch."""
@@ -636,10 +637,14 @@ class JobQueue(GroupAdmin):
 
     async def remove_job(self, job_id: str) -> None:
         """Remove a job that is not active. Raises ``JobNotFoundError`` for an unknown id
-        and ``InvalidStateError`` for an active job."""
+        and ``InvalidStateError`` for an active job. A flow's parent waiting for its
+        children takes its pending children along, in every queue (those running finish,
+        and their results are dropped)."""
         self._check_open()
         v.job_id(job_id)
-        await self._admin.remove_job(job_id)
+        elsewhere = await self._admin.remove_job(job_id)
+        if elsewhere:
+            await self._flow_adder().remove_children(elsewhere)
 
     async def clear(self) -> int:
         """Remove every job, schedule and idempotency key of the queue; returns the number

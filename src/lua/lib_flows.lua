@@ -82,3 +82,53 @@ local function notifyParent(ref, childRef, kind, value, now, nowText)
   end
   return nil
 end
+
+-- Remove job `id` of this key base unless a worker holds it; a parent waiting for its
+-- children takes its pending children along: those of this slot at once (and theirs),
+-- those of other slots are added to `elsewhere` (refs) for the caller. Returns an error
+-- text (JQ_NOT_FOUND, JQ_ACTIVE) for the job asked for, else nil.
+local function removeJob(id, elsewhere)
+  local todo = {id}
+  local at = 1
+  while at <= #todo do
+    local jobId = todo[at]
+    local rec = redis.call('GET', jobKey(jobId))
+    local job = rec and describeJob(jobId, rec)
+    local state, group = 'damaged', ''
+    if job then state, group = job.state, job.f[7] end
+    if not rec then
+      if at == 1 then return 'JQ_NOT_FOUND job ' .. jobId .. ' does not exist' end
+    elseif state == 'active' then
+      if at == 1 then
+        return 'JQ_ACTIVE job ' .. jobId .. ' is active; it can be removed once it finishes'
+      end
+    else
+      if state == 'waiting' and group ~= '' then
+        local removed = redis.call('LREM', groupKey(group) .. ':wait:2', 1, jobId) +
+          redis.call('ZREM', groupKey(group) .. ':prio:2', jobId)
+        if removed > 0 then redis.call('DECRBY', K.groupsWaiting, removed) end
+      elseif state == 'waiting' then
+        redis.call('LREM', K.wait, 1, jobId)
+      elseif state == 'waiting_children' then
+        redis.call('ZREM', K.wchildren, jobId)
+        local deps = redis.call('HGETALL', depsKey(jobId))
+        for i = 1, #deps, 2 do
+          if deps[i + 1] == '' and deps[i] ~= SEP then
+            local space = string.find(deps[i], ' ', 1, true)
+            if space and string.sub(deps[i], 1, space - 1) == BASE then
+              todo[#todo + 1] = string.sub(deps[i], space + 1)
+            elseif space then
+              elsewhere[#elsewhere + 1] = deps[i]
+            end
+          end
+        end
+      end
+      for _, set in ipairs({K.prioritized, K.delayed, K.completed, K.failed, K.dlq}) do
+        redis.call('ZREM', set, jobId)
+      end
+      deleteJob(jobId)
+    end
+    at = at + 1
+  end
+  return nil
+end

@@ -15,11 +15,14 @@ from jobqueue import (
     FlowIds,
     JobQueue,
     JobStatus,
+    QueueEvent,
+    QueueEvents,
     WorkerConfig,
     chain,
     group,
 )
 from jobqueue.errors import InvalidOptionError, PayloadTooLargeError
+from jobqueue.fleet import JobEvent
 from jobqueue.job import Job
 from jobqueue.sync import JobQueue as SyncJobQueue
 
@@ -410,3 +413,25 @@ async def test_a_child_removed_by_its_retention_still_gives_its_result(make_queu
     assert rec.read[ids.id] == {ids.children[0].id: {"double": 8}}
     tree = await q.get_flow(ids.id)
     assert tree.children[0].job is None
+
+
+async def test_fleet_events_tell_of_parents_waiting_and_released(
+    make_queue: Make, redis_url: str, queue_name: str
+) -> None:
+    rec = Recorder()
+    q = worker_queue(make_queue, rec)
+    seen: list[tuple[str, str]] = []
+    released = asyncio.Event()
+
+    def record(event: JobEvent) -> None:
+        seen.append((event.event.value, event.id))
+        if event.event is QueueEvent.JOB_CHILDREN_DONE:
+            released.set()
+
+    async with QueueEvents(queue_name, redis=redis_url) as events:
+        events.on(QueueEvent.JOB_WAITING_CHILDREN, record)
+        events.on(QueueEvent.JOB_CHILDREN_DONE, record)
+        ids = await q.add_flow(Flow("parent", None, [Flow("child", 1)]))
+        await q.start_worker()
+        await asyncio.wait_for(released.wait(), 10)
+    assert seen == [("job-waiting-children", ids.id), ("job-children-done", ids.id)]

@@ -58,6 +58,7 @@ for _, p in ipairs(pendingOf) do
     waiting[#waiting + 1] = nowText
     waiting[#waiting + 1] = ids[index]
     redis.call('HSET', depsKey(ids[index]), SEP, p[2])
+    addEvent('job-waiting-children', ids[index], eventName(ARGV[5 + (index - 1) * 8 + 1]), '0')
   end
 end
 for a, b in chunks(#waiting, 2) do redis.call('ZADD', K.wchildren, unpack(waiting, a, b)) end

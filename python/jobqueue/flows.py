@@ -177,25 +177,32 @@ class FlowAdder:
         while at < len(nodes):
             node = nodes[at]
             at += 1
-            flow = node.flow
+            for i, child in enumerate(node.flow.children):
+                nodes.append(_Node(child, node, f"{node.path}.children[{i}]"))
+        try:
+            rows = queue._rows(
+                [(n.flow.name, n.flow.data, n.flow.options) for n in nodes], single=False
+            )
+        except InvalidOptionError as exc:
+            # "jobs[<i>].<field>" of the batch: named by the job's place in the tree.
+            index, _, rest = exc.field.removeprefix("jobs[").partition("].")
+            raise InvalidOptionError(f"{nodes[int(index)].path}.{rest}", _message(exc)) from None
+        for node, row in zip(nodes, rows, strict=True):
+            node.row = row
             parent = node.parent
-            own = flow.queue
-            try:
-                if own is not None and own != queue.name:
-                    try:
-                        own = _queue_name(own)
-                    except InvalidOptionError as exc:
-                        raise InvalidOptionError("queue", _message(exc)) from None
-                node.row = queue._rows([(flow.name, flow.data, flow.options)], single=True)[0]
-            except InvalidOptionError as exc:
-                raise InvalidOptionError(f"{node.path}.{exc.field}", _message(exc)) from None
-            name = own or (queue.name if parent is None else queue_name(parent.slot))
+            name = queue.name if parent is None else queue_name(parent.slot)
+            own = node.flow.queue
+            if own is not None and own != queue.name:
+                try:
+                    name = _queue_name(own)
+                except InvalidOptionError as exc:
+                    raise InvalidOptionError(f"{node.path}.queue", _message(exc)) from None
+            elif own is not None:
+                name = own
             node.slot = self._slot(name, node, parent)
             if parent is not None:
                 parent.children.append(node)
                 node.wave = parent.wave + (parent.slot != node.slot)
-            for i, child in enumerate(flow.children):
-                nodes.append(_Node(child, node, f"{node.path}.children[{i}]"))
         return nodes
 
     def _slot(self, name: str, node: _Node, parent: _Node | None) -> str:

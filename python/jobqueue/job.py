@@ -50,8 +50,7 @@ class Job(Generic[T]):
         "id",
         "max_attempts",
         "name",
-        "parent_id",
-        "parent_queue",
+        "_parent",
         "processed_at",
         "progress",
         "queue",
@@ -89,13 +88,22 @@ class Job(Generic[T]):
         self.error: BaseException | None = None
         #: The producer's trace context stored with the job (see jobqueue.tracing), or None.
         self.trace_context = trace_context
-        parent_ref = parse_parent(parent)
-        #: A flow's child: its parent's id and queue (see jobqueue.flows); else None.
-        self.parent_id = None if parent_ref is None else parent_ref[2]
-        self.parent_queue = None if parent_ref is None else queue_name(parent_ref[1])
+        self._parent = parent  # a flow child's parent ref, read when asked for
         self._span: Any = None  # the attempt's span, with a telemetry adapter
         self._worker = worker
         self._on_progress = on_progress
+
+    @property
+    def parent_id(self) -> str | None:
+        """A flow's child: its parent's id (see jobqueue.flows); else None."""
+        parent = parse_parent(self._parent)
+        return None if parent is None else parent[2]
+
+    @property
+    def parent_queue(self) -> str | None:
+        """A flow's child: its parent's queue; else None."""
+        parent = parse_parent(self._parent)
+        return None if parent is None else queue_name(parent[1])
 
     @property
     def timestamp(self) -> int:

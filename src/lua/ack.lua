@@ -58,9 +58,10 @@ end
 local function tellParent(i, kind, value)
   local parent = parentOf and parentOf[i]
   if parent then
-    local entry = notifyParent(parent, BASE .. ' ' .. ARGV[first + (i - 1) * 7], kind, value,
-      now, nowText)
+    local entry, released = notifyParent(parent, BASE .. ' ' .. ARGV[first + (i - 1) * 7],
+      kind, value, now, nowText)
     if entry then outboxed[#outboxed + 1] = entry end
+    if released then woke = true end
   end
 end
 

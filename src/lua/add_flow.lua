@@ -51,23 +51,34 @@ end
 
 local ids, created = enqueueJobs(ARGV, 5, count, now, nowText, idemTtl, nil, groups, traces,
   flow)
-local waiting = {}
+-- Each new parent's `deps`: its pending count and its children of this call, one HSET.
+local deps = {}
 for _, p in ipairs(pendingOf) do
   local index = p[1]
   if created[index] then
+    deps[index] = {SEP, p[2]}
+  end
+end
+for _, c in ipairs(childOf) do
+  local index, fields = c[1], deps[c[2]]
+  if fields and created[index] then
+    fields[#fields + 1] = BASE .. ' ' .. ids[index]
+    fields[#fields + 1] = ''
+  end
+end
+local waiting = {}
+for _, p in ipairs(pendingOf) do
+  local index = p[1]
+  local fields = deps[index]
+  if fields then
     waiting[#waiting + 1] = nowText
     waiting[#waiting + 1] = ids[index]
-    redis.call('HSET', depsKey(ids[index]), SEP, p[2])
+    local key = depsKey(ids[index])
+    for a, b in chunks(#fields, 2) do redis.call('HSET', key, unpack(fields, a, b)) end
     addEvent('job-waiting-children', ids[index], eventName(ARGV[5 + (index - 1) * 8 + 1]), '0')
   end
 end
 for a, b in chunks(#waiting, 2) do redis.call('ZADD', K.wchildren, unpack(waiting, a, b)) end
-for _, c in ipairs(childOf) do
-  local index, parentIndex = c[1], c[2]
-  if created[index] and created[parentIndex] then
-    redis.call('HSETNX', depsKey(ids[parentIndex]), BASE .. ' ' .. ids[index], '')
-  end
-end
 local createdAny = false
 for i = 1, count do
   createdAny = createdAny or created[i]

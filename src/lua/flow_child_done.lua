@@ -6,14 +6,18 @@
 -- to a parent in yet another slot), for the caller to hand over in turn.
 local now, nowText = serverNow()
 local out = {}
+local woke = false
 for i = 2, #ARGV do
   local f, pos = splitFields(ARGV[i], 3)
   local _, base = nil, nil
   if f then _, base = splitParentRef(f[2]) end
   if base == BASE then
-    local pushed = notifyParent(f[2], f[1], f[3], string.sub(ARGV[i], pos), now, nowText)
+    local pushed, released = notifyParent(f[2], f[1], f[3], string.sub(ARGV[i], pos), now,
+      nowText)
     if pushed then out[#out + 1] = pushed end
+    woke = woke or released
   end
 end
+if woke then wakeWorkers() end
 flushEvents()
 return out

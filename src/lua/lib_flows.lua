@@ -4,7 +4,8 @@
 -- A parent waiting for its children is in K.wchildren; its hash `j:<id>:deps` maps each
 -- child ref (`<key base> <id>`, a job anywhere) to '' while pending, `c<result JSON>` once
 -- completed and `f<reason>` once failed for good; its field SEP holds the count of
--- children still pending. A child names its parent in its record (the `p` extension:
+-- children still pending while it waits (removed when it stops waiting, so one HMGET
+-- tells a child both its own field and whether its parent still waits). A child names its parent in its record (the `p` extension:
 -- `<policy><parent ref>`, policy `f` fail_parent, `i` ignore, `w` wait). Where child and
 -- parent share the key base, the script that finishes the child tells the parent at once;
 -- elsewhere it pushes an entry to its own K.flowOutbox, which a worker hands to the
@@ -22,9 +23,10 @@ local function splitParentRef(ref)
 end
 
 -- The parent `id` (of this key base) has no child pending: it becomes waiting like any job
--- (its delay and priority apply now).
+-- (its delay and priority apply now). The caller wakes a worker (once per call).
 local function releaseParent(id, now)
   redis.call('ZREM', K.wchildren, id)
+  redis.call('HDEL', depsKey(id), SEP)
   local f = splitFields(redis.call('GET', jobKey(id)) or '', 7)
   if not f then return end
   local delay = tonumber(f[6]) or 0
@@ -33,7 +35,6 @@ local function releaseParent(id, now)
   else
     pushWaiting(id, f[5], false, f[7])
   end
-  wakeWorkers()
   addEvent('job-children-done', id, eventName(f[2]), '0')
 end
 
@@ -41,6 +42,7 @@ end
 -- its own parent ref (with policy), so that the failure travels up, or nil.
 local function failParent(id, reason, now, nowText)
   redis.call('ZREM', K.wchildren, id)
+  redis.call('HDEL', depsKey(id), SEP)
   local r = newRun()
   r.reason = reason
   redis.call('SET', runKey(id), outcomeText('failed', nowText, packRun(r), ''))
@@ -53,21 +55,22 @@ end
 -- Tell the parent `ref` (policy and parent ref) that the child `childRef` finished: `kind`
 -- 'c' (completed, `value` its return value JSON) or 'f' (failed for good, `value` the
 -- reason). Idempotent: a child already counted, or a parent no longer waiting (failed or
--- removed), changes nothing. A parent of another key base gets it through the outbox:
--- returns the entry pushed there, else nil.
+-- removed), changes nothing. A parent of another key base gets it through the outbox.
+-- Returns the entry pushed there (or nil), and whether a parent became waiting (the caller
+-- then wakes a worker).
 local function notifyParent(ref, childRef, kind, value, now, nowText)
   while ref do
     local policy, base, id = splitParentRef(ref)
-    if not policy or (kind == 'f' and policy == 'w') then return nil end
+    if not policy or (kind == 'f' and policy == 'w') then return nil, false end
     if base ~= BASE then
       local entry = childRef .. SEP .. ref .. SEP .. kind .. SEP .. value
       redis.call('RPUSH', K.flowOutbox, entry)
-      return entry
+      return entry, false
     end
     local deps = depsKey(id)
-    local known = redis.call('HGET', deps, childRef)
-    if (known and known ~= '') or not redis.call('ZSCORE', K.wchildren, id) then
-      return nil
+    local known = redis.call('HMGET', deps, childRef, SEP)
+    if (known[1] and known[1] ~= '') or not known[2] then
+      return nil, false  -- counted already, or the parent no longer waits
     end
     if kind == 'f' and policy == 'f' then
       value = 'child ' .. childRef .. ' failed: ' .. value
@@ -76,11 +79,12 @@ local function notifyParent(ref, childRef, kind, value, now, nowText)
       ref, childRef = failParent(id, value, now, nowText), BASE .. ' ' .. id
     else
       redis.call('HSET', deps, childRef, kind .. value)
-      if redis.call('HINCRBY', deps, SEP, -1) <= 0 then releaseParent(id, now) end
-      return nil
+      if redis.call('HINCRBY', deps, SEP, -1) > 0 then return nil, false end
+      releaseParent(id, now)
+      return nil, true
     end
   end
-  return nil
+  return nil, false
 end
 
 -- Remove job `id` of this key base unless a worker holds it; a parent waiting for its

@@ -249,8 +249,12 @@ class FlowAdder:
             for node in nodes:
                 if node.wave == wave:
                     calls.setdefault(node.slot, []).append(node)
-            await asyncio.gather(*(self._call(slot, part) for slot, part in calls.items()))
-        await self._link(nodes)
+            if len(calls) == 1:  # the common case: one call, no task to gather
+                await self._call(*next(iter(calls.items())))
+            else:
+                await asyncio.gather(*(self._call(slot, part) for slot, part in calls.items()))
+        if waves > 1:
+            await self._link(nodes)
         return _ids(nodes[0])
 
     async def _call(self, slot: str, part: list[_Node]) -> None:

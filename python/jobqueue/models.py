@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-import re
-
 import orjson
 
 from .config import RateLimit
-
 
 #: The end of a partition's name, ``#<digits>`` (see jobqueue.partitions).
 _PARTITION_SUFFIX = re.compile(r"#\d+\Z")

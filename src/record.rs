@@ -154,7 +154,10 @@ mod tests {
         assert_eq!(Record::parse(&raw).unwrap().parent, None);
         let parsed = Record::parse(&traced_record("", &ext, "", "1")).unwrap();
         assert_eq!(parsed.trace.as_deref(), Some(parent));
-        assert_eq!(parsed.parent, None, "no p extension: the letter f is no parent");
+        assert_eq!(
+            parsed.parent, None,
+            "no p extension: the letter f is no parent"
+        );
         let ext = format!("t{parent}\x1epfjq:{{images}}: 17\x1e");
         let parsed = Record::parse(&traced_record("", &ext, "", "1")).unwrap();
         assert_eq!(parsed.parent.as_deref(), Some("fjq:{images}: 17"));

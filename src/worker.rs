@@ -1108,12 +1108,12 @@ fn split_ack_reply(
     let applied = reply
         .by_ref()
         .take(entries)
-        .map(|v| redis::FromRedisValue::from_redis_value(v))
+        .map(redis::FromRedisValue::from_redis_value)
         .collect::<Result<Vec<i64>, _>>()
         .map_err(|e| JqError::Redis(format!("unexpected ack reply: {e}")))?;
     let _ran_at = reply.next();
     let outboxed = reply
-        .map(|v| redis::FromRedisValue::from_redis_value(v))
+        .map(redis::FromRedisValue::from_redis_value)
         .collect::<Result<Vec<String>, _>>()
         .map_err(|e| JqError::Redis(format!("unexpected ack reply: {e}")))?;
     Ok((applied, outboxed))

@@ -321,7 +321,7 @@ async def test_bad_input_anywhere_in_the_tree_writes_nothing(
         await q.add_flow(
             Flow("parent", None, [Flow("child", 1), Flow("parent", None, [Flow("", 2)])])
         )
-    with pytest.raises(InvalidOptionError, match="^priority must be >= 0"):
+    with pytest.raises(InvalidOptionError, match=r"^priority must be >= 0"):
         Flow("child", 2, priority=-1)
     with pytest.raises(InvalidOptionError, match="on_failure"):
         Flow("child", 1, on_failure="explode")

@@ -12,9 +12,9 @@ the scripts (``src/lua/lib_flows.lua``); this module checks input and places job
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _validate as v
 from ._native import NativeFlows, to_json
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 #: on_failure -> the policy letter a child's record keeps (lib_flows.lua).
 POLICIES = {"fail_parent": "f", "ignore": "i", "wait": "w"}
+_POLICY_NAMES = tuple(POLICIES)
 
 
 class Flow:
@@ -60,18 +61,25 @@ class Flow:
     ) -> None:
         self.name = name
         self.data = data
-        if isinstance(children, (str, bytes)) or not isinstance(children, Sequence):
+        kind = type(children)
+        if (
+            kind is not list
+            and kind is not tuple
+            and (isinstance(children, (str, bytes)) or not isinstance(children, Sequence))
+        ):
             raise InvalidOptionError(
                 "children", f"must be a list of Flow, got {v.type_name(children)}"
             )
         for i, child in enumerate(children):
-            if not isinstance(child, Flow):
+            if type(child) is not Flow and not isinstance(child, Flow):
                 raise InvalidOptionError(
                     f"children[{i}]", f"must be a Flow, got {v.type_name(child)}"
                 )
         self.children: tuple[Flow, ...] = tuple(children)
         self.queue = queue
-        self.on_failure = v.one_of(on_failure, tuple(POLICIES), "on_failure")
+        if on_failure not in _POLICY_NAMES:
+            v.one_of(on_failure, _POLICY_NAMES, "on_failure")
+        self.on_failure = on_failure
         options = JobOptions.coerce(opts)
         if job_options:
             options = JobOptions.coerce(job_options).merged_over(options)
@@ -113,13 +121,12 @@ def group(*jobs: Flow, then: Flow) -> Flow:
     return then.with_children([*then.children, *jobs])
 
 
-@dataclass(frozen=True)
-class FlowIds:
+class FlowIds(NamedTuple):
     """The ids of an added flow: this job's ``id`` and ``queue``, and its children's."""
 
     id: str
     queue: str
-    children: list[FlowIds] = field(default_factory=list)
+    children: list[FlowIds]
 
 
 @dataclass(frozen=True)
@@ -136,17 +143,108 @@ class FlowTree:
 class _Node:
     """A job of a flow being added: where it goes and how it hangs together."""
 
-    __slots__ = ("children", "flow", "id", "parent", "path", "row", "slot", "wave")
+    __slots__ = ("children", "flow", "id", "index", "parent", "row", "slot", "wave")
 
-    def __init__(self, flow: Flow, parent: _Node | None, path: str) -> None:
+    def __init__(self, flow: Flow, parent: _Node | None, index: int) -> None:
         self.flow = flow
         self.parent = parent
-        self.path = path
+        self.index = index  # its place among its parent's children
         self.children: list[_Node] = []
         self.slot = ""  # the queue name, or a partition's (`name#i`)
         self.wave = 0
         self.row: NewJob | None = None
         self.id = ""
+
+    @property
+    def path(self) -> str:
+        """Where the job is in the tree, for error messages: ``flow.children[2]...``."""
+        if self.parent is None:
+            return "flow"
+        return f"{self.parent.path}.children[{self.index}]"
+
+
+#: One add_flow.lua call's part: its jobs, children and parents (indices from 1).
+_Part = tuple["list[NewJob]", "list[FlowChild]", "list[tuple[int, int]]"]
+
+
+class _SlotBatch:
+    """The add_flow.lua calls of one slot made in one event-loop iteration (concurrent
+    ``add_flow`` calls), sent as one script call: a flow of a few jobs would otherwise pay
+    a whole call's cost (the layout check, the clock, the events entry) alone. The flush
+    runs at the end of the iteration (``call_soon``, never a timer). Each part stays atomic
+    (the call is); bad input in one part (caught by the native side before any I/O) sends
+    the parts one by one, so that only its own caller gets the error."""
+
+    def __init__(self, native: NativeFlows, slot: str) -> None:
+        self._native = native
+        self._slot = slot
+        self._queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]] = []
+
+    def add(
+        self, rows: list[NewJob], children: list[FlowChild], parents: list[tuple[int, int]]
+    ) -> asyncio.Future[list[AddedJob]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[AddedJob]] = loop.create_future()
+        if not self._queued:
+            loop.call_soon(self._flush)
+        self._queued.append(((rows, children, parents), future))
+        return future
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        if len(queued) == 1:
+            self._send(queued)
+            return
+        rows: list[NewJob] = []
+        children: list[FlowChild] = []
+        parents: list[tuple[int, int]] = []
+        for (part_rows, part_children, part_parents), _ in queued:
+            offset = len(rows)
+            rows += part_rows
+            children += [
+                (i + offset, policy, None if at is None else at + offset, ref)
+                for i, policy, at, ref in part_children
+            ]
+            parents += [(i + offset, count) for i, count in part_parents]
+        try:
+            reply = self._native.add(self._slot, rows, children, parents)
+        except Exception:  # bad input, before any I/O: each part alone, for its own error
+            for one in queued:
+                self._send([one])
+            return
+        self._settle(reply, queued)
+
+    def _send(self, queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]]) -> None:
+        (rows, children, parents), future = queued[0]
+        try:
+            reply = self._native.add(self._slot, rows, children, parents)
+        except Exception as exc:
+            future.set_exception(exc)
+            return
+        self._settle(reply, queued)
+
+    @staticmethod
+    def _settle(
+        reply: Awaitable[list[AddedJob]],
+        queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]],
+    ) -> None:
+        """Give each caller its part of the reply, once it comes (the native awaitable is
+        an asyncio future: no task is made for it)."""
+
+        def settle(done: asyncio.Future[list[AddedJob]]) -> None:
+            error = None if done.cancelled() else done.exception()
+            if done.cancelled() or error is not None:
+                for _, future in queued:
+                    if not future.done():
+                        future.set_exception(error or asyncio.CancelledError())
+                return
+            results, at = done.result(), 0
+            for (rows, _, _), future in queued:
+                if not future.done():  # a caller cancelled: its jobs were written anyway
+                    future.set_result(results[at : at + len(rows)])
+                at += len(rows)
+
+        asyncio.ensure_future(reply).add_done_callback(settle)
 
 
 class FlowAdder:
@@ -156,6 +254,7 @@ class FlowAdder:
     def __init__(self, queue: JobQueue) -> None:
         self._queue = queue
         self._native = NativeFlows(queue._native)
+        self._batches: dict[str, _SlotBatch] = {}
 
     @property
     def native(self) -> NativeFlows:
@@ -172,13 +271,13 @@ class FlowAdder:
         if not isinstance(root, Flow):
             raise InvalidOptionError("flow", f"must be a Flow, got {v.type_name(root)}")
         queue = self._queue
-        nodes = [_Node(root, None, "flow")]
+        nodes = [_Node(root, None, 0)]
         at = 0
         while at < len(nodes):
             node = nodes[at]
             at += 1
             for i, child in enumerate(node.flow.children):
-                nodes.append(_Node(child, node, f"{node.path}.children[{i}]"))
+                nodes.append(_Node(child, node, i))
         try:
             rows = queue._rows(
                 [(n.flow.name, n.flow.data, n.flow.options) for n in nodes], single=False
@@ -276,7 +375,7 @@ class FlowAdder:
                     children.append((i, policy, inside, None))
                 else:
                     children.append((i, policy, None, f"{self.base(parent.slot)} {parent.id}"))
-        results: list[AddedJob] = await self._native.add(slot, rows, children, parents)
+        results = await self._batch(slot).add(rows, children, parents)
         for node, (job_id, _, _, _) in zip(part, results, strict=True):
             node.id = job_id
         queue = self._queue
@@ -284,6 +383,12 @@ class FlowAdder:
             queue._report_added(rows, results)
             if queue._partitions is not None and slot != queue.name:
                 await queue._partitions.wake([int(slot.rpartition("#")[2])])
+
+    def _batch(self, slot: str) -> _SlotBatch:
+        batch = self._batches.get(slot)
+        if batch is None:
+            batch = self._batches[slot] = _SlotBatch(self._native, slot)
+        return batch
 
     async def _link(self, nodes: list[_Node]) -> None:
         """List the children added in another slot than their parent's in its ``deps``."""

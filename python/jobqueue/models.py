@@ -114,6 +114,8 @@ def queue_of_base(base: str) -> str:
 
 def queue_name(partition: str) -> str:
     """The queue a partition name (``name#i``, or the queue's own name) belongs to."""
+    if "#" not in partition:
+        return partition
     return _PARTITION_SUFFIX.sub("", partition)
 
 

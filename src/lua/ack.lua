@@ -54,16 +54,21 @@ if ARGV[flowsAt] then
     parentOf[tonumber(ARGV[flowsAt + 1 + c * 2])] = ARGV[flowsAt + 2 + c * 2]
   end
 end
--- A child's outcome for its parent: same slot, told now; else an outbox entry to return.
+-- Children's outcomes by parent, told once the entries are applied (lib_flows.lua).
+local byParent, parentOrder
 local function tellParent(i, kind, value)
   local parent = parentOf and parentOf[i]
   if parent then
-    local entry, released = notifyParent(parent, BASE .. ' ' .. ARGV[first + (i - 1) * 7],
-      kind, value, now, nowText)
-    if entry then outboxed[#outboxed + 1] = entry end
-    if released then woke = true end
+    local items = byParent[parent]
+    if not items then
+      items = {}
+      byParent[parent] = items
+      parentOrder[#parentOrder + 1] = parent
+    end
+    items[#items + 1] = {BASE .. ' ' .. ARGV[first + (i - 1) * 7], kind, value}
   end
 end
+if parentOf then byParent, parentOrder = {}, {} end
 
 -- The run states of the batch, with one MGET; the new ones go out with one MSET.
 local runKeys = {}
@@ -137,6 +142,11 @@ for i = 0, count - 1 do
 end
 -- Before the retention below, which may delete some of these jobs at once.
 mset(writes)
+if parentOrder then
+  for _, parent in ipairs(parentOrder) do
+    if notifyParent(parent, byParent[parent], now, nowText, outboxed) then woke = true end
+  end
+end
 for a, b in chunks(#finished, 1) do redis.call('ZREM', K.active, unpack(finished, a, b)) end
 if leaving then
   for group, n in pairs(leaving) do leaveGroup(group, n) end

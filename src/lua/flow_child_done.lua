@@ -6,17 +6,25 @@
 -- to a parent in yet another slot), for the caller to hand over in turn.
 local now, nowText = serverNow()
 local out = {}
-local woke = false
+-- The entries by parent (one call for each parent's children), in the order first seen.
+local byParent, order = {}, {}
 for i = 2, #ARGV do
   local f, pos = splitFields(ARGV[i], 3)
-  local _, base = nil, nil
-  if f then _, base = splitParentRef(f[2]) end
+  local base = nil
+  if f then base = select(2, splitParentRef(f[2])) end
   if base == BASE then
-    local pushed, released = notifyParent(f[2], f[1], f[3], string.sub(ARGV[i], pos), now,
-      nowText)
-    if pushed then out[#out + 1] = pushed end
-    woke = woke or released
+    local items = byParent[f[2]]
+    if not items then
+      items = {}
+      byParent[f[2]] = items
+      order[#order + 1] = f[2]
+    end
+    items[#items + 1] = {f[1], f[3], string.sub(ARGV[i], pos)}
   end
+end
+local woke = false
+for _, parent in ipairs(order) do
+  woke = notifyParent(parent, byParent[parent], now, nowText, out) or woke
 end
 if woke then wakeWorkers() end
 flushEvents()

@@ -52,39 +52,61 @@ local function failParent(id, reason, now, nowText)
   return f and recordExt(f[11], 'p')
 end
 
--- Tell the parent `ref` (policy and parent ref) that the child `childRef` finished: `kind`
--- 'c' (completed, `value` its return value JSON) or 'f' (failed for good, `value` the
--- reason). Idempotent: a child already counted, or a parent no longer waiting (failed or
--- removed), changes nothing. A parent of another key base gets it through the outbox.
--- Returns the entry pushed there (or nil), and whether a parent became waiting (the caller
--- then wakes a worker).
-local function notifyParent(ref, childRef, kind, value, now, nowText)
+-- Tell the parent `ref` (policy and parent ref) that its children `items` finished: each
+-- {child ref, kind, value}, kind 'c' (completed, value its return value JSON) or 'f'
+-- (failed for good, value the reason). One HMGET, HSET and HINCRBY for all of them (a
+-- batch of acks nearly always holds several children of one parent). Idempotent: a child
+-- counted already, or a parent no longer waiting (failed or removed), changes nothing. A
+-- parent of another key base gets them through the outbox: the entries pushed there are
+-- appended to `pushed`. Returns whether a parent became waiting (the caller then wakes a
+-- worker, once per call).
+local function notifyParent(ref, items, now, nowText, pushed)
   while ref do
     local policy, base, id = splitParentRef(ref)
-    if not policy or (kind == 'f' and policy == 'w') then return nil, false end
+    if not policy then return false end
     if base ~= BASE then
-      local entry = childRef .. SEP .. ref .. SEP .. kind .. SEP .. value
-      redis.call('RPUSH', K.flowOutbox, entry)
-      return entry, false
+      local entries = {}
+      for _, item in ipairs(items) do
+        if item[2] ~= 'f' or policy ~= 'w' then
+          entries[#entries + 1] = item[1] .. SEP .. ref .. SEP .. item[2] .. SEP .. item[3]
+        end
+      end
+      for a, b in chunks(#entries, 1) do
+        redis.call('RPUSH', K.flowOutbox, unpack(entries, a, b))
+      end
+      for _, entry in ipairs(entries) do pushed[#pushed + 1] = entry end
+      return false
     end
     local deps = depsKey(id)
-    local known = redis.call('HMGET', deps, childRef, SEP)
-    if (known[1] and known[1] ~= '') or not known[2] then
-      return nil, false  -- counted already, or the parent no longer waits
+    local fields = {SEP}
+    for j, item in ipairs(items) do fields[j + 1] = item[1] end
+    local known = redis.call('HMGET', deps, unpack(fields))
+    if not known[1] then return false end  -- the parent no longer waits
+    local sets, counted, seen, failed = {}, 0, {}, nil
+    for j, item in ipairs(items) do
+      local state, child = known[j + 1], item[1]
+      if (not state or state == '') and not seen[child] then
+        seen[child] = true
+        if item[2] == 'f' and policy == 'f' then
+          failed = failed or item
+        elseif item[2] == 'c' or policy == 'i' then
+          sets[#sets + 1], sets[#sets + 2] = child, item[2] .. item[3]
+          counted = counted + 1
+        end
+      end
     end
-    if kind == 'f' and policy == 'f' then
-      value = 'child ' .. childRef .. ' failed: ' .. value
-      redis.call('HSET', deps, childRef, 'f' .. value)
-      -- The failure travels up: the parent is now the failed child.
-      ref, childRef = failParent(id, value, now, nowText), BASE .. ' ' .. id
-    else
-      redis.call('HSET', deps, childRef, kind .. value)
-      if redis.call('HINCRBY', deps, SEP, -1) > 0 then return nil, false end
+    for a, b in chunks(#sets, 2) do redis.call('HSET', deps, unpack(sets, a, b)) end
+    if not failed then
+      if counted == 0 or redis.call('HINCRBY', deps, SEP, -counted) > 0 then return false end
       releaseParent(id, now)
-      return nil, true
+      return true
     end
+    local reason = 'child ' .. failed[1] .. ' failed: ' .. failed[3]
+    redis.call('HSET', deps, failed[1], 'f' .. reason)
+    -- The failure travels up: the parent is now the failed child.
+    ref, items = failParent(id, reason, now, nowText), {{BASE .. ' ' .. id, 'f', reason}}
   end
-  return nil, false
+  return false
 end
 
 -- Remove job `id` of this key base unless a worker holds it; a parent waiting for its

@@ -46,8 +46,9 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
       -- A flow's child: its parent hears of it (through the outbox if in another slot).
       local parent = recordExt(f[11], 'p')
       if parent then
-        local _, released = notifyParent(parent, BASE .. ' ' .. id, 'f', reason, now, nowText)
-        anyReleased = anyReleased or released
+        -- (An entry for another slot waits in the outbox: the sweep hands it over next.)
+        anyReleased = notifyParent(parent, {{BASE .. ' ' .. id, 'f', reason}}, now, nowText,
+          {}) or anyReleased
       end
       out[#out + 1] = id
       out[#out + 1] = name

@@ -24,10 +24,11 @@ use crate::record::split_parent;
 use crate::runtime::into_awaitable;
 use crate::scripts;
 
-/// A child of an add_flow call: (its index in the call, from 1; failure policy `f`, `i` or
-/// `w`; its parent's index in the call, or None; its parent ref `<key base> <id>` when the
-/// parent is not in the call).
-type FlowChild = (usize, String, Option<usize>, Option<String>);
+/// A family of an add_flow call, a parent's children that follow each other in it: (the
+/// parent's index in the call, from 1, or None; the parent ref `<key base> <id>` when the
+/// parent is not in the call; the first child's index; the children count; their failure
+/// policies, a letter each: `f`, `i` or `w`).
+type FlowFamily = (Option<usize>, Option<String>, usize, usize, String);
 
 /// Outbox entries handed over per script call.
 const OUTBOX_BATCH: usize = 500;
@@ -48,7 +49,7 @@ impl NativeFlows {
 
     /// Add the jobs of a flow that live in queue `queue` (this queue, one of its
     /// partitions, or another queue of the same prefix) in one script call: `jobs` as
-    /// `NativeQueue.add_jobs` takes them, parents before their children; `children` and
+    /// `NativeQueue.add_jobs` takes them, parents before their children; `families` and
     /// `parents` ((index from 1, children count)) say how they hang together. Bad input
     /// raises here, before any I/O. Resolves as `add_jobs`.
     fn add<'py>(
@@ -56,7 +57,7 @@ impl NativeFlows {
         py: Python<'py>,
         queue: String,
         jobs: Vec<NewJob<'py>>,
-        children: Vec<FlowChild>,
+        families: Vec<FlowFamily>,
         parents: Vec<(usize, usize)>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let keys = self.core.keys.sibling(&queue);
@@ -67,12 +68,13 @@ impl NativeFlows {
             .map(|(index, job)| self.core.prepare_job(job, Some(index)))
             .collect::<PyResult<Vec<_>>>()?;
         let delayed = self.core.push_jobs_args(&mut inv, prepared.iter(), true);
-        inv.arg(children.len());
-        for (index, policy, parent_index, parent_ref) in &children {
-            inv.arg(index)
-                .arg(policy)
-                .arg(parent_index.map(|i| i.to_string()).unwrap_or_default())
-                .arg(parent_ref.as_deref().unwrap_or(""));
+        inv.arg(families.len());
+        for (parent_index, parent_ref, first, count, policies) in &families {
+            inv.arg(parent_index.map(|i| i.to_string()).unwrap_or_default())
+                .arg(parent_ref.as_deref().unwrap_or(""))
+                .arg(first)
+                .arg(count)
+                .arg(policies);
         }
         inv.arg(parents.len());
         for (index, count) in &parents {

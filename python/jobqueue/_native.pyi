@@ -155,9 +155,10 @@ class NativeRegistry:
     # (server time ms, [(worker id, heartbeat deadline ms, description JSON or ""), ...])
     def workers(self) -> Awaitable[tuple[int, list[tuple[str, int, str]]]]: ...
 
-#: A child of an add_flow call: (index from 1, policy f/i/w, parent's index in the call or
-#: None, parent ref when not in the call).
-FlowChild = tuple[int, str, int | None, str | None]
+#: A family of an add_flow call (a parent's children next to each other in it): (the
+#: parent's index from 1 or None, its ref when not in the call, the first child's index,
+#: the children count, their policies: a letter f/i/w each).
+FlowFamily = tuple[int | None, str | None, int, int, str]
 
 class NativeFlows:
     def __init__(self, queue: NativeQueue) -> None: ...
@@ -165,7 +166,7 @@ class NativeFlows:
         self,
         queue: str,
         jobs: list[NewJob],
-        children: list[FlowChild],
+        families: list[FlowFamily],
         parents: list[tuple[int, int]],
     ) -> Awaitable[list[AddedJob]]: ...
     def link(self, queue: str, parent_id: str, children: list[str]) -> Awaitable[int]: ...

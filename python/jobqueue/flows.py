@@ -29,7 +29,7 @@ from .models import JobInfo, queue_name, split_ref
 from .partitions import partition_name
 
 if TYPE_CHECKING:
-    from ._native import AddedJob, FlowChild, NewJob
+    from ._native import AddedJob, FlowFamily, NewJob
     from .queue import JobQueue
 
 #: on_failure -> the policy letter a child's record keeps (lib_flows.lua).
@@ -163,8 +163,8 @@ class _Node:
         return f"{self.parent.path}.children[{self.index}]"
 
 
-#: One add_flow.lua call's part: its jobs, children and parents (indices from 1).
-_Part = tuple["list[NewJob]", "list[FlowChild]", "list[tuple[int, int]]"]
+#: One add_flow.lua call's part: its jobs, families and parents (indices from 1).
+_Part = tuple["list[NewJob]", "list[FlowFamily]", "list[tuple[int, int]]"]
 
 
 class _SlotBatch:
@@ -181,13 +181,13 @@ class _SlotBatch:
         self._queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]] = []
 
     def add(
-        self, rows: list[NewJob], children: list[FlowChild], parents: list[tuple[int, int]]
+        self, rows: list[NewJob], families: list[FlowFamily], parents: list[tuple[int, int]]
     ) -> asyncio.Future[list[AddedJob]]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[AddedJob]] = loop.create_future()
         if not self._queued:
             loop.call_soon(self._flush)
-        self._queued.append(((rows, children, parents), future))
+        self._queued.append(((rows, families, parents), future))
         return future
 
     def _flush(self) -> None:
@@ -196,18 +196,18 @@ class _SlotBatch:
             self._send(queued)
             return
         rows: list[NewJob] = []
-        children: list[FlowChild] = []
+        families: list[FlowFamily] = []
         parents: list[tuple[int, int]] = []
-        for (part_rows, part_children, part_parents), _ in queued:
+        for (part_rows, part_families, part_parents), _ in queued:
             offset = len(rows)
             rows += part_rows
-            children += [
-                (i + offset, policy, None if at is None else at + offset, ref)
-                for i, policy, at, ref in part_children
+            families += [
+                (None if at is None else at + offset, ref, first + offset, count, policies)
+                for at, ref, first, count, policies in part_families
             ]
             parents += [(i + offset, count) for i, count in part_parents]
         try:
-            reply = self._native.add(self._slot, rows, children, parents)
+            reply = self._native.add(self._slot, rows, families, parents)
         except Exception:  # bad input, before any I/O: each part alone, for its own error
             for one in queued:
                 self._send([one])
@@ -215,9 +215,9 @@ class _SlotBatch:
         self._settle(reply, queued)
 
     def _send(self, queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]]) -> None:
-        (rows, children, parents), future = queued[0]
+        (rows, families, parents), future = queued[0]
         try:
-            reply = self._native.add(self._slot, rows, children, parents)
+            reply = self._native.add(self._slot, rows, families, parents)
         except Exception as exc:
             future.set_exception(exc)
             return
@@ -360,22 +360,29 @@ class FlowAdder:
         """One add_flow.lua call: the jobs of one slot in one wave."""
         index = {id(node): i for i, node in enumerate(part, start=1)}
         rows: list[NewJob] = []
-        children: list[FlowChild] = []
+        families: list[FlowFamily] = []
         parents: list[tuple[int, int]] = []
+        family: list[Any] | None = None  # [parent, parent index, ref, first, count, policies]
+        open_families: list[list[Any]] = []
         for i, node in enumerate(part, start=1):
             assert node.row is not None
             rows.append(node.row)
             if node.children:
                 parents.append((i, len(node.children)))
             parent = node.parent
-            if parent is not None:
-                policy = POLICIES[node.flow.on_failure]
+            if parent is None:
+                continue
+            # A parent's children in this call follow each other (breadth-first order).
+            if family is None or family[0] is not parent:
                 inside = index.get(id(parent))
-                if inside is not None:
-                    children.append((i, policy, inside, None))
-                else:
-                    children.append((i, policy, None, f"{self.base(parent.slot)} {parent.id}"))
-        results = await self._batch(slot).add(rows, children, parents)
+                ref = None if inside is not None else f"{self.base(parent.slot)} {parent.id}"
+                family = [parent, inside, ref, i, 0, []]
+                open_families.append(family)
+            family[4] += 1
+            family[5].append(POLICIES[node.flow.on_failure])
+        for _, inside, ref, first, count, policies in open_families:
+            families.append((inside, ref, first, count, "".join(policies)))
+        results = await self._batch(slot).add(rows, families, parents)
         for node, (job_id, _, _, _) in zip(part, results, strict=True):
             node.id = job_id
         queue = self._queue

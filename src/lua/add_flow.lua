@@ -3,9 +3,11 @@
 -- ARGV: 2 layout version, 3 idempotency ttl ms, 4 job count, then 8 per job (as
 --       add_jobs.lua); the count of grouped jobs and (job index from 1, group) per grouped
 --       job; the count of traced jobs and (job index, trace context) per traced job; then
---       the count of children C and per child (job index, policy: f/i/w, index of its
---       parent in this call or '', its parent ref `<key base> <id>` or '' when in this
---       call); then the count of parents H and per parent (job index, its children count).
+--       the count of families F and per family (a parent's children that follow each
+--       other in this call): its parent's index in this call or '', its parent ref
+--       `<key base> <id>` or '' when in this call, the first child's index, the children
+--       count, their failure policies (a letter each: f, i or w); then the count of
+--       parents H and per parent (job index, its children count, in every slot).
 -- Returns: as add_jobs.lua. A parent waits in K.wchildren with its `deps` hash: the count
 -- of pending children and each child of this call pending; children in another slot are
 -- listed by flow_link.lua once added.
@@ -31,16 +33,16 @@ for i = 0, traced - 1 do
   traces[tonumber(ARGV[at + 1 + i * 2])] = ARGV[at + 2 + i * 2]
 end
 at = at + 1 + traced * 2
-local flow = {held = {}, parents = {}}
-local children = tonumber(ARGV[at])
-local childOf = {}
-for c = 0, children - 1 do
-  local a = at + 1 + c * 4
-  local index, parentIndex = tonumber(ARGV[a]), tonumber(ARGV[a + 2])
-  flow.parents[index] = {ARGV[a + 1], parentIndex or false, ARGV[a + 3]}
-  if parentIndex then childOf[#childOf + 1] = {index, parentIndex} end
+local flow = {held = {}, familyOf = {}}
+local families = {}
+for f = 0, tonumber(ARGV[at]) - 1 do
+  local a = at + 1 + f * 5
+  local family = {tonumber(ARGV[a]) or false, ARGV[a + 1], tonumber(ARGV[a + 2]),
+    tonumber(ARGV[a + 3]), ARGV[a + 4]}
+  families[#families + 1] = family
+  for i = family[3], family[3] + family[4] - 1 do flow.familyOf[i] = family end
 end
-at = at + 1 + children * 4
+at = at + 1 + #families * 5
 local parents = tonumber(ARGV[at])
 local pendingOf = {}
 for p = 0, parents - 1 do
@@ -59,11 +61,15 @@ for _, p in ipairs(pendingOf) do
     deps[index] = {SEP, p[2]}
   end
 end
-for _, c in ipairs(childOf) do
-  local index, fields = c[1], deps[c[2]]
-  if fields and created[index] then
-    fields[#fields + 1] = BASE .. ' ' .. ids[index]
-    fields[#fields + 1] = ''
+for _, family in ipairs(families) do
+  local fields = family[1] and deps[family[1]]
+  if fields then
+    for index = family[3], family[3] + family[4] - 1 do
+      if created[index] then
+        fields[#fields + 1] = BASE .. ' ' .. ids[index]
+        fields[#fields + 1] = ''
+      end
+    end
   end
 end
 local waiting = {}

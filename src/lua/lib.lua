@@ -619,8 +619,12 @@ end
 -- `first`, 8 values each: id ('' = next counter value), name, data, opts, priority, delay
 -- ms, max attempts, idempotency key ('' = none). `extras[i]`, if given, holds job i's
 -- schedule id and scheduled time; `traces[i]`, if given, job i's trace context (the
--- record's trace field); `groups[i]`, if given, job i's group (its waiting jobs go to the
--- group's queue, and the group into the ring).
+-- record's `t` extension); `groups[i]`, if given, job i's group (its waiting jobs go to
+-- the group's queue, and the group into the ring). `flow`, if given (add_flow.lua), holds
+-- `held[i]`: job i is a parent, written but not queued (it waits for its children), and
+-- `familyOf[i]`: job i is a child of the family {parent's index in this batch or false,
+-- parent ref (`<key base> <id>`) when not in it, first child's index, children count,
+-- their policies (a letter each)}, whose parent and policy it keeps as its `p` extension.
 -- Returns {id, ...}, {created (true/false), ...} in input order. Counters and queue pushes
 -- are taken once for the whole batch, so a new job costs one SET.
 local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, groups, traces,
@@ -718,15 +722,22 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
       if extra then scheduleId, scheduledFor = extra[1], extra[2] end
       local ext = traces and traces[i]
       if ext then ext = 't' .. ext .. EXT_END end
-      local parent = flow and flow.parents[i]
-      if parent then
-        local parentRef = parent[3]
-        if parent[2] then
-          local parentId = ids[parent[2]]
-          if type(parentId) == 'number' then parentId = ids[parentId] end
-          parentRef = BASE .. ' ' .. parentId
+      local family = flow and flow.familyOf[i]
+      if family then
+        -- The extension is made once per family and policy (its children share it).
+        local at = i - family[3] + 1
+        local policy = string.sub(family[5], at, at)
+        local own = family[policy]
+        if not own then
+          if family[1] then
+            local parentId = ids[family[1]]
+            if type(parentId) == 'number' then parentId = ids[parentId] end
+            family[2] = BASE .. ' ' .. parentId
+          end
+          own = 'p' .. policy .. family[2] .. EXT_END
+          family[policy] = own
         end
-        ext = (ext or '') .. 'p' .. parent[1] .. parentRef .. EXT_END
+        ext = ext and (ext .. own) or own
       end
       -- One write per new job: its whole record.
       redis.call('SET', jobKey(jobId), packRecord(ref, name, args[a + 6], nowText,

@@ -286,11 +286,17 @@ class FlowAdder:
             # "jobs[<i>].<field>" of the batch: named by the job's place in the tree.
             index, _, rest = exc.field.removeprefix("jobs[").partition("].")
             raise InvalidOptionError(f"{nodes[int(index)].path}.{rest}", _message(exc)) from None
+        plain = queue._partitions is None
         for node, row in zip(nodes, rows, strict=True):
             node.row = row
             parent = node.parent
-            name = queue.name if parent is None else queue_name(parent.slot)
             own = node.flow.queue
+            if plain and own is None and parent is not None:  # the common case, made short
+                node.slot = parent.slot
+                node.wave = parent.wave
+                parent.children.append(node)
+                continue
+            name = queue.name if parent is None else queue_name(parent.slot)
             if own is not None and own != queue.name:
                 try:
                     name = _queue_name(own)

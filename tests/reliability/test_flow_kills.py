@@ -34,13 +34,15 @@ from jobqueue import JobQueue, QueueSettings, WorkerConfig
 queue = JobQueue(
     "kids", redis={url!r}, worker=WorkerConfig(concurrency=2),
     settings=QueueSettings(lock_duration={lock}, lock_renew_time={renew},
-                           max_stalled_interval={sweep}, max_stalled_count=1000),
+                           max_stalled_interval={sweep}, max_stalled_count={stalls}),
 )
 
 @queue.processor("child")
 async def child(job):
     with open({ledger!r}, "a") as ledger:
         ledger.write(f"child {{job.id}}\\n")
+    if job.data < 0:
+        await asyncio.sleep(3600)  # held until the process is killed
     return job.data * 10
 
 async def main():
@@ -57,13 +59,15 @@ async def server() -> AsyncIterator[RedisServer]:
         yield s
 
 
-def start_child_worker(tmp_path: Path, url: str, kill_at: str | None) -> subprocess.Popen[bytes]:
+def start_child_worker(
+    tmp_path: Path, url: str, kill_at: str | None, stalls: int = 1000
+) -> subprocess.Popen[bytes]:
     script = tmp_path / "child_worker.py"
     script.write_text(
         textwrap.dedent(
             CHILD_WORKER.format(
                 url=url, lock=LOCK_MS, renew=LOCK_MS // 4, sweep=SWEEP_MS,
-                ledger=str(tmp_path / "ledger.txt"),
+                ledger=str(tmp_path / "ledger.txt"), stalls=stalls,
             )
         )
     )  # fmt: skip
@@ -148,3 +152,41 @@ async def test_a_worker_killed_between_a_child_and_its_parent(
         assert set(finished) <= {c.id for c in ids.children}
         stats = await parents.get_stats()
         assert (stats.waiting_children, stats.waiting, stats.active) == (0, 0, 0)
+
+
+async def test_a_child_that_stalls_for_good_fails_its_parent_in_another_queue(
+    tmp_path: Path, server: RedisServer
+) -> None:
+    """The stalled sweep fails the child (over max_stalled_count): its parent, in another
+    slot, hears of it through the outbox and fails, naming the child."""
+    async with JobQueue("parents", redis=server.url, settings=settings()) as parents:
+        ids = await parents.add_flow(
+            Flow("parent", None, [Flow("child", -1, queue="kids"), Flow("child", 1, queue="kids")])
+        )
+        doomed = start_child_worker(tmp_path, server.url, None, stalls=0)
+        try:
+
+            async def holding() -> bool:
+                ledger = tmp_path / "ledger.txt"
+                return ledger.exists() and f"child {ids.children[0].id}" in ledger.read_text()
+
+            await eventually(holding, timeout=30)
+        finally:
+            doomed.kill()
+            doomed.wait()
+        rescuer = start_child_worker(tmp_path, server.url, None, stalls=0)
+        try:
+
+            async def parent_failed() -> bool:
+                info = await parents.get_job_status(ids.id)
+                return info is not None and info.status is JobStatus.FAILED
+
+            await eventually(parent_failed, timeout=30)
+        finally:
+            rescuer.kill()
+            rescuer.wait()
+        info = await parents.get_job_status(ids.id)
+        assert info is not None and info.failed_reason is not None
+        assert info.failed_reason.startswith(
+            f"child jq:{{kids}}: {ids.children[0].id} failed: job stalled"
+        )

@@ -435,3 +435,11 @@ async def test_fleet_events_tell_of_parents_waiting_and_released(
         await q.start_worker()
         await asyncio.wait_for(released.wait(), 10)
     assert seen == [("job-waiting-children", ids.id), ("job-children-done", ids.id)]
+
+
+async def test_drain_takes_the_parents_waiting_for_children_along(make_queue: Make) -> None:
+    q = make_queue()
+    await q.add_flow(Flow("parent", None, [Flow("child", 1), Flow("child", 2)]))
+    assert await q.drain() == 3
+    stats = await q.get_stats()
+    assert (stats.waiting, stats.waiting_children) == (0, 0)

@@ -256,10 +256,6 @@ class FlowAdder:
         self._native = NativeFlows(queue._native)
         self._batches: dict[str, _SlotBatch] = {}
 
-    @property
-    def native(self) -> NativeFlows:
-        return self._native
-
     def base(self, slot: str) -> str:
         """The key base of queue (or partition) ``slot``."""
         return f"{self._queue.prefix}:{{{slot}}}:"

@@ -667,8 +667,8 @@ class JobQueue(GroupAdmin):
         return (await self._native.get_stats())[6]
 
     async def drain(self, include_delayed: bool = False) -> int:
-        """Remove waiting (and, if asked, delayed) jobs; active jobs finish. Returns the
-        number removed."""
+        """Remove waiting (and, if asked, delayed) jobs, and flow parents waiting for
+        their children; active jobs finish. Returns the number removed."""
         self._check_open()
         v.boolean(include_delayed, "include_delayed")
         return await self._admin.drain(include_delayed)

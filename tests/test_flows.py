@@ -443,3 +443,16 @@ async def test_drain_takes_the_parents_waiting_for_children_along(make_queue: Ma
     assert await q.drain() == 3
     stats = await q.get_stats()
     assert (stats.waiting, stats.waiting_children) == (0, 0)
+
+
+async def test_grouped_children_and_a_grouped_parent(make_queue: Make) -> None:
+    """The ack's flows tail follows its groups' tail (ack.lua)."""
+    rec = Recorder()
+    q = worker_queue(make_queue, rec)
+    await q.set_group_limit("g", concurrency=1)
+    ids = await q.add_flow(
+        Flow("parent", None, [Flow("child", i, group="g") for i in range(4)], group="p")
+    )
+    await q.start_worker()
+    assert (await final(q, ids.id)).return_value == 4
+    assert (await q.get_stats(group="g")).active == 0

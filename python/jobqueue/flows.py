@@ -167,6 +167,11 @@ class _Node:
 _Part = tuple["list[NewJob]", "list[FlowFamily]", "list[tuple[int, int]]"]
 
 
+#: A slot's queued flow jobs are sent at once when they reach this many, without waiting
+#: for the end of the loop iteration.
+FLUSH_JOBS = 128
+
+
 class _SlotBatch:
     """The add_flow.lua calls of one slot made in one event-loop iteration (concurrent
     ``add_flow`` calls), sent as one script call: a flow of a few jobs would otherwise pay
@@ -179,6 +184,7 @@ class _SlotBatch:
         self._native = native
         self._slot = slot
         self._queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]] = []
+        self._jobs = 0  # in the queued parts
 
     def add(
         self, rows: list[NewJob], families: list[FlowFamily], parents: list[tuple[int, int]]
@@ -188,10 +194,16 @@ class _SlotBatch:
         if not self._queued:
             loop.call_soon(self._flush)
         self._queued.append(((rows, families, parents), future))
+        self._jobs += len(rows)
+        if self._jobs >= FLUSH_JOBS:
+            # Sent now: Redis runs it while this iteration goes on preparing the rest.
+            self._flush()
         return future
 
     def _flush(self) -> None:
-        queued, self._queued = self._queued, []
+        queued, self._queued, self._jobs = self._queued, [], 0
+        if not queued:  # sent already, by the size bound
+            return
         if len(queued) == 1:
             self._send(queued)
             return

@@ -1059,6 +1059,12 @@ async fn write_acks(shared: &Shared, part: usize, batch: &[Ack]) -> Result<(), J
             .filter(|e| e.5.outcome == "retry")
             .map(|e| e.5.delay)
             .min();
+        // A flow's children may have released their parent here: look again now.
+        let retry_in = if children.is_empty() {
+            retry_in
+        } else {
+            Some(0)
+        };
         crate::partitions::after_acks(shared, part, retry_in, wake).await;
     }
     if !outboxed.is_empty() {

@@ -21,12 +21,13 @@ from jobqueue import (
     chain,
     group,
 )
-from jobqueue.errors import InvalidOptionError, PayloadTooLargeError
+from jobqueue.errors import InvalidOptionError, LayoutVersionError, PayloadTooLargeError
 from jobqueue.fleet import JobEvent
 from jobqueue.job import Job
 from jobqueue.sync import JobQueue as SyncJobQueue
+from jobqueue.testing import redis_command
 
-from .helpers import eventually
+from .helpers import eventually, port_of
 
 Make = Callable[..., JobQueue]
 
@@ -456,3 +457,36 @@ async def test_grouped_children_and_a_grouped_parent(make_queue: Make) -> None:
     await q.start_worker()
     assert (await final(q, ids.id)).return_value == 4
     assert (await q.get_stats(group="g")).active == 0
+
+
+async def test_a_retried_add_completes_a_flow_cut_off_between_two_slots(
+    make_queue: Make, redis_url: str, queue_name: str
+) -> None:
+    """The children's queue refuses the second call (a newer layout: nothing written
+    there); the parent was written by the first. The same add again, with idempotency
+    keys, adds the children under the first parent, which then runs once."""
+    port = port_of(redis_url)
+    rec = Recorder()
+    other = f"{queue_name}-kids"
+    q = worker_queue(make_queue, rec)
+    kids = worker_queue(make_queue, rec, name=other)
+
+    def flow() -> Flow:
+        children = [Flow("child", i, queue=other, idempotency_key=f"k{i}") for i in range(3)]
+        return Flow("parent", None, children, idempotency_key="root")
+
+    redis_command(port, "HSET", f"jq:{{{other}}}:meta", "version", "99")
+    with pytest.raises(LayoutVersionError):
+        await q.add_flow(flow())
+    info = await q.get_job_status("1")
+    assert info is not None and info.status is JobStatus.WAITING_CHILDREN
+    assert (await q.get_flow("1")).children == []  # the cut-off add: no child exists
+    redis_command(port, "HSET", f"jq:{{{other}}}:meta", "version", "2")
+    ids = await q.add_flow(flow())
+    assert ids.id == "1" and len(ids.children) == 3
+    assert (await q.add_flow(flow())) == ids  # and again: nothing twice
+    await q.start_worker()
+    await kids.start_worker()
+    assert (await final(q, ids.id)).return_value == 3
+    assert rec.ran.count((q.name, ids.id)) == 1
+    assert (await kids.get_stats()).completed == 3

@@ -27,7 +27,7 @@ from jobqueue.job import Job
 from jobqueue.sync import JobQueue as SyncJobQueue
 from jobqueue.testing import redis_command
 
-from .helpers import eventually, port_of
+from .helpers import Counter, eventually, port_of
 
 Make = Callable[..., JobQueue]
 
@@ -490,3 +490,33 @@ async def test_a_retried_add_completes_a_flow_cut_off_between_two_slots(
     assert (await final(q, ids.id)).return_value == 3
     assert rec.ran.count((q.name, ids.id)) == 1
     assert (await kids.get_stats()).completed == 3
+
+
+async def test_a_flow_added_inside_a_trace_stores_the_context_in_each_job(
+    make_queue: Make, redis_url: str, queue_name: str
+) -> None:
+    def _record(job_id: str) -> list[bytes]:
+        raw = redis_command(port_of(redis_url), "GET", f"jq:{{{queue_name}}}:j:{job_id}")
+        assert isinstance(raw, bytes)
+        return raw.split(b"\x1f")
+
+    class Traced(Counter):
+        def start_send_span(self, name: str, attributes: dict[str, Any]) -> Any:
+            self.sent = attributes
+            return self
+
+        def trace_context(self, span: Any) -> str:
+            return "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+        def start_process_span(self, name: str, attributes: dict[str, Any], ctx: Any) -> Any:
+            return self
+
+    telemetry = Traced()
+    q = make_queue(telemetry=telemetry)
+    ids = await q.add_flow(Flow("parent", None, [Flow("child", 1), Flow("child", 2)]))
+    assert telemetry.sent["messaging.batch.message_count"] == 3
+    for job_id in (ids.id, *(c.id for c in ids.children)):
+        ext = _record(job_id)[10].decode()
+        assert ext.startswith("t00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\x1e")
+    child_ext = _record(ids.children[0].id)[10].decode()
+    assert child_ext.endswith(f"\x1epfjq:{{{queue_name}}}: {ids.id}\x1e")

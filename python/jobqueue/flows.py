@@ -272,8 +272,9 @@ class FlowAdder:
         """The key base of queue (or partition) ``slot``."""
         return f"{self._queue.prefix}:{{{slot}}}:"
 
-    def _nodes(self, root: Flow) -> list[_Node]:
-        """The tree's jobs, parents before children (breadth first), checked and placed."""
+    def _nodes(self, root: Flow, trace: str | None = None) -> list[_Node]:
+        """The tree's jobs, parents before children (breadth first), checked and placed;
+        ``trace``: the trace context to store in each (see jobqueue.tracing)."""
         from .queue import _message, _queue_name
 
         if not isinstance(root, Flow):
@@ -288,7 +289,9 @@ class FlowAdder:
                 nodes.append(_Node(child, node, i))
         try:
             rows = queue._rows(
-                [(n.flow.name, n.flow.data, n.flow.options) for n in nodes], single=False
+                [(n.flow.name, n.flow.data, n.flow.options) for n in nodes],
+                single=False,
+                trace=trace,
             )
         except InvalidOptionError as exc:
             # "jobs[<i>].<field>" of the batch: named by the job's place in the tree.
@@ -351,7 +354,23 @@ class FlowAdder:
                 )
 
     async def add(self, root: Flow) -> FlowIds:
-        nodes = self._nodes(root)
+        tracer = self._queue._tracer
+        if tracer is None:
+            return await self._add(root, None)
+        # One send span for the whole flow; its context is stored in every job of it.
+        span, trace = tracer.start_send(_count(root) if isinstance(root, Flow) else 1)
+        try:
+            ids = await self._add(root, trace)
+            span.set_attribute("messaging.message.id", ids.id)
+            return ids
+        except BaseException as exc:
+            span.record_exception(exc)
+            raise
+        finally:
+            span.end()
+
+    async def _add(self, root: Flow, trace: str | None) -> FlowIds:
+        nodes = self._nodes(root, trace)
         if self._queue._partitions is not None:
             await self._queue._partitions.check()
         waves = max(node.wave for node in nodes) + 1
@@ -443,6 +462,11 @@ class FlowAdder:
         refs = await self._native.children(slot, job_id)
         children = await asyncio.gather(*(self.get_flow(*split_ref(ref)) for ref, _ in refs))
         return FlowTree(job_id, queue_name(slot), job, list(children))
+
+
+def _count(flow: Flow) -> int:
+    """The jobs of the tree under ``flow``."""
+    return 1 + sum(_count(child) for child in flow.children)
 
 
 def _ids(node: _Node) -> FlowIds:

@@ -520,3 +520,21 @@ async def test_a_flow_added_inside_a_trace_stores_the_context_in_each_job(
         assert ext.startswith("t00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\x1e")
     child_ext = _record(ids.children[0].id)[10].decode()
     assert child_ext.endswith(f"\x1epfjq:{{{queue_name}}}: {ids.id}\x1e")
+
+
+async def test_a_chain_deeper_than_pythons_recursion_limit(make_queue: Make) -> None:
+    rec = Recorder()
+    q = worker_queue(make_queue, rec)
+    steps = 1500
+    ids = await q.add_flow(chain(*(Flow("parent", i) for i in range(steps))))
+    depth, node = 1, ids
+    while node.children:
+        depth, node = depth + 1, node.children[0]
+    assert depth == steps
+    tree = await q.get_flow(ids.id)
+    depth, leaf = 1, tree
+    while leaf.children:
+        depth, leaf = depth + 1, leaf.children[0]
+    assert depth == steps and leaf.job is not None and leaf.job.status is JobStatus.WAITING
+    await q.start_worker()
+    assert (await final(q, ids.id, timeout=120_000)).status is JobStatus.COMPLETED

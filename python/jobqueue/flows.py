@@ -129,7 +129,7 @@ class FlowIds(NamedTuple):
     children: list[FlowIds]
 
 
-@dataclass(frozen=True)
+@dataclass
 class FlowTree:
     """A flow as ``get_flow`` reads it: the job (None when it no longer exists: removed
     by its retention, whose result its parent still holds) and its children."""
@@ -158,9 +158,11 @@ class _Node:
     @property
     def path(self) -> str:
         """Where the job is in the tree, for error messages: ``flow.children[2]...``."""
-        if self.parent is None:
-            return "flow"
-        return f"{self.parent.path}.children[{self.index}]"
+        parts, node = [], self
+        while node.parent is not None:
+            parts.append(f".children[{node.index}]")
+            node = node.parent
+        return "flow" + "".join(reversed(parts))
 
 
 #: One add_flow.lua call's part: its jobs, families and parents (indices from 1).
@@ -456,18 +458,46 @@ class FlowAdder:
             refs = more
 
     async def get_flow(self, slot: str, job_id: str) -> FlowTree:
-        """The flow under job ``job_id`` of ``slot``: one read per job."""
-        found = await self._native.get_job(slot, job_id)
-        job = None if found is None else JobInfo.from_redis(job_id, *found)
-        refs = await self._native.children(slot, job_id)
-        children = await asyncio.gather(*(self.get_flow(*split_ref(ref)) for ref, _ in refs))
-        return FlowTree(job_id, queue_name(slot), job, list(children))
+        """The flow under job ``job_id`` of ``slot``, read level by level (two reads per
+        job, those of a level all at once)."""
+        root = FlowTree(job_id, queue_name(slot), None, [])
+        level: list[tuple[str, FlowTree]] = [(slot, root)]
+        while level:
+            jobs, deps = await asyncio.gather(
+                asyncio.gather(*(self._native.get_job(at, tree.id) for at, tree in level)),
+                asyncio.gather(*(self._native.children(at, tree.id) for at, tree in level)),
+            )
+            below: list[tuple[str, FlowTree]] = []
+            for (_, tree), found, refs in zip(level, jobs, deps, strict=True):
+                if found is not None:
+                    tree.job = JobInfo.from_redis(tree.id, *found)
+                for ref, _ in refs:
+                    child_slot, child_id = split_ref(ref)
+                    child = FlowTree(child_id, queue_name(child_slot), None, [])
+                    tree.children.append(child)
+                    below.append((child_slot, child))
+            level = below
+        return root
 
 
 def _count(flow: Flow) -> int:
-    """The jobs of the tree under ``flow``."""
-    return 1 + sum(_count(child) for child in flow.children)
+    """The jobs of the tree under ``flow`` (without recursion: trees may be deep)."""
+    count, todo = 0, [flow]
+    while todo:
+        count += 1
+        todo.extend(todo.pop().children)
+    return count
 
 
-def _ids(node: _Node) -> FlowIds:
-    return FlowIds(node.id, queue_name(node.slot), [_ids(child) for child in node.children])
+def _ids(root: _Node) -> FlowIds:
+    """The ids of the tree under ``root``, built from the leaves up (no recursion)."""
+    order, todo = [], [root]
+    while todo:
+        node = todo.pop()
+        order.append(node)
+        todo.extend(node.children)
+    built: dict[int, FlowIds] = {}
+    for node in reversed(order):  # every child comes before its parent here
+        children = [built.pop(id(child)) for child in node.children]
+        built[id(node)] = FlowIds(node.id, queue_name(node.slot), children)
+    return built[id(root)]

@@ -246,11 +246,15 @@ class _SlotBatch:
         an asyncio future: no task is made for it)."""
 
         def settle(done: asyncio.Future[list[AddedJob]]) -> None:
-            error = None if done.cancelled() else done.exception()
-            if done.cancelled() or error is not None:
+            if done.cancelled():
+                for _, future in queued:
+                    future.cancel()
+                return
+            error = done.exception()
+            if error is not None:
                 for _, future in queued:
                     if not future.done():
-                        future.set_exception(error or asyncio.CancelledError())
+                        future.set_exception(error)
                 return
             results, at = done.result(), 0
             for (rows, _, _), future in queued:

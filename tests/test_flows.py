@@ -21,7 +21,12 @@ from jobqueue import (
     chain,
     group,
 )
-from jobqueue.errors import InvalidOptionError, LayoutVersionError, PayloadTooLargeError
+from jobqueue.errors import (
+    InvalidOptionError,
+    LayoutVersionError,
+    PayloadTooLargeError,
+    SerializationError,
+)
 from jobqueue.fleet import JobEvent
 from jobqueue.job import Job
 from jobqueue.sync import JobQueue as SyncJobQueue
@@ -538,3 +543,18 @@ async def test_a_chain_deeper_than_pythons_recursion_limit(make_queue: Make) -> 
     assert depth == steps and leaf.job is not None and leaf.job.status is JobStatus.WAITING
     await q.start_worker()
     assert (await final(q, ids.id, timeout=120_000)).status is JobStatus.COMPLETED
+
+
+async def test_concurrent_adds_share_a_call_and_bad_input_fails_only_its_own(
+    make_queue: Make,
+) -> None:
+    q = make_queue()
+    good = [Flow("parent", i, [Flow("child", i)]) for i in range(5)]
+    bad = Flow("parent", None, [Flow("child", object())])
+    outcomes = await asyncio.gather(
+        *(q.add_flow(f) for f in [*good[:2], bad, *good[2:]]), return_exceptions=True
+    )
+    assert isinstance(outcomes[2], SerializationError)
+    assert all(isinstance(o, FlowIds) for i, o in enumerate(outcomes) if i != 2)
+    stats = await q.get_stats()
+    assert (stats.waiting, stats.waiting_children) == (5, 5)

@@ -393,7 +393,7 @@ class FlowAdder:
                 await asyncio.gather(*(self._call(slot, part) for slot, part in calls.items()))
         if waves > 1:
             await self._link(nodes)
-        return _ids(nodes[0])
+        return _ids(nodes)
 
     async def _call(self, slot: str, part: list[_Node]) -> None:
         """One add_flow.lua call: the jobs of one slot in one wave."""
@@ -493,15 +493,16 @@ def _count(flow: Flow) -> int:
     return count
 
 
-def _ids(root: _Node) -> FlowIds:
-    """The ids of the tree under ``root``, built from the leaves up (no recursion)."""
-    order, todo = [], [root]
-    while todo:
-        node = todo.pop()
-        order.append(node)
-        todo.extend(node.children)
+def _ids(nodes: list[_Node]) -> FlowIds:
+    """The ids of the tree whose jobs are ``nodes`` (breadth first, root first), built
+    from the leaves up: every child comes before its parent in reverse order (and no
+    recursion, as trees may be deep)."""
     built: dict[int, FlowIds] = {}
-    for node in reversed(order):  # every child comes before its parent here
+    names: dict[str, str] = {}
+    for node in reversed(nodes):
+        name = names.get(node.slot)
+        if name is None:
+            name = names[node.slot] = queue_name(node.slot)
         children = [built.pop(id(child)) for child in node.children]
-        built[id(node)] = FlowIds(node.id, queue_name(node.slot), children)
-    return built[id(root)]
+        built[id(node)] = FlowIds(node.id, name, children)
+    return built[id(nodes[0])]

@@ -143,7 +143,17 @@ class FlowTree:
 class _Node:
     """A job of a flow being added: where it goes and how it hangs together."""
 
-    __slots__ = ("children", "flow", "id", "index", "parent", "row", "slot", "wave")
+    __slots__ = (
+        "children",
+        "flow",
+        "id",
+        "index",
+        "index_in_call",
+        "parent",
+        "row",
+        "slot",
+        "wave",
+    )
 
     def __init__(self, flow: Flow, parent: _Node | None, index: int) -> None:
         self.flow = flow
@@ -154,6 +164,7 @@ class _Node:
         self.wave = 0
         self.row: NewJob | None = None
         self.id = ""
+        self.index_in_call = 0  # its place in its add_flow.lua call, from 1
 
     @property
     def path(self) -> str:
@@ -397,30 +408,36 @@ class FlowAdder:
 
     async def _call(self, slot: str, part: list[_Node]) -> None:
         """One add_flow.lua call: the jobs of one slot in one wave."""
-        index = {id(node): i for i, node in enumerate(part, start=1)}
         rows: list[NewJob] = []
         families: list[FlowFamily] = []
         parents: list[tuple[int, int]] = []
-        family: list[Any] | None = None  # [parent, parent index, ref, first, count, policies]
-        open_families: list[list[Any]] = []
+        # The open family: its parent, the parent's index or ref, first index, policies.
+        parent_of: _Node | None = None
+        inside: int | None = None
+        ref: str | None = None
+        first = 0
+        policies: list[str] = []
         for i, node in enumerate(part, start=1):
-            assert node.row is not None
-            rows.append(node.row)
+            node.index_in_call = i
+            rows.append(node.row)  # type: ignore[arg-type]  # set by _nodes
             if node.children:
                 parents.append((i, len(node.children)))
             parent = node.parent
             if parent is None:
                 continue
-            # A parent's children in this call follow each other (breadth-first order).
-            if family is None or family[0] is not parent:
-                inside = index.get(id(parent))
-                ref = None if inside is not None else f"{self.base(parent.slot)} {parent.id}"
-                family = [parent, inside, ref, i, 0, []]
-                open_families.append(family)
-            family[4] += 1
-            family[5].append(POLICIES[node.flow.on_failure])
-        for _, inside, ref, first, count, policies in open_families:
-            families.append((inside, ref, first, count, "".join(policies)))
+            # A parent's children in this call follow each other (breadth-first order);
+            # the parent is in this call when it shares the child's slot and wave.
+            if parent is not parent_of:
+                if parent_of is not None:
+                    families.append((inside, ref, first, len(policies), "".join(policies)))
+                parent_of, first, policies = parent, i, []
+                if parent.slot == node.slot and parent.wave == node.wave:
+                    inside, ref = parent.index_in_call, None
+                else:
+                    inside, ref = None, f"{self.base(parent.slot)} {parent.id}"
+            policies.append(POLICIES[node.flow.on_failure])
+        if parent_of is not None:
+            families.append((inside, ref, first, len(policies), "".join(policies)))
         results = await self._batch(slot).add(rows, families, parents)
         for node, (job_id, _, _, _) in zip(part, results, strict=True):
             node.id = job_id

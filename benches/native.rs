@@ -64,7 +64,7 @@ fn boundary(c: &mut Criterion) {
                     1_700_000_000_001,
                     String::new(),
                     None,
-                    None,
+                    (None, None),
                 )
             })
             .collect();

@@ -11,7 +11,9 @@ into batches) and from 16 threads through ``jobqueue.sync`` (batched natively), 
 concurrency 50), and light load (each job added,
 fetched and acknowledged alone: the per-call costs in full), then bulk add and drain of
 jobs spread over 1,000 groups (without limits, and with a concurrency of 1 per group), and
-of jobs added inside a trace (each record holding a W3C traceparent). Writes
+of jobs added inside a trace (each record holding a W3C traceparent), and flows (one parent
+with 10, then 20, children: add_flow and the drain per job; a child's and a parent's share
+of the drain). Writes
 ``benches/results/redis_cost.json``. Use it to compare script changes: the same command
 gives the same count within about 1%. ``--dumps DIR`` keeps callgrind's dumps there (the
 drain's is the one whose ``desc: Trigger`` line says ``dump drain``), for
@@ -35,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from jobqueue import JobQueue, QueueEvent, WorkerConfig
+from jobqueue import Flow, JobQueue, QueueEvent, WorkerConfig
 from jobqueue.sync import JobQueue as SyncJobQueue
 from jobqueue.testing import RedisServer, redis_command
 
@@ -244,7 +246,66 @@ async def measure(server: CountedRedis, jobs: int) -> dict[str, float]:
     result["traced_bulk_add_per_job"] = await server.count("tbulk", traced_bulk) / jobs
     result["traced_drain_per_job"] = await server.count("tdrain", traced_drain) / jobs
     await traced.close()
+    result.update(await measure_flows(server, jobs))
     return result
+
+
+async def measure_flows(server: CountedRedis, jobs: int) -> dict[str, float]:
+    """Flows of one parent with 10 and with 20 children (about ``jobs`` jobs each), added
+    with add_flow (32 calls in flight) and drained. A child costs the difference of the
+    two drains per added child; a parent, the rest of a flow's drain."""
+    out: dict[str, float] = {}
+    per_flow: dict[int, float] = {}
+    for children in (10, 20):
+        flows = jobs // (children + 1)
+        add, drained = await flow_cost(server, flows, children)
+        out[f"flow{children}_add_per_job"] = add / (flows * (children + 1))
+        out[f"flow{children}_drain_per_job"] = drained / (flows * (children + 1))
+        per_flow[children] = drained / flows
+    out["flow_child_drain"] = (per_flow[20] - per_flow[10]) / 10
+    out["flow_parent_drain"] = per_flow[10] - 10 * out["flow_child_drain"]
+    return out
+
+
+async def flow_cost(server: CountedRedis, flows: int, children: int) -> tuple[int, int]:
+    """Instructions to add ``flows`` flows of one parent and ``children`` children, and to
+    drain them."""
+    queue = JobQueue(
+        f"bench-cost-flows-{children}",
+        redis=server.server.url,
+        worker=WorkerConfig(concurrency=50),
+    )
+    all_done = asyncio.Event()
+    finished = 0
+
+    def completed(job: Any) -> None:
+        nonlocal finished
+        finished += 1
+        if finished == flows * (children + 1):
+            all_done.set()
+
+    queue.on(QueueEvent.JOB_COMPLETED, completed)
+    queue.process("noop", lambda job: None)
+    await queue.add_job("noop", PAYLOAD)  # connects, uncounted
+    await queue.clear()
+    slots = asyncio.Semaphore(32)
+
+    async def add_one(i: int) -> None:
+        async with slots:
+            kids = [Flow("noop", {"i": k, **PAYLOAD}) for k in range(children)]
+            await queue.add_flow(Flow("noop", {"i": i, **PAYLOAD}, kids))
+
+    async def add() -> None:
+        await asyncio.gather(*(add_one(i) for i in range(flows)))
+
+    async def drain() -> None:
+        await queue.start_worker()
+        await all_done.wait()
+
+    added = await server.count(f"fadd{children}", add)
+    drained = await server.count(f"fdrain{children}", drain)
+    await queue.close()
+    return added, drained
 
 
 class _FixedTraceContext:
@@ -309,6 +370,12 @@ def main() -> None:
         "grouped_drain_limit_1_per_job": "drain, groups of limit 1",
         "traced_bulk_add_per_job": "add_jobs with a trace context",
         "traced_drain_per_job": "drain of traced jobs",
+        "flow10_add_per_job": "add_flow, 1 + 10, per job",
+        "flow10_drain_per_job": "drain of flows 1 + 10, per job",
+        "flow20_add_per_job": "add_flow, 1 + 20, per job",
+        "flow20_drain_per_job": "drain of flows 1 + 20, per job",
+        "flow_child_drain": "drain, per flow child",
+        "flow_parent_drain": "drain, per flow parent",
     }
     for key, label in labels.items():
         print(f"{label:<32}: {result[key]:>10,.0f} redis-server instructions")

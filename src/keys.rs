@@ -12,7 +12,7 @@ pub const LAYOUT_VERSION: &str = "2";
 /// The structures whose members are job ids carry the layout in their names (`:2`): code of
 /// layout 1 still running against an upgraded queue finds them empty instead of taking ids
 /// whose jobs it cannot read.
-pub const QUEUE_KEYS: [(&str, &str); 39] = [
+pub const QUEUE_KEYS: [(&str, &str); 41] = [
     ("meta", "meta"),
     ("id", "id"),
     ("prioCounter", "pc"),
@@ -43,6 +43,10 @@ pub const QUEUE_KEYS: [(&str, &str); 39] = [
     ("groupsLimited", "groups:limited:2"),
     ("groupsKnown", "groups:known"),
     ("groupsWaiting", "groups:waiting:2"),
+    // Flows (lib_flows.lua): parents waiting for children, and children's outcomes for a
+    // parent in another slot.
+    ("wchildren", "wchildren:2"),
+    ("flowOutbox", "flow:outbox:2"),
     // Layout 1's structures, read only by the upgrade to layout 2.
     ("wait1", "wait"),
     ("prioritized1", "prioritized"),
@@ -114,6 +118,21 @@ impl QueueKeys {
         }
     }
 
+    /// The keys of the queue whose key base is `base` (`prefix:{name}:`); None for a
+    /// text of another form. Flows name jobs of other queues by their key base.
+    pub fn from_base(base: &str) -> Option<Self> {
+        let open = base.find('{')?;
+        let name = base[open + 1..].strip_suffix("}:")?;
+        let prefix = base[..open].strip_suffix(':')?;
+        (!name.contains('}')).then(|| Self::new(prefix, name))
+    }
+
+    /// The keys of queue `name` under this queue's prefix.
+    pub fn sibling(&self, name: &str) -> Self {
+        let open = self.base.find('{').expect("a key base has a hash tag");
+        Self::new(&self.base[..open.saturating_sub(1)], name)
+    }
+
     /// The one key a script call declares: it routes the call on a Redis Cluster. Scripts
     /// build the others from the key base, in the same hash slot (see `scripts.rs`).
     pub fn declared(&self) -> &str {
@@ -123,6 +142,11 @@ impl QueueKeys {
     /// The common start of every key, passed to scripts that build job keys themselves.
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The list of children's outcomes for parents in another slot (`lib_flows.lua`).
+    pub fn flow_outbox(&self) -> String {
+        format!("{}flow:outbox:2", self.base)
     }
 
     pub fn job(&self, id: &str) -> String {
@@ -146,6 +170,10 @@ mod tests {
         assert_eq!(k.job("42"), "jq:{emails}:j:42");
         assert_eq!(k.job_logs("42"), "jq:{emails}:j:42:logs");
         assert!(k.job("1").starts_with(k.base()));
+        let other = QueueKeys::from_base("jq:{images#2}:").unwrap();
+        assert_eq!(other.meta, "jq:{images#2}:meta");
+        assert_eq!(k.sibling("images").base(), "jq:{images}:");
+        assert!(QueueKeys::from_base("jq:images:").is_none());
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod blocking_add;
 pub mod cluster;
 pub mod connection;
 pub mod errors;
+pub mod flows;
 pub mod groups;
 mod handover;
 pub mod json;
@@ -54,6 +55,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::NativeQueue>()?;
     m.add_class::<worker::NativeWorker>()?;
     m.add_class::<groups::NativeGroups>()?;
+    m.add_class::<flows::NativeFlows>()?;
     m.add_class::<registry::NativeRegistry>()?;
     m.add_class::<loop_conn::LoopChannel>()?;
     m.add_function(wrap_pyfunction!(shutdown_runtime, m)?)?;

@@ -107,6 +107,38 @@ pub(crate) fn added_jobs(reply: AddJobsReply, delayed: &[bool]) -> Vec<AddedJob>
         .collect()
 }
 
+/// A job's `(fields, logs, paused)` as get_job.lua reads them, or None when it does not
+/// exist; `keys` may be another queue's (a flow's job: `flows.rs`).
+pub(crate) type JobRead = (HashMap<String, String>, Vec<String>, bool);
+
+pub(crate) async fn read_job(
+    conn: &RedisConn,
+    keys: &QueueKeys,
+    job_id: &str,
+) -> Result<Option<JobRead>, JqError> {
+    let mut invocation = scripts::invocation(&scripts::GET_JOB, keys);
+    invocation.arg(job_id);
+    let reply: Vec<Value> = conn.invoke(&invocation).await?;
+    if reply.is_empty() {
+        return Ok(None);
+    }
+    let (fields, logs, paused): (HashMap<String, String>, Vec<String>, i64) =
+        parse(Value::Array(reply))?;
+    Ok(Some((fields, logs, paused == 1)))
+}
+
+/// Remove a job that is not active (remove_job.lua); resolves to the refs of pending
+/// children of removed flow parents in other slots, for the caller to remove there.
+pub(crate) async fn remove_job_in(
+    conn: &RedisConn,
+    keys: &QueueKeys,
+    job_id: &str,
+) -> Result<Vec<String>, JqError> {
+    let mut invocation = scripts::invocation(&scripts::REMOVE_JOB, keys);
+    invocation.arg(job_id);
+    conn.invoke(&invocation).await
+}
+
 /// One job of an add_jobs call with its data serialized and checked: what the script takes.
 pub(crate) struct PreparedJob {
     job_id: Option<String>,
@@ -211,6 +243,17 @@ impl QueueCore {
         call: &mut impl ScriptArgs,
         jobs: impl ExactSizeIterator<Item = &'a PreparedJob>,
     ) -> Vec<bool> {
+        self.push_jobs_args(call, jobs, false)
+    }
+
+    /// As [`Self::push_add_jobs_args`]; with `always_tails` the counts of grouped and
+    /// traced jobs come even when 0 (`add_flow.lua`, whose own tail follows them).
+    pub(crate) fn push_jobs_args<'a>(
+        &self,
+        call: &mut impl ScriptArgs,
+        jobs: impl ExactSizeIterator<Item = &'a PreparedJob>,
+        always_tails: bool,
+    ) -> Vec<bool> {
         let jobs: Vec<&PreparedJob> = jobs.collect();
         call.push(LAYOUT_VERSION)
             .push(self.idempotency_ttl_ms)
@@ -238,13 +281,13 @@ impl QueueCore {
             .enumerate()
             .filter_map(|(index, job)| job.trace.as_deref().map(|trace| (index + 1, trace)))
             .collect();
-        if !grouped.is_empty() || !traced.is_empty() {
+        if always_tails || !grouped.is_empty() || !traced.is_empty() {
             call.push(grouped.len());
             for (index, group) in grouped {
                 call.push(index).push(group);
             }
         }
-        if !traced.is_empty() {
+        if always_tails || !traced.is_empty() {
             call.push(traced.len());
             for (index, trace) in traced {
                 call.push(index).push(trace);
@@ -392,16 +435,7 @@ impl NativeQueue {
     fn get_job<'py>(&self, py: Python<'py>, job_id: String) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         into_awaitable(py, async move {
-            let keys = &core.keys;
-            let mut invocation = scripts::invocation(&scripts::GET_JOB, keys);
-            invocation.arg(&job_id);
-            let reply: Vec<Value> = core.conn.invoke(&invocation).await?;
-            if reply.is_empty() {
-                return Ok(None);
-            }
-            let (fields, logs, paused): (HashMap<String, String>, Vec<String>, i64) =
-                parse(Value::Array(reply))?;
-            Ok(Some((fields, logs, paused == 1)))
+            Ok(read_job(&core.conn, &core.keys, &job_id).await?)
         })
     }
 
@@ -435,30 +469,27 @@ impl NativeQueue {
         })
     }
 
-    /// Resolves to `(waiting, active, completed, failed, delayed, dlq, paused, latency_ms)`.
+    /// Resolves to `(waiting, active, completed, failed, delayed, dlq, paused, latency_ms,
+    /// waiting_children)`.
     fn get_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         into_awaitable(py, async move {
             let keys = &core.keys;
             let invocation = scripts::invocation(&scripts::GET_STATS, keys);
             let v: Vec<i64> = core.conn.invoke(&invocation).await?;
-            if v.len() != 8 {
+            if v.len() != 9 {
                 return Err(
                     JqError::Redis(format!("get_stats returned {} values", v.len())).into(),
                 );
             }
-            Ok((v[0], v[1], v[2], v[3], v[4], v[5], v[6] == 1, v[7]))
+            Ok((v[0], v[1], v[2], v[3], v[4], v[5], v[6] == 1, v[7], v[8]))
         })
     }
 
     fn remove_job<'py>(&self, py: Python<'py>, job_id: String) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         into_awaitable(py, async move {
-            let keys = &core.keys;
-            let mut invocation = scripts::invocation(&scripts::REMOVE_JOB, keys);
-            invocation.arg(&job_id);
-            let _: i64 = core.conn.invoke(&invocation).await?;
-            Ok(())
+            Ok(remove_job_in(&core.conn, &core.keys, &job_id).await?)
         })
     }
 

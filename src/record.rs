@@ -5,6 +5,8 @@
 
 const SEP: u8 = 0x1f;
 const HEADER_FIELDS: usize = 12;
+/// Ends each extension of field 11 (`lib.lua`'s `EXT_END`).
+const EXT_END: char = '\x1e';
 
 /// What a worker needs of a fetched job's record.
 #[derive(Debug, PartialEq)]
@@ -14,6 +16,8 @@ pub struct Record {
     pub group: Option<String>,
     /// The producer's trace context, when the job was added inside a trace.
     pub trace: Option<String>,
+    /// A flow's child: its parent ref with its failure policy in front (`lib_flows.lua`).
+    pub parent: Option<String>,
     /// The options text when the record holds it (its reference is then empty).
     pub inline_opts: String,
     pub data: String,
@@ -45,17 +49,47 @@ impl Record {
             String::from_utf8(bytes.to_vec()).map_err(|_| format!("the job's {what} is not UTF-8"))
         };
         let group = text(fields[6], "group")?;
-        let trace = text(fields[10], "trace context")?;
+        let (trace, parent) = extensions(text(fields[10], "extensions")?);
         Ok(Self {
             name: text(fields[1], "name")?,
             // A damaged time is no reason to fail the job: it reads as unknown (0).
             created_at: number(fields[3], "creation time").unwrap_or(0) as i64,
             group: (!group.is_empty()).then_some(group),
-            trace: (!trace.is_empty()).then_some(trace),
+            trace,
+            parent,
             inline_opts: text(&rest[..opts_len], "options")?,
             data: text(&rest[opts_len..], "data")?,
         })
     }
+}
+
+/// The trace context and the parent ref of field 11: extensions `<letter><value>`, each
+/// ended by 0x1e; a field without it at its end is a bare trace context (written before
+/// extensions), an empty one has neither.
+fn extensions(field: String) -> (Option<String>, Option<String>) {
+    if field.is_empty() {
+        return (None, None);
+    }
+    let Some(body) = field.strip_suffix(EXT_END) else {
+        return (Some(field), None);
+    };
+    let (mut trace, mut parent) = (None, None);
+    for ext in body.split(EXT_END) {
+        match ext.split_at_checked(1) {
+            Some(("t", value)) => trace = Some(value.to_string()),
+            Some(("p", value)) => parent = Some(value.to_string()),
+            _ => {} // a later release's extension: not this worker's business
+        }
+    }
+    (trace, parent)
+}
+
+/// The parent ref `<key base> <id>` with its policy letter in front, split: (policy, key
+/// base, id).
+pub fn split_parent(parent: &str) -> Option<(char, &str, &str)> {
+    let policy = parent.chars().next()?;
+    let (base, id) = parent[policy.len_utf8()..].split_once(' ')?;
+    Some((policy, base, id))
 }
 
 #[cfg(test)]
@@ -97,6 +131,7 @@ mod tests {
                 created_at: 1_700_000_000_000,
                 group: Some("g1".into()),
                 trace: None,
+                parent: None,
                 inline_opts: "{\"k\":\"\x1f\"}".into(),
                 data: "{\"a\":\"\x1f\"}".into(),
             }
@@ -109,6 +144,27 @@ mod tests {
         let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01 k=v";
         let raw = traced_record("", parent, "", "1");
         assert_eq!(Record::parse(&raw).unwrap().trace.as_deref(), Some(parent));
+    }
+
+    #[test]
+    fn reads_the_extensions_of_field_11() {
+        let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let ext = format!("t{parent}\x1efjq:{{images}}: 17\x1ex?\x1e");
+        let raw = traced_record("", "", "", "1");
+        assert_eq!(Record::parse(&raw).unwrap().parent, None);
+        let parsed = Record::parse(&traced_record("", &ext, "", "1")).unwrap();
+        assert_eq!(parsed.trace.as_deref(), Some(parent));
+        assert_eq!(
+            parsed.parent, None,
+            "no p extension: the letter f is no parent"
+        );
+        let ext = format!("t{parent}\x1epfjq:{{images}}: 17\x1e");
+        let parsed = Record::parse(&traced_record("", &ext, "", "1")).unwrap();
+        assert_eq!(parsed.parent.as_deref(), Some("fjq:{images}: 17"));
+        assert_eq!(
+            split_parent("fjq:{images}: 17"),
+            Some(('f', "jq:{images}:", "17"))
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ use redis::{Cmd, Script, ScriptInvocation, ToRedisArgs};
 
 use crate::keys::{QueueKeys, QUEUE_KEYS};
 
-const LIB: &str = include_str!("lua/lib.lua");
+/// The helpers: lib.lua's, then those of flows (they use lib.lua's).
+const LIB: &str = concat!(
+    include_str!("lua/lib.lua"),
+    include_str!("lua/lib_flows.lua")
+);
 
 /// What every script starts with: the key base (ARGV[1]).
 const BASE_LINE: &str = "local BASE = ARGV[1]\n";
@@ -193,6 +197,11 @@ lua_scripts! {
     TAKE_RATE => "take_rate",
     TAKE_SLOTS => "take_slots",
     GET_WORKERS => "get_workers",
+    ADD_FLOW => "add_flow",
+    FLOW_LINK => "flow_link",
+    FLOW_CHILD_DONE => "flow_child_done",
+    FLOW_OUTBOX_DONE => "flow_outbox_done",
+    GET_DEPS => "get_deps",
 }
 
 // ---------------------------------------------------------------------------------------
@@ -219,7 +228,8 @@ fn all_scripts() -> Vec<(&'static str, &'static str, &'static Script)> {
 /// The scripts that write nothing. A function without flags counts as a write: Redis
 /// refuses it up front when over `maxmemory`, where an EVAL without flags is refused only
 /// at its first write; flagged `no-writes`, the readers keep answering then, as by EVAL.
-const READ_ONLY: [&str; 7] = [
+const READ_ONLY: [&str; 8] = [
+    "get_deps",
     "get_job",
     "get_jobs",
     "get_stats",

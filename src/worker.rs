@@ -75,6 +75,8 @@ pub(crate) struct ActiveJob {
     name: String,
     /// Its group: the ack frees the group's slot without reading the job.
     group: Option<String>,
+    /// A flow's child: its parent ref with policy; the ack tells the parent.
+    parent: Option<String>,
     attempts_made: u32,
     opts: JobOpts,
     lock_lost: bool,
@@ -111,7 +113,8 @@ fn parse_rerun(text: &str) -> (u32, String) {
     (attempts.parse().unwrap_or(1), progress.to_string())
 }
 /// A job handed to Python: (id, name, data JSON, opts JSON, attempts made, max attempts,
-/// timeout ms, created_at, processed_at, progress JSON, group, trace context). The fields
+/// timeout ms, created_at, processed_at, progress JSON, group, (trace context, parent ref
+/// with its failure policy in front: a flow's child)). The fields
 /// Python needs for every job come decoded, so it decodes the options only if a processor
 /// reads them; the lock token stays here.
 pub type JobTuple = (
@@ -126,7 +129,7 @@ pub type JobTuple = (
     i64,
     String,
     Option<String>,
-    Option<String>,
+    (Option<String>, Option<String>),
 );
 /// What became of a job: (outcome, id, name, attempts made, max attempts, reason, delay).
 /// Outcomes: completed, retrying, failed, dlq, lost (the lock was gone: nothing written),
@@ -475,6 +478,20 @@ impl NativeWorker {
         })
     }
 
+    /// The children of the flow parent `job_id` (a job this worker runs, or any job of
+    /// partition 0): `[(child ref, state)]` as `NativeFlows.children` gives them.
+    fn children<'py>(&self, py: Python<'py>, job_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let part = self
+            .shared
+            .active_jobs()
+            .get(&job_id)
+            .map_or(0, |job| job.part);
+        let queue = self.shared.parts[part].core.clone();
+        into_awaitable(py, async move {
+            Ok(crate::flows::children_of(&queue.conn, &queue.keys, &job_id).await?)
+        })
+    }
+
     /// Stop taking new jobs (jobs already handed over still finish and are acked).
     fn stop_fetching(&self) {
         self.shared.fetching.store(false, Ordering::SeqCst);
@@ -697,6 +714,7 @@ pub(crate) async fn fetch(shared: &Shared, part: usize, want: usize) -> Result<F
         let record = Record::parse(&raw);
         let name = record.as_ref().map(|r| r.name.clone()).unwrap_or_default();
         let group = record.as_ref().ok().and_then(|r| r.group.clone());
+        let parent = record.as_ref().ok().and_then(|r| r.parent.clone());
         let decoded = record.and_then(|record| {
             let opts_json = match opts_sent {
                 Some(text) if text.is_empty() => record.inline_opts.clone(),
@@ -727,6 +745,7 @@ pub(crate) async fn fetch(shared: &Shared, part: usize, want: usize) -> Result<F
                         token,
                         name: name.clone(),
                         group: group.clone(),
+                        parent: parent.clone(),
                         attempts_made,
                         opts,
                         lock_lost: false,
@@ -744,7 +763,7 @@ pub(crate) async fn fetch(shared: &Shared, part: usize, want: usize) -> Result<F
                     now,
                     progress,
                     group,
-                    record.trace,
+                    (record.trace, parent),
                 ));
             }
             Err(reason) => {
@@ -756,6 +775,7 @@ pub(crate) async fn fetch(shared: &Shared, part: usize, want: usize) -> Result<F
                         token,
                         name,
                         group,
+                        parent,
                         attempts_made,
                         opts: JobOpts {
                             attempts: attempts_made,
@@ -946,6 +966,7 @@ async fn write_acks(shared: &Shared, part: usize, batch: &[Ack]) -> Result<(), J
     // (id, token, name, attempts, max attempts, decision, report) of each entry to write.
     let mut entries = Vec::with_capacity(batch.len());
     let mut groups = Vec::new();
+    let mut children = Vec::new();
     // A job's first result in the batch is the one written (ack.lua applies each entry
     // against the run state read before any of them).
     let mut written = std::collections::HashSet::with_capacity(batch.len());
@@ -960,6 +981,9 @@ async fn write_acks(shared: &Shared, part: usize, batch: &[Ack]) -> Result<(), J
                     let decision = decide(job, &ack.kind, shared.settings.dlq_enabled);
                     if let Some(group) = &job.group {
                         groups.push((entries.len() + 1, group.clone()));
+                    }
+                    if let Some(parent) = &job.parent {
+                        children.push((entries.len() + 1, parent.clone()));
                     }
                     entries.push((
                         ack.id.as_str(),
@@ -1006,7 +1030,19 @@ async fn write_acks(shared: &Shared, part: usize, batch: &[Ack]) -> Result<(), J
     push_entries(&mut inv, &args);
     let wake = this.wake_on_ack.load(Ordering::Relaxed);
     push_ack_tail(&mut inv, wake, groups.iter().map(|(i, g)| (*i, g.as_str())));
-    let (applied, short): (Vec<i64>, _) = this.core.write(&inv).await?;
+    if !children.is_empty() {
+        // The flows' tail (ack.lua), only when the batch holds a flow's child; after the
+        // wake flag and the groups' count, which push_ack_tail leaves out when unneeded.
+        if !wake && groups.is_empty() {
+            inv.arg(0).arg(0);
+        }
+        inv.arg(children.len());
+        for (index, parent) in &children {
+            inv.arg(index).arg(parent);
+        }
+    }
+    let (reply, short): (Vec<redis::Value>, _) = this.core.write(&inv).await?;
+    let (applied, outboxed) = split_ack_reply(reply, entries.len())?;
     if let Some(confirmed) = short {
         // Applied on the primary: writing it again would find the locks gone. Reported.
         let what = format!("results of {} job(s)", entries.len());
@@ -1023,7 +1059,21 @@ async fn write_acks(shared: &Shared, part: usize, batch: &[Ack]) -> Result<(), J
             .filter(|e| e.5.outcome == "retry")
             .map(|e| e.5.delay)
             .min();
+        // A flow's children may have released their parent here: look again now.
+        let retry_in = if children.is_empty() {
+            retry_in
+        } else {
+            Some(0)
+        };
         crate::partitions::after_acks(shared, part, retry_in, wake).await;
+    }
+    if !outboxed.is_empty() {
+        // Children whose parent is in another slot: hand their outcomes over now. A failure
+        // here leaves them in the outbox, for the stalled sweep's replay.
+        let from = this.core.keys.clone();
+        if let Err(err) = crate::flows::hand_over_outbox(&this.core.conn, from, outboxed).await {
+            shared.report("telling flow parents of their children", &err);
+        }
     }
     let mut active = shared.active_jobs();
     for ((id, token, name, attempts, max_attempts, d, report), ok) in
@@ -1052,6 +1102,27 @@ async fn write_acks(shared: &Shared, part: usize, batch: &[Ack]) -> Result<(), J
         )));
     }
     Ok(())
+}
+
+/// ack.lua's reply: the applied flags (1/0) of the `entries` entries, then the time it ran,
+/// then the flow outbox entries it pushed.
+fn split_ack_reply(
+    reply: Vec<redis::Value>,
+    entries: usize,
+) -> Result<(Vec<i64>, Vec<String>), JqError> {
+    let mut reply = reply.into_iter();
+    let applied = reply
+        .by_ref()
+        .take(entries)
+        .map(redis::FromRedisValue::from_redis_value)
+        .collect::<Result<Vec<i64>, _>>()
+        .map_err(|e| JqError::Redis(format!("unexpected ack reply: {e}")))?;
+    let _ran_at = reply.next();
+    let outboxed = reply
+        .map(redis::FromRedisValue::from_redis_value)
+        .collect::<Result<Vec<String>, _>>()
+        .map_err(|e| JqError::Redis(format!("unexpected ack reply: {e}")))?;
+    Ok((applied, outboxed))
 }
 
 /// Renew the locks of this worker's jobs and its heartbeat in the workers registry.
@@ -1234,6 +1305,9 @@ async fn sweep_part(shared: &Shared, part: usize) -> Result<bool, JqError> {
             "0"
         });
     let flat: Vec<(String, String, String)> = core.conn.invoke(&inv).await?;
+    // Flow outcomes a killed worker left in the outbox, and those of children the sweep
+    // just failed, go to their parents' slots.
+    crate::flows::replay_outbox(&core.conn, keys).await?;
     let recovered = flat.iter().any(|(_, _, state)| state == "waiting");
     for (id, name, state) in flat {
         let outcome = match state.as_str() {

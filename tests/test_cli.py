@@ -147,3 +147,19 @@ async def test_group_commands(redis_url: str, queue_name: str) -> None:
     assert limit == {"concurrency": 7}
     limit = await loop.run_in_executor(None, run, "concurrency", queue_name, "none")
     assert limit == {"concurrency": None}
+
+
+async def test_the_cli_knows_flow_parents(redis_url: str, queue_name: str) -> None:
+    from jobqueue import Flow
+
+    async with JobQueue(queue_name, redis=redis_url) as q:
+        ids = await q.add_flow(Flow("t", None, [Flow("t", 1), Flow("t", 2)]))
+    loop = asyncio.get_running_loop()
+    stats = await loop.run_in_executor(None, _cli, redis_url, "stats", queue_name)
+    assert isinstance(stats, dict) and (stats["waiting"], stats["waiting_children"]) == (2, 1)
+    jobs = await loop.run_in_executor(
+        None, _cli, redis_url, "jobs", queue_name, "--status", "waiting_children"
+    )
+    assert isinstance(jobs, list) and [(j["id"], j["status"]) for j in jobs] == [
+        (ids.id, JobStatus.WAITING_CHILDREN.value)
+    ]

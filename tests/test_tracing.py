@@ -169,8 +169,10 @@ async def test_the_record_holds_the_w3c_context_of_the_add(
     send = _span(list(exporter.get_finished_spans()), f"send {queue_name}")
     assert send.attributes is not None and send.attributes["messaging.batch.message_count"] == 2
     for job_id in ids:
+        # Field 11 holds extensions (docs/redis-layout.md): the trace context is `t...\x1e`.
         stored = _record(redis_url, queue_name, job_id)[10].decode()
-        parent = decode_context(stored)
+        assert stored[0] == "t" and stored[-1] == "\x1e"
+        parent = decode_context(stored[1:-1])
         from opentelemetry import trace
 
         context = trace.get_current_span(parent).get_span_context()

@@ -23,6 +23,7 @@ from .config import (
 from .errors import NotReplicatedError, RedisOutOfMemoryError, UnsafeRedisError
 from .events import QueueEvent
 from .fleet import JobEvent, QueueEvents
+from .flows import Flow, FlowIds, FlowTree, chain, group
 from .job import Job
 from .models import (
     GroupStats,
@@ -43,6 +44,9 @@ __all__ = [
     "Backoff",
     "DLQConfig",
     "Durability",
+    "Flow",
+    "FlowIds",
+    "FlowTree",
     "GroupStats",
     "HealthReport",
     "Job",
@@ -69,6 +73,8 @@ __all__ = [
     "WorkerConfig",
     "WorkerInfo",
     "__version__",
+    "chain",
+    "group",
     "list_queues",
 ]
 

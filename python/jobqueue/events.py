@@ -29,6 +29,10 @@ class QueueEvent(ValueEnum):
     JOB_STALLED = "job-stalled"
     JOB_PROGRESS = "job-progress"
     JOB_DLQ = "job-dlq"
+    # Fleet events of flows (docs/flows.md): a parent added to wait for its children, and
+    # a parent whose children are all done (it becomes waiting, or delayed).
+    JOB_WAITING_CHILDREN = "job-waiting-children"
+    JOB_CHILDREN_DONE = "job-children-done"
     # Fleet events of a group (``JobEvent.name`` is the group, "" for the default limit).
     GROUP_PAUSED = "group-paused"
     GROUP_RESUMED = "group-resumed"

@@ -10,13 +10,26 @@ import orjson
 
 from ._native import NativeWorker
 from .errors import InvalidOptionError
+from .models import parse_parent, queue_name, split_ref
 
 T = TypeVar("T")
 
 #: (id, name, data JSON, opts JSON, attempts made, max attempts, timeout ms, created_at,
-#: processed_at, progress JSON, group, trace context), as the native worker hands a job over.
+#: processed_at, progress JSON, group, (trace context, parent ref)), as the native worker
+#: hands a job over.
 RawJob = tuple[
-    str, str, str, str, int, int, "int | None", int, int, str, "str | None", "str | None"
+    str,
+    str,
+    str,
+    str,
+    int,
+    int,
+    "int | None",
+    int,
+    int,
+    str,
+    "str | None",
+    "tuple[str | None, str | None]",
 ]
 
 
@@ -27,6 +40,7 @@ class Job(Generic[T]):
         "_on_progress",
         "_opts",
         "_opts_json",
+        "_parent",
         "_span",
         "_worker",
         "attempts_made",
@@ -39,18 +53,25 @@ class Job(Generic[T]):
         "name",
         "processed_at",
         "progress",
+        "queue",
         "return_value",
         "timeout",
         "trace_context",
     )
 
     def __init__(
-        self, raw: RawJob, worker: NativeWorker, on_progress: Callable[[Job[Any]], None]
+        self,
+        raw: RawJob,
+        worker: NativeWorker,
+        on_progress: Callable[[Job[Any]], None],
+        queue: str = "",
     ) -> None:
         (job_id, name, data, opts, attempts_made, max_attempts, timeout, created_at,
-         processed_at, progress, group, trace_context) = raw  # fmt: skip
+         processed_at, progress, group, (trace_context, parent)) = raw  # fmt: skip
         self.id = job_id
         self.name = name
+        #: The name of the job's queue.
+        self.queue = queue
         #: The job's group (``add_job(..., group=...)``), or None.
         self.group = group
         self.data: T = orjson.loads(data)
@@ -67,9 +88,22 @@ class Job(Generic[T]):
         self.error: BaseException | None = None
         #: The producer's trace context stored with the job (see jobqueue.tracing), or None.
         self.trace_context = trace_context
+        self._parent = parent  # a flow child's parent ref, read when asked for
         self._span: Any = None  # the attempt's span, with a telemetry adapter
         self._worker = worker
         self._on_progress = on_progress
+
+    @property
+    def parent_id(self) -> str | None:
+        """A flow's child: its parent's id (see jobqueue.flows); else None."""
+        parent = parse_parent(self._parent)
+        return None if parent is None else parent[2]
+
+    @property
+    def parent_queue(self) -> str | None:
+        """A flow's child: its parent's queue; else None."""
+        parent = parse_parent(self._parent)
+        return None if parent is None else queue_name(parent[1])
 
     @property
     def timestamp(self) -> int:
@@ -105,3 +139,23 @@ class Job(Generic[T]):
         if not isinstance(line, str):
             raise InvalidOptionError("line", f"must be a str, got {type(line).__name__}")
         await self._worker.update(self.id, "log", line)
+
+    async def children_results(self) -> dict[str, Any]:
+        """A flow parent's completed children: ``{child id: return value}``; a child of
+        another queue is keyed ``"<queue>:<id>"`` (ids of two queues may be equal). Read
+        from the parent's own copy of the results, so a child removed by its retention
+        still counts."""
+        states = await self._worker.children(self.id)
+        return {self._child_key(ref): orjson.loads(s[1:]) for ref, s in states if s[:1] == "c"}
+
+    async def children_failures(self) -> dict[str, str]:
+        """A flow parent's children that failed for good under ``on_failure="ignore"``:
+        ``{child id: failed reason}``, keyed as ``children_results``."""
+        states = await self._worker.children(self.id)
+        return {self._child_key(ref): s[1:] for ref, s in states if s[:1] == "f"}
+
+    def _child_key(self, ref: str) -> str:
+        """A child ref ``<key base> <id>`` as ``children_results`` keys it."""
+        slot, child_id = split_ref(ref)
+        child_queue = queue_name(slot)
+        return child_id if child_queue == self.queue else f"{child_queue}:{child_id}"

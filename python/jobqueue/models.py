@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -9,6 +10,9 @@ from typing import Any
 import orjson
 
 from .config import RateLimit
+
+#: The end of a partition's name, ``#<digits>`` (see jobqueue.partitions).
+_PARTITION_SUFFIX = re.compile(r"#\d+\Z")
 
 
 class ValueEnum(str, Enum):
@@ -27,6 +31,8 @@ class JobStatus(ValueEnum):
     DELAYED = "delayed"
     PAUSED = "paused"
     DLQ = "dlq"
+    #: A flow's parent waiting for its children (see jobqueue.flows).
+    WAITING_CHILDREN = "waiting_children"
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,9 @@ class JobInfo:
     schedule_id: str | None = None
     scheduled_for: int | None = None
     group: str | None = None
+    #: A flow's child: its parent's id (``parent_queue`` names the parent's queue).
+    parent_id: str | None = None
+    parent_queue: str | None = None
 
     @classmethod
     def from_redis(
@@ -71,6 +80,7 @@ class JobInfo:
         delay = _int(fields.get("delay")) or 0
         priority = _int(fields.get("priority")) or 0
         opts = job_options_shown(_json_object(fields.get("opts")), delay, priority)
+        parent = parse_parent(fields.get("parent"))
         return cls(
             id=job_id,
             name=fields.get("name", ""),
@@ -92,7 +102,37 @@ class JobInfo:
             schedule_id=fields.get("schedule_id"),
             scheduled_for=_int(fields.get("scheduled_for")),
             group=fields.get("group"),
+            parent_queue=None if parent is None else queue_name(parent[1]),
+            parent_id=None if parent is None else parent[2],
         )
+
+
+def queue_of_base(base: str) -> str:
+    """The queue name (a partition's: ``name#i``) of a key base ``prefix:{name}:``."""
+    return base[base.find("{") + 1 : base.rfind("}")]
+
+
+def queue_name(partition: str) -> str:
+    """The queue a partition name (``name#i``, or the queue's own name) belongs to."""
+    if "#" not in partition:
+        return partition
+    return _PARTITION_SUFFIX.sub("", partition)
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """A job ref ``<key base> <id>`` (flows name jobs anywhere so) as (its queue or
+    partition name, its id)."""
+    base, _, job_id = ref.partition(" ")
+    return queue_of_base(base), job_id
+
+
+def parse_parent(ref: str | None) -> tuple[str, str, str] | None:
+    """A flow child's parent as its record holds it (``<policy><key base> <id>``): the
+    policy letter, the parent's queue (a partition's name) and id; None for none."""
+    if not ref:
+        return None
+    slot, parent_id = split_ref(ref[1:])
+    return ref[0], slot, parent_id
 
 
 def _json(raw: str | None, default: Any = None) -> Any:
@@ -134,6 +174,8 @@ class QueueStats:
     paused: int
     dlq: int
     latency_ms: int
+    #: Flow parents waiting for their children (``JobStatus.WAITING_CHILDREN``).
+    waiting_children: int = 0
 
 
 class Severity(ValueEnum):

@@ -223,9 +223,9 @@ class Partitions:
         await self.check()
         return await self.of_id(job_id).get_job(job_id)
 
-    async def remove_job(self, job_id: str) -> None:
+    async def remove_job(self, job_id: str) -> list[str]:
         await self.check()
-        await self.of_id(job_id).remove_job(job_id)
+        return await self.of_id(job_id).remove_job(job_id)
 
     # -- every partition ------------------------------------------------------------------
 
@@ -247,13 +247,13 @@ class Partitions:
             ]
         return paused, merged[:limit]
 
-    async def get_stats(self) -> tuple[int, int, int, int, int, int, bool, int]:
+    async def get_stats(self) -> tuple[int, int, int, int, int, int, bool, int, int]:
         await self.check()
         replies = await asyncio.gather(*(n.get_stats() for n in self.natives))
-        sums = [sum(reply[i] for reply in replies) for i in range(6)]
+        sums = [sum(reply[i] for reply in replies) for i in (0, 1, 2, 3, 4, 5, 8)]
         paused = any(reply[6] for reply in replies)
         latency = max(reply[7] for reply in replies)
-        return sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], paused, latency
+        return sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], paused, latency, sums[6]
 
     async def drain(self, include_delayed: bool) -> int:
         await self.check()

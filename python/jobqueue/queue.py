@@ -33,6 +33,7 @@ from .errors import (
 )
 from .events import EventEmitter, QueueEvent
 from .fleet import FleetListener
+from .flows import Flow, FlowAdder, FlowIds, FlowTree
 from .groups import GroupAdmin
 from .loop_connection import ProducerConnections
 from .models import (
@@ -55,6 +56,7 @@ from .partitions import (
     check_stored,
     fleet_listener,
     is_partition_name,
+    partition_name,
 )
 from .redis_config import RedisConfig
 from .redis_safety import RedisSafety, jobs_not_added, read_findings
@@ -236,6 +238,7 @@ class JobQueue(GroupAdmin, Operations):
         # Reads and management go to every partition, or to a job's own, through this.
         self._admin: NativeQueue | Partitions = self._partitions or self._native
         self._producer = ProducerConnections(self._native)
+        self._flows: FlowAdder | None = None
 
     def __repr__(self) -> str:
         parts = f", partitions={self.partitions}" if self.partitions > 1 else ""
@@ -386,6 +389,30 @@ class JobQueue(GroupAdmin, Operations):
         }
         ids = await self._add([(name, data, job_options(opts, overrides))], single=True)
         return ids[0]
+
+    async def add_flow(self, flow: Flow) -> FlowIds:
+        """Add a job and the jobs it waits for (``Flow(name, data, children=[...])``, any
+        depth, children in other queues too) and return their ids as a tree. One script
+        call per queue slot involved; bad input anywhere in the tree raises before
+        anything is written. Give the jobs idempotency keys to make a retried add safe:
+        adding the same flow again then adds nothing twice (docs/flows.md)."""
+        self._check_open()
+        return await self._flow_adder().add(flow)
+
+    def _flow_adder(self) -> FlowAdder:
+        if self._flows is None:
+            self._flows = FlowAdder(self)
+        return self._flows
+
+    async def get_flow(self, job_id: str) -> FlowTree:
+        """The flow under job ``job_id`` of this queue: each job's snapshot (its status
+        included) and its children's, to the leaves."""
+        self._check_open()
+        v.job_id(job_id)
+        slot = self.name
+        if self._partitions is not None:
+            slot = partition_name(self.name, self._partitions.router.of_id(job_id))
+        return await self._flow_adder().get_flow(slot, job_id)
 
     async def add_jobs(self, jobs: Sequence[JobSpec]) -> list[str]:
         """Enqueue many jobs in one round trip; one bad item refuses the whole batch."""
@@ -564,6 +591,7 @@ class JobQueue(GroupAdmin, Operations):
             dlq,
             paused,
             latency,
+            waiting_children,
         ) = await self._admin.get_stats()
         return QueueStats(
             active=active,
@@ -574,6 +602,7 @@ class JobQueue(GroupAdmin, Operations):
             paused=waiting if paused else 0,
             dlq=dlq,
             latency_ms=latency,
+            waiting_children=waiting_children,
         )
 
     async def get_workers(self) -> list[WorkerInfo]:
@@ -612,10 +641,14 @@ class JobQueue(GroupAdmin, Operations):
 
     async def remove_job(self, job_id: str) -> None:
         """Remove a job that is not active. Raises ``JobNotFoundError`` for an unknown id
-        and ``InvalidStateError`` for an active job."""
+        and ``InvalidStateError`` for an active job. A flow's parent waiting for its
+        children takes its pending children along, in every queue (those running finish,
+        and their results are dropped)."""
         self._check_open()
         v.job_id(job_id)
-        await self._admin.remove_job(job_id)
+        elsewhere = await self._admin.remove_job(job_id)
+        if elsewhere:
+            await self._flow_adder().remove_children(elsewhere)
 
     async def clear(self) -> int:
         """Remove every job, schedule and idempotency key of the queue; returns the number
@@ -638,8 +671,8 @@ class JobQueue(GroupAdmin, Operations):
         return (await self._native.get_stats())[6]
 
     async def drain(self, include_delayed: bool = False) -> int:
-        """Remove waiting (and, if asked, delayed) jobs; active jobs finish. Returns the
-        number removed."""
+        """Remove waiting (and, if asked, delayed) jobs, and flow parents waiting for
+        their children; active jobs finish. Returns the number removed."""
         self._check_open()
         v.boolean(include_delayed, "include_delayed")
         return await self._admin.drain(include_delayed)

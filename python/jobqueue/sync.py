@@ -21,6 +21,7 @@ from . import queue as async_queue
 from .coalesce import ThreadCoalescer
 from .errors import RedisOutOfMemoryError
 from .events import QueueEvent
+from .flows import Flow, FlowIds, FlowTree
 from .groups import RateSpec
 from .models import GroupStats, HealthReport, JobInfo, JobStatus, QueueStats, ScheduleInfo
 from .queue import JobSpec, job_options
@@ -149,6 +150,12 @@ class JobQueue:
 
     def add_jobs(self, jobs: Sequence[JobSpec]) -> list[str]:
         return self._run(self._queue.add_jobs(jobs))
+
+    def add_flow(self, flow: Flow) -> FlowIds:
+        return self._run(self._queue.add_flow(flow))
+
+    def get_flow(self, job_id: str) -> FlowTree:
+        return self._run(self._queue.get_flow(job_id))
 
     def get_job_status(self, job_id: str) -> JobInfo | None:
         return self._run(self._queue.get_job_status(job_id))

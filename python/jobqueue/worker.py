@@ -184,7 +184,7 @@ class Worker:
 
     def _start(self, raw: RawJob) -> None:
         try:
-            job: Job[Any] = Job(raw, self._native, self._on_progress)
+            job: Job[Any] = Job(raw, self._native, self._on_progress, self._queue.name)
         except Exception as exc:  # unreadable data: fail the attempt
             self._native.fail(raw[0], f"job data is unreadable: {exc}", "", False)
             return

@@ -8,8 +8,11 @@
 --       failures F and (entry index from 1, stacktrace, retry delay ms) per failure; then,
 --       only when needed: 1 to wake a waiting worker (the queue has a global concurrency)
 --       else 0, the number of grouped entries, and (entry index from 1, group) per grouped
---       entry (an ungrouped job costs nothing more)
--- Returns: {1 applied / 0 lock lost, ...} in entry order, then the time (ms) it ran.
+--       entry (an ungrouped job costs nothing more); then, only for flows: the number of
+--       entries that are a flow's children and (entry index from 1, their parent ref with
+--       its policy in front) per such entry (lib_flows.lua)
+-- Returns: {1 applied / 0 lock lost, ...} in entry order, then the time (ms) it ran, then
+-- the entries pushed to the flow outbox (children whose parent is in another slot).
 local count, policyCount = tonumber(ARGV[2]), tonumber(ARGV[3])
 local now, nowText = serverNow()
 local out = {}
@@ -42,6 +45,30 @@ if grouped > 0 then
     groupOf[tonumber(ARGV[tail + 2 + g * 2])] = ARGV[tail + 3 + g * 2]
   end
 end
+-- Entry index -> its parent ref, only when some entry is a flow's child.
+local parentOf, outboxed
+local flowsAt = tail + 2 + grouped * 2
+if ARGV[flowsAt] then
+  parentOf, outboxed = {}, {}
+  for c = 0, tonumber(ARGV[flowsAt]) - 1 do
+    parentOf[tonumber(ARGV[flowsAt + 1 + c * 2])] = ARGV[flowsAt + 2 + c * 2]
+  end
+end
+-- Children's outcomes by parent, told once the entries are applied (lib_flows.lua).
+local byParent, parentOrder
+local function tellParent(i, kind, value)
+  local parent = parentOf and parentOf[i]
+  if parent then
+    local items = byParent[parent]
+    if not items then
+      items = {}
+      byParent[parent] = items
+      parentOrder[#parentOrder + 1] = parent
+    end
+    items[#items + 1] = {BASE .. ' ' .. ARGV[first + (i - 1) * 7], kind, value}
+  end
+end
+if parentOf then byParent, parentOrder = {}, {} end
 
 -- The run states of the batch, with one MGET; the new ones go out with one MSET.
 local runKeys = {}
@@ -78,6 +105,7 @@ for i = 0, count - 1 do
         nWrites = nWrites + 2
       end
       addEvent('job-completed', id, name, attempts)
+      if parentOf then tellParent(i + 1, 'c', value) end
     else
       local r = parseRun(state)
       r.token, r.reason, r.stack = '', value, stackOf[i + 1] or ''
@@ -102,6 +130,7 @@ for i = 0, count - 1 do
         else
           addEvent('job-failed', id, name, attempts, value, 'reason')
         end
+        if parentOf then tellParent(i + 1, 'f', value) end
         if outcome == 'dlq' or keep(K.failed, id, nowText, keepCount, keepAge) then
           writes[nWrites + 1] = run
           writes[nWrites + 2] = outcomeText(outcome, nowText, packRun(r), '')
@@ -113,6 +142,11 @@ for i = 0, count - 1 do
 end
 -- Before the retention below, which may delete some of these jobs at once.
 mset(writes)
+if parentOrder then
+  for _, parent in ipairs(parentOrder) do
+    if notifyParent(parent, byParent[parent], now, nowText, outboxed) then woke = true end
+  end
+end
 for a, b in chunks(#finished, 1) do redis.call('ZREM', K.active, unpack(finished, a, b)) end
 if leaving then
   for group, n in pairs(leaving) do leaveGroup(group, n) end
@@ -124,4 +158,7 @@ if woke then
 end
 flushEvents()
 out[#out + 1] = now
+if outboxed then
+  for _, entry in ipairs(outboxed) do out[#out + 1] = entry end
+end
 return out

@@ -9,14 +9,15 @@ local batch, cursor = tonumber(ARGV[2]), ARGV[3]
 
 local removed = popAndDelete(K.wait, batch, true)
 removed = removed + popAndDeleteGrouped(batch - removed)
-for _, set in ipairs({K.prioritized, K.delayed, K.active, K.completed, K.failed, K.dlq}) do
+for _, set in ipairs({K.prioritized, K.delayed, K.active, K.completed, K.failed, K.dlq,
+    K.wchildren}) do
   removed = removed + popAndDelete(set, batch - removed, false)
 end
 if removed > 0 then
   return {removed, cursor}
 end
 
-redis.call('DEL', K.schedules, K.schedulesNext, K.schedulesLast, K.events)
+redis.call('DEL', K.schedules, K.schedulesNext, K.schedulesLast, K.events, K.flowOutbox)
 for _, group in ipairs(redis.call('SMEMBERS', K.groupsKnown)) do
   local key = groupKey(group)
   redis.call('DEL', key .. ':limiter')

@@ -74,6 +74,13 @@ elseif status == 'delayed' or status == 'active' then
     -- Below +inf: active's pin is no job (lib.lua's ACTIVE_PIN).
     ids = redis.call('ZRANGE', K[status], '-inf', '(+inf', 'BYSCORE', 'LIMIT', 0, limit)
   end
+elseif status == 'waiting_children' then
+  -- Flow parents waiting for their children, oldest first.
+  if group ~= '' then
+    ids = groupMembers(K.wchildren, false)
+  else
+    ids = redis.call('ZRANGE', K.wchildren, 0, limit - 1)
+  end
 elseif status == 'completed' or status == 'failed' or status == 'dlq' then
   if group ~= '' then
     ids = groupMembers(K[status], true)

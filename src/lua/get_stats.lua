@@ -2,7 +2,8 @@
 -- of a paused group too: they wait for their group). The lag looks at the oldest jobs of at
 -- most MAX_GROUPS groups of each of the ring, the parked and the rate-limited groups (a
 -- lower bound beyond), so that the cost of a call does not grow with the groups.
--- Returns: {waiting, active, completed, failed, delayed, dlq, paused (1/0), latency ms}
+-- Returns: {waiting, active, completed, failed, delayed, dlq, paused (1/0), latency ms,
+-- waiting_children (flow parents waiting for their children)}
 -- Priority levels inspected for the oldest prioritized job; beyond this the lag is a
 -- lower bound (a queue rarely uses more distinct priorities).
 local MAX_LEVELS = 64
@@ -64,4 +65,5 @@ return {
   redis.call('ZCARD', K.dlq),
   redis.call('HEXISTS', K.meta, 'paused'),
   latency,
+  redis.call('ZCARD', K.wchildren),
 }

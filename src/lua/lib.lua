@@ -37,18 +37,38 @@ end
 
 -- The record's fields, in order: 1 options reference ('' = the options text is inline),
 -- 2 name, 3 max attempts, 4 created at, 5 priority, 6 delay, 7 group, 8 idempotency key,
--- 9 schedule id, 10 scheduled for, 11 trace context (reserved), 12 length of the inline
+-- 9 schedule id, 10 scheduled for, 11 extensions (below), 12 length of the inline
 -- options text; then the inline options text and the data, to the end. A record is
 -- written once and never changes. (No length is made for the data: a Lua number made text
 -- costs a sprintf, thousands of Redis instructions per job.)
 local RECORD_FIELDS = 12
 
--- `trace` is the trace context ('' or nil: none).
+-- Field 11 holds the record's extensions, each `<letter><value>` ended by EXT_END (the
+-- record separator, in no value): `t<trace context>`, `p<failure policy><parent ref>` (a
+-- flow's child: lib_flows.lua). Empty for a plain job. A field without EXT_END at its end
+-- is a bare trace context, as written before extensions.
+local EXT_END = '\030'
+
+-- `ext` is the extensions text ('' or nil: none).
 local function packRecord(ref, name, maxAttempts, createdAt, priority, delay, group, idem,
-                          scheduleId, scheduledFor, opts, data, trace)
+                          scheduleId, scheduledFor, opts, data, ext)
   return ref .. SEP .. name .. SEP .. maxAttempts .. SEP .. createdAt .. SEP .. priority ..
     SEP .. delay .. SEP .. group .. SEP .. idem .. SEP .. scheduleId .. SEP .. scheduledFor ..
-    SEP .. (trace or '') .. SEP .. (opts == '' and '0' or #opts) .. SEP .. opts .. data
+    SEP .. (ext or '') .. SEP .. (opts == '' and '0' or #opts) .. SEP .. opts .. data
+end
+
+-- The value of the extension `letter` (a one-byte string) in the extensions text `ext`
+-- (a record's field 11), or nil. A text without EXT_END at its end has none (a bare trace
+-- context, as written before extensions).
+local function recordExt(ext, letter)
+  if not ext or string.byte(ext, -1) ~= 30 then return nil end
+  local pos = 1
+  while pos < #ext do
+    local stop = string.find(ext, EXT_END, pos, true)
+    if string.sub(ext, pos, pos) == letter then return string.sub(ext, pos + 1, stop - 1) end
+    pos = stop + 1
+  end
+  return nil
 end
 
 -- A record's fields, inline options text and data; nil for a damaged record.
@@ -135,6 +155,8 @@ local function describeJob(id, rec)
     job.state = 'active'
   elseif redis.call('ZSCORE', K.delayed, id) then
     job.state = 'delayed'
+  elseif redis.call('ZSCORE', K.wchildren, id) then
+    job.state = 'waiting_children'  -- a flow's parent (lib_flows.lua)
   else
     job.state = 'waiting'
   end
@@ -339,8 +361,9 @@ local function ringAddAll(groups)
   end
 end
 
+-- A job's keys; `j:<id>:deps` exists only for a flow's parent (lib_flows.lua).
 local function deleteJob(id)
-  redis.call('DEL', jobKey(id), runKey(id), logsKey(id))
+  redis.call('DEL', jobKey(id), runKey(id), logsKey(id), jobKey(id) .. ':deps')
 end
 
 -- A job as a flat list of named fields (what readers in Python parse; docs/redis-layout.md
@@ -365,6 +388,7 @@ local function jobFields(id)
   add('idempotency_key', f[8])
   add('schedule_id', f[9])
   add('scheduled_for', f[10])
+  add('parent', recordExt(f[11], 'p'))
   add('finished_at', job.finishedAt)
   if job.state == 'completed' then add('return_value', job.value) end
   local r = job.run
@@ -456,6 +480,7 @@ local function applyRetention(now)
       doomed[#doomed + 1] = jobKey(id)
       doomed[#doomed + 1] = runKey(id)
       doomed[#doomed + 1] = logsKey(id)
+      doomed[#doomed + 1] = jobKey(id) .. ':deps'
     end
   end
   for _, policy in ipairs(policies) do
@@ -594,11 +619,16 @@ end
 -- `first`, 8 values each: id ('' = next counter value), name, data, opts, priority, delay
 -- ms, max attempts, idempotency key ('' = none). `extras[i]`, if given, holds job i's
 -- schedule id and scheduled time; `traces[i]`, if given, job i's trace context (the
--- record's trace field); `groups[i]`, if given, job i's group (its waiting jobs go to the
--- group's queue, and the group into the ring).
+-- record's `t` extension); `groups[i]`, if given, job i's group (its waiting jobs go to
+-- the group's queue, and the group into the ring). `flow`, if given (add_flow.lua), holds
+-- `held[i]`: job i is a parent, written but not queued (it waits for its children), and
+-- `familyOf[i]`: job i is a child of the family {parent's index in this batch or false,
+-- parent ref (`<key base> <id>`) when not in it, first child's index, children count,
+-- their policies (a letter each)}, whose parent and policy it keeps as its `p` extension.
 -- Returns {id, ...}, {created (true/false), ...} in input order. Counters and queue pushes
 -- are taken once for the whole batch, so a new job costs one SET.
-local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, groups, traces)
+local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, groups, traces,
+                           flow)
   local ids, created = {}, {}
   local batchIdem, batchIds = {}, {}
   local autoIds, prioritized = 0, 0
@@ -668,7 +698,9 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
         end
         toWait, toPriority = queues[1], queues[2]
       end
-      if delay > 0 then
+      if flow and flow.held[i] then
+        -- A parent is not queued: it waits for its children (add_flow.lua).
+      elseif delay > 0 then
         delayed[#delayed + 1] = tostring(now + delay)
         delayed[#delayed + 1] = jobId
       elseif priority > 0 then
@@ -688,11 +720,29 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
       local extra = extras and extras[i]
       local scheduleId, scheduledFor = '', ''
       if extra then scheduleId, scheduledFor = extra[1], extra[2] end
-      local trace = traces and traces[i]
+      local ext = traces and traces[i]
+      if ext then ext = 't' .. ext .. EXT_END end
+      local family = flow and flow.familyOf[i]
+      if family then
+        -- The extension is made once per family and policy (its children share it).
+        local at = i - family[3] + 1
+        local policy = string.sub(family[5], at, at)
+        local own = family[policy]
+        if not own then
+          if family[1] then
+            local parentId = ids[family[1]]
+            if type(parentId) == 'number' then parentId = ids[parentId] end
+            family[2] = BASE .. ' ' .. parentId
+          end
+          own = 'p' .. policy .. family[2] .. EXT_END
+          family[policy] = own
+        end
+        ext = ext and (ext .. own) or own
+      end
       -- One write per new job: its whole record.
       redis.call('SET', jobKey(jobId), packRecord(ref, name, args[a + 6], nowText,
         args[a + 4], args[a + 5], group or '', idem, scheduleId, scheduledFor, inline,
-        args[a + 2], trace))
+        args[a + 2], ext))
       addEvent('job-added', jobId, name, '0')
     end
   end

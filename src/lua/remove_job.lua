@@ -1,28 +1,13 @@
--- Remove one job that is not active.
+-- Remove one job that is not active; a flow's parent waiting for its children takes its
+-- pending children along (and theirs), those of this slot here.
 -- ARGV: 2 job id
--- Returns 1, or an error: JQ_NOT_FOUND when the job does not exist, JQ_ACTIVE when a worker
--- holds it.
+-- Returns {child ref, ...}: pending children of removed parents in other slots, for the
+-- caller to remove there; or an error: JQ_NOT_FOUND when the job does not exist, JQ_ACTIVE
+-- when a worker holds it.
 local id = ARGV[2]
-local rec = redis.call('GET', jobKey(id))
-if not rec then
-  return redis.error_reply('JQ_NOT_FOUND job ' .. id .. ' does not exist')
+local elsewhere = {}
+local err = removeJob(id, elsewhere)
+if err then
+  return redis.error_reply(err)
 end
-local job = describeJob(id, rec)
-local state, group = 'damaged', ''
-if job then state, group = job.state, job.f[7] end
-if state == 'active' then
-  return redis.error_reply('JQ_ACTIVE job ' .. id ..
-    ' is active; it can be removed once it finishes')
-end
-if state == 'waiting' and group ~= '' then
-  local removed = redis.call('LREM', groupKey(group) .. ':wait:2', 1, id) +
-    redis.call('ZREM', groupKey(group) .. ':prio:2', id)
-  if removed > 0 then redis.call('DECRBY', K.groupsWaiting, removed) end
-elseif state == 'waiting' then
-  redis.call('LREM', K.wait, 1, id)
-end
-for _, set in ipairs({K.prioritized, K.delayed, K.completed, K.failed, K.dlq}) do
-  redis.call('ZREM', set, id)
-end
-deleteJob(id)
-return 1
+return elsewhere

@@ -7,6 +7,7 @@
 local maxStalled, dlqEnabled = tonumber(ARGV[2]), ARGV[3] == '1'
 local now, nowText = serverNow()
 local out = {}
+local anyReleased = false  -- a flow parent became waiting (its child failed for good)
 
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 0, 1000)) do
   local key, run = jobKey(id), runKey(id)
@@ -42,6 +43,13 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
       end
       addEvent('job-failed', id, name, attempts, reason, 'reason')
       if dlqEnabled then addEvent('job-dlq', id, name, attempts, reason, 'reason') end
+      -- A flow's child: its parent hears of it (through the outbox if in another slot).
+      local parent = recordExt(f[11], 'p')
+      if parent then
+        -- (An entry for another slot waits in the outbox: the sweep hands it over next.)
+        anyReleased = notifyParent(parent, {{BASE .. ' ' .. id, 'f', reason}}, now, nowText,
+          {}) or anyReleased
+      end
       out[#out + 1] = id
       out[#out + 1] = name
       out[#out + 1] = state
@@ -57,7 +65,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', K.active, '-inf', now, 'LIMIT', 
   end
 end
 applyRetention(now)
-if #out > 0 then
+if #out > 0 or anyReleased then
   wakeWorkers()
 end
 flushEvents()

@@ -72,7 +72,12 @@ def test_scripts_are_fixed_text_in_the_binary() -> None:
         assert built.startswith("script_source(include_str!(") or re.fullmatch(
             r"[A-Z_]+_SOURCE\)", built
         ), built
-    assert re.search(r'const LIB: &str = include_str!\("lua/lib\.lua"\);', code)
+    # The helpers: lib.lua and lib_flows.lua, embedded.
+    assert re.search(
+        r'const LIB: &str = concat!\(\s*include_str!\("lua/lib\.lua"\),'
+        r'\s*include_str!\("lua/lib_flows\.lua"\)\s*\);',
+        code,
+    )
     # Script text sent by other means (SCRIPT LOAD) is built the same way.
     sources = re.findall(r"static [A-Z_]+_SOURCE: LazyLock<String> =\s*([^;]*);", code)
     assert sources

@@ -1,10 +1,10 @@
 """Flows: jobs that wait for other jobs (docs/flows.md).
 
-A :class:`Flow` is a job with children; the parent waits in ``WAITING_CHILDREN`` until
+A `Flow` is a job with children; the parent waits in ``WAITING_CHILDREN`` until
 every child completed, then becomes waiting like any job (its delay and priority apply
 then). ``JobQueue.add_flow`` writes a tree with one script call per queue slot involved
 (per wave: a child in another slot than its parent needs the parent's id first), and
-returns a tree of ids (:class:`FlowIds`). :func:`chain` and :func:`group` build common
+returns a tree of ids (`FlowIds`). `chain()` and `group()` build common
 shapes. Everything that decides (counting children, moving or failing the parent) runs in
 the scripts (``src/lua/lib_flows.lua``); this module checks input and places jobs.
 """

@@ -23,6 +23,7 @@ from jobqueue import (
 )
 from jobqueue.errors import (
     InvalidOptionError,
+    InvalidStateError,
     LayoutVersionError,
     PayloadTooLargeError,
     SerializationError,
@@ -317,6 +318,20 @@ async def test_adding_the_same_flow_twice_adds_nothing_twice(
     assert sorted((c.queue, c.id) for c in tree.children) == sorted(
         (c.queue, c.id) for c in first.children
     )
+
+
+async def test_a_new_parent_over_a_child_that_exists_already_is_refused(make_queue: Make) -> None:
+    """A child whose id or idempotency key belongs to a job added outside the flow is not
+    added again and would never tell a new parent: the whole call is refused and writes
+    nothing (a parent that exists already, as when the same flow is added again, is fine)."""
+    q = make_queue()
+    await q.add_job("child", 0, idempotency_key="taken")
+    await q.add_job("child", 0, job_id="mine")
+    for child in (Flow("child", 1, idempotency_key="taken"), Flow("child", 1, job_id="mine")):
+        with pytest.raises(InvalidStateError, match="exists already"):
+            await q.add_flow(Flow("parent", None, [Flow("child", 2), child]))
+    stats = await q.get_stats()
+    assert (stats.waiting, stats.waiting_children) == (2, 0)
 
 
 async def test_bad_input_anywhere_in_the_tree_writes_nothing(

@@ -51,8 +51,29 @@ for p = 0, parents - 1 do
   pendingOf[#pendingOf + 1] = {index, ARGV[at + 2 + p * 2]}
 end
 
-local ids, created = enqueueJobs(ARGV, 5, count, now, nowText, idemTtl, nil, groups, traces,
-  flow)
+-- Before any write: a child found already there (its id or idempotency key taken by a job
+-- added outside this flow) under a parent that is new would leave that parent waiting.
+function flow.refuse(ids, created)
+  for _, family in ipairs(families) do
+    local parent = family[1]
+    if parent and created[parent] then
+      for i = family[3], family[3] + family[4] - 1 do
+        if not created[i] then
+          local id = ids[i]
+          local found = type(id) == 'number' and ('job ' .. id .. ' of this call')
+            or ('job ' .. id)
+          return redis.error_reply('JQ_STATE flow child ' .. i .. ' is ' .. found ..
+            ', which exists already: its new parent would wait for it forever; give a' ..
+            " flow's jobs ids and idempotency keys of their own")
+        end
+      end
+    end
+  end
+  return nil
+end
+local ids, created, refused = enqueueJobs(ARGV, 5, count, now, nowText, idemTtl, nil, groups,
+  traces, flow)
+if refused then return refused end
 -- Each new parent's `deps`: its pending count and its children of this call, one HSET.
 local deps = {}
 for _, p in ipairs(pendingOf) do

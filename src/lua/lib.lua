@@ -657,6 +657,12 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
       end
     end
   end
+  -- A flow's new parent waits for each of its children of this call: one found already
+  -- there (by id or idempotency key) would never tell it (add_flow.lua refuses that).
+  if flow then
+    local refused = flow.refuse(ids, created)
+    if refused then return nil, nil, refused end
+  end
   local nextId, idPrefix = 0, ''
   if autoIds > 0 then
     nextId = redis.call('INCRBY', K.id, autoIds) - autoIds

@@ -19,20 +19,9 @@ if refused then return refused end
 local now, nowText = serverNow()
 local waitingStatus = 'waiting'
 if paused then waitingStatus = 'paused' end
-local at = 5 + count * 8
-local groups, traces
-local grouped = tonumber(ARGV[at])
-if grouped > 0 then groups = {} end
-for i = 0, grouped - 1 do
-  groups[tonumber(ARGV[at + 1 + i * 2])] = ARGV[at + 2 + i * 2]
-end
-at = at + 1 + grouped * 2
-local traced = tonumber(ARGV[at])
-if traced > 0 then traces = {} end
-for i = 0, traced - 1 do
-  traces[tonumber(ARGV[at + 1 + i * 2])] = ARGV[at + 2 + i * 2]
-end
-at = at + 1 + traced * 2
+local groups, traces, at
+groups, at = indexedValues(ARGV, 5 + count * 8)
+traces, at = indexedValues(ARGV, at)
 local flow = {held = {}, familyOf = {}}
 local families = {}
 for f = 0, tonumber(ARGV[at]) - 1 do
@@ -106,13 +95,4 @@ for _, p in ipairs(pendingOf) do
   end
 end
 for a, b in chunks(#waiting, 2) do redis.call('ZADD', K.wchildren, unpack(waiting, a, b)) end
-local createdAny = false
-for i = 1, count do
-  createdAny = createdAny or created[i]
-  created[i] = created[i] and 1 or 0
-end
-if createdAny then
-  wakeWorkers()
-end
-flushEvents()
-return {now, waitingStatus, ids, created}
+return addReply(now, waitingStatus, ids, created, count)

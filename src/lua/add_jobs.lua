@@ -16,32 +16,7 @@ if refused then return refused end
 local now, nowText = serverNow()
 local waitingStatus = 'waiting'
 if paused then waitingStatus = 'paused' end
-local groups, traces
-local tail = 5 + count * 8
-if ARGV[tail] then
-  local grouped = tonumber(ARGV[tail])
-  if grouped > 0 then groups = {} end
-  for i = 0, grouped - 1 do
-    groups[tonumber(ARGV[tail + 1 + i * 2])] = ARGV[tail + 2 + i * 2]
-  end
-  -- Trace contexts (the record's trace field), only when some job has one.
-  local traced = tail + 1 + grouped * 2
-  if ARGV[traced] then
-    traces = {}
-    for i = 0, tonumber(ARGV[traced]) - 1 do
-      traces[tonumber(ARGV[traced + 1 + i * 2])] = ARGV[traced + 2 + i * 2]
-    end
-  end
-end
+local groups, tracesAt = indexedValues(ARGV, 5 + count * 8)
+local traces = indexedValues(ARGV, tracesAt)
 local ids, created = enqueueJobs(ARGV, 5, count, now, nowText, idemTtl, nil, groups, traces)
-local createdAny = false
-for i = 1, count do
-  createdAny = createdAny or created[i]
-  created[i] = created[i] and 1 or 0
-end
--- Delayed jobs wake workers too: a worker blocks only until the next due time it knew of.
-if createdAny then
-  wakeWorkers()
-end
-flushEvents()
-return {now, waitingStatus, ids, created}
+return addReply(now, waitingStatus, ids, created, count)

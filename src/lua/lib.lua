@@ -627,6 +627,35 @@ end
 -- their policies (a letter each)}, whose parent and policy it keeps as its `p` extension.
 -- Returns {id, ...}, {created (true/false), ...} in input order. Counters and queue pushes
 -- are taken once for the whole batch, so a new job costs one SET.
+-- The pairs (index from 1, value) after their count at args[at] (groups, trace contexts
+-- of an add), as {[index] = value}, or nil for none; and where the next part begins. An
+-- absent count reads as none.
+local function indexedValues(args, at)
+  local n = tonumber(args[at])
+  if not n then return nil, at end
+  local values
+  if n > 0 then values = {} end
+  for i = 0, n - 1 do
+    values[tonumber(args[at + 1 + i * 2])] = args[at + 2 + i * 2]
+  end
+  return values, at + 1 + n * 2
+end
+
+-- An add's reply: {time, status of undelayed jobs, ids, created 1/0}. Any new job wakes
+-- the workers, a delayed one too: a worker blocks only until the next due time it knew of.
+local function addReply(now, waitingStatus, ids, created, count)
+  local createdAny = false
+  for i = 1, count do
+    createdAny = createdAny or created[i]
+    created[i] = created[i] and 1 or 0
+  end
+  if createdAny then
+    wakeWorkers()
+  end
+  flushEvents()
+  return {now, waitingStatus, ids, created}
+end
+
 local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, groups, traces,
                            flow)
   local ids, created = {}, {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import orjson
 
@@ -12,25 +12,10 @@ from ._native import NativeWorker
 from .errors import InvalidOptionError
 from .models import parse_parent, queue_name, split_ref
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from ._native import RawJob
 
-#: (id, name, data JSON, opts JSON, attempts made, max attempts, timeout ms, created_at,
-#: processed_at, progress JSON, group, (trace context, parent ref)), as the native worker
-#: hands a job over.
-RawJob = tuple[
-    str,
-    str,
-    str,
-    str,
-    int,
-    int,
-    "int | None",
-    int,
-    int,
-    str,
-    "str | None",
-    "tuple[str | None, str | None]",
-]
+T = TypeVar("T")
 
 
 class Job(Generic[T]):

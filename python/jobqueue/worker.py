@@ -21,7 +21,7 @@ from . import _validate as v
 from ._native import NativeQueue, NativeWorker
 from .errors import JobQueueError, SerializationError
 from .events import EventEmitter, QueueEvent
-from .job import Job, RawJob
+from .job import Job
 from .observability import (
     METRIC_JOB_DURATION,
     METRIC_JOB_WAIT,
@@ -35,6 +35,7 @@ from .observability import (
 from .workers import describe
 
 if TYPE_CHECKING:
+    from ._native import RawJob
     from .queue import JobQueue
 
 logger = logging.getLogger("jobqueue")

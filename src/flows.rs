@@ -105,9 +105,34 @@ impl NativeFlows {
         into_awaitable(py, async move {
             let keys = core.keys.sibling(&queue);
             let mut inv = scripts::invocation(&scripts::FLOW_LINK, &keys);
+            let count = children.len();
             inv.arg(&parent_id).arg(children);
-            let listed: i64 = core.conn.invoke(&inv).await?;
+            let (listed, short): (i64, _) = core.write(&inv).await?;
+            if let Some(confirmed) = short {
+                let what = format!("the links of {count} job(s) of a flow to their parent");
+                return Err(core.not_replicated(confirmed, &what).into());
+            }
             Ok(listed)
+        })
+    }
+
+    /// The jobs of queue `queue` that adding jobs of these `(job id, idempotency key)`
+    /// pairs ('' = none) would find instead of creating them: per pair the id found, or ''.
+    fn find<'py>(
+        &self,
+        py: Python<'py>,
+        queue: String,
+        pairs: Vec<(String, String)>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        into_awaitable(py, async move {
+            let keys = core.keys.sibling(&queue);
+            let mut inv = scripts::invocation(&scripts::FIND_JOBS, &keys);
+            for (id, key) in &pairs {
+                inv.arg(id).arg(key);
+            }
+            let found: Vec<String> = core.conn.invoke(&inv).await?;
+            Ok(found)
         })
     }
 
@@ -194,12 +219,15 @@ fn kill_point(step: &str) {
 /// (flow_child_done.lua, one call per parent slot), then remove them from the outbox.
 /// Entries those calls push in turn (a failure travelling up to a parent in yet another
 /// slot) follow the same way. Every step is idempotent: a worker killed anywhere leaves the
-/// entries in an outbox, and [`replay_outbox`] hands them over again.
+/// entries in an outbox, and [`replay_outbox`] hands them over again. With durability on,
+/// entries leave the outbox only once the replicas confirmed their parents' update: a
+/// failover that loses the update finds them there still.
 pub(crate) async fn hand_over_outbox(
-    conn: &RedisConn,
+    core: &QueueCore,
     from: QueueKeys,
     entries: Vec<String>,
 ) -> Result<(), JqError> {
+    let conn = &core.conn;
     let mut work = vec![(from, entries)];
     while let Some((keys, entries)) = work.pop() {
         let mut by_base: BTreeMap<&str, Vec<&String>> = BTreeMap::new();
@@ -217,7 +245,11 @@ pub(crate) async fn hand_over_outbox(
                 kill_point("handover");
                 let mut inv = scripts::invocation(&scripts::FLOW_CHILD_DONE, &parent_keys);
                 inv.arg(part);
-                let pushed: Vec<String> = conn.invoke(&inv).await?;
+                let (pushed, short): (Vec<String>, _) = core.write(&inv).await?;
+                if let Some(confirmed) = short {
+                    let what = format!("the outcomes of {} flow child(ren)", part.len());
+                    return Err(core.not_replicated(confirmed, &what));
+                }
                 if !pushed.is_empty() {
                     work.push((parent_keys.clone(), pushed));
                 }
@@ -236,7 +268,8 @@ pub(crate) async fn hand_over_outbox(
 /// Hand over what the outbox of queue `keys` holds (up to a batch): entries a worker
 /// killed between its ack and the handover left behind, or a stalled child's failure.
 /// Returns whether there were any.
-pub(crate) async fn replay_outbox(conn: &RedisConn, keys: &QueueKeys) -> Result<bool, JqError> {
+pub(crate) async fn replay_outbox(core: &QueueCore, keys: &QueueKeys) -> Result<bool, JqError> {
+    let conn = &core.conn;
     let mut cmd = redis::cmd("LRANGE");
     cmd.arg(keys.flow_outbox())
         .arg(0)
@@ -245,7 +278,7 @@ pub(crate) async fn replay_outbox(conn: &RedisConn, keys: &QueueKeys) -> Result<
     if entries.is_empty() {
         return Ok(false);
     }
-    hand_over_outbox(conn, keys.clone(), entries).await?;
+    hand_over_outbox(core, keys.clone(), entries).await?;
     Ok(true)
 }
 

@@ -202,6 +202,7 @@ lua_scripts! {
     FLOW_CHILD_DONE => "flow_child_done",
     FLOW_OUTBOX_DONE => "flow_outbox_done",
     GET_DEPS => "get_deps",
+    FIND_JOBS => "find_jobs",
 }
 
 // ---------------------------------------------------------------------------------------
@@ -228,7 +229,8 @@ fn all_scripts() -> Vec<(&'static str, &'static str, &'static Script)> {
 /// The scripts that write nothing. A function without flags counts as a write: Redis
 /// refuses it up front when over `maxmemory`, where an EVAL without flags is refused only
 /// at its first write; flagged `no-writes`, the readers keep answering then, as by EVAL.
-const READ_ONLY: [&str; 8] = [
+const READ_ONLY: [&str; 9] = [
+    "find_jobs",
     "get_deps",
     "get_job",
     "get_jobs",

@@ -1071,7 +1071,7 @@ async fn write_acks(shared: &Shared, part: usize, batch: &[Ack]) -> Result<(), J
         // Children whose parent is in another slot: hand their outcomes over now. A failure
         // here leaves them in the outbox, for the stalled sweep's replay.
         let from = this.core.keys.clone();
-        if let Err(err) = crate::flows::hand_over_outbox(&this.core.conn, from, outboxed).await {
+        if let Err(err) = crate::flows::hand_over_outbox(&this.core, from, outboxed).await {
             shared.report("telling flow parents of their children", &err);
         }
     }
@@ -1307,7 +1307,7 @@ async fn sweep_part(shared: &Shared, part: usize) -> Result<bool, JqError> {
     let flat: Vec<(String, String, String)> = core.conn.invoke(&inv).await?;
     // Flow outcomes a killed worker left in the outbox, and those of children the sweep
     // just failed, go to their parents' slots.
-    crate::flows::replay_outbox(&core.conn, keys).await?;
+    crate::flows::replay_outbox(core, keys).await?;
     let recovered = flat.iter().any(|(_, _, state)| state == "waiting");
     for (id, name, state) in flat {
         let outcome = match state.as_str() {

@@ -334,6 +334,101 @@ async def test_a_new_parent_over_a_child_that_exists_already_is_refused(make_que
     assert (stats.waiting, stats.waiting_children) == (2, 0)
 
 
+async def test_a_new_parent_over_a_child_of_another_queue_that_exists_is_refused(
+    make_queue: Make, queue_name: str
+) -> None:
+    """The same refusal for a child of another queue (another slot, written by a later
+    call than its parent): add_flow looks before its first write, so nothing is written;
+    the same flow added twice still adds nothing twice."""
+    other = f"{queue_name}-o"
+    q = make_queue()
+    oq = make_queue(name=other)
+    await oq.add_job("child", 0, idempotency_key="taken")
+    await oq.add_job("child", 0, job_id="mine")
+    for child in (
+        Flow("child", 1, queue=other, idempotency_key="taken"),
+        Flow("child", 1, queue=other, job_id="mine"),
+    ):
+        with pytest.raises(InvalidStateError, match=r"flow\.children\[1\] is job .*exists already"):
+            await q.add_flow(Flow("parent", None, [Flow("child", 2, queue=other), child]))
+    assert ((await q.get_stats()).waiting_children, (await oq.get_stats()).waiting) == (0, 2)
+
+    def flow() -> Flow:
+        return Flow("parent", None, [Flow("child", 1, queue=other, job_id="own")], job_id="p")
+
+    first = await q.add_flow(flow())
+    assert await q.add_flow(flow()) == first
+    assert ((await q.get_stats()).waiting_children, (await oq.get_stats()).waiting) == (1, 3)
+
+
+class _TakesAChildMeanwhile:
+    """NativeFlows as add_flow sees it, with another client adding job ``job_id`` to
+    queue ``queue`` right after add_flow's look for existing children: the race that only
+    the check after the child's call can catch."""
+
+    def __init__(self, native: Any, queue: JobQueue, job_id: str) -> None:
+        self._native, self._queue, self._job_id = native, queue, job_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._native, name)
+
+    async def find(self, slot: str, pairs: list[tuple[str, str]]) -> list[str]:
+        found: list[str] = await self._native.find(slot, pairs)
+        await self._queue.add_job("outsider", 0, job_id=self._job_id)
+        return found
+
+
+async def test_a_child_taken_by_another_client_during_the_add_undoes_the_flow(
+    make_queue: Make, queue_name: str
+) -> None:
+    other = f"{queue_name}-o"
+    q = make_queue()
+    oq = make_queue(name=other)
+    adder = q._flow_adder()
+    adder._native = _TakesAChildMeanwhile(adder._native, oq, "late")  # type: ignore[assignment]
+    flow = Flow(
+        "parent",
+        None,
+        [
+            Flow("child", 1),
+            Flow("child", 2, queue=other),
+            Flow("child", 3, queue=other, job_id="late"),
+        ],
+    )
+    with pytest.raises(
+        InvalidStateError, match=r"flow\.children\[2\] is job 'late'.*removed again"
+    ):
+        await q.add_flow(flow)
+    stats, other_stats = await q.get_stats(), await oq.get_stats()
+    assert (stats.waiting, stats.waiting_children) == (0, 0)  # the parent and its child
+    assert other_stats.waiting == 1  # the outsider alone
+    outsider = await oq.get_job_status("late")
+    assert outsider is not None and outsider.name == "outsider"
+
+
+async def test_a_parent_failed_by_its_child_and_retried_runs_with_the_failure_listed(
+    make_queue: Make,
+) -> None:
+    """Retried by hand, a parent that fail_parent failed runs (what the user asked for):
+    the failed child is in children_failures(), and children_results() holds the other
+    child's result, though that child completed after its parent had failed."""
+    rec = Recorder()
+    q = worker_queue(make_queue, rec, default_job_options={"attempts": 1})
+    ids = await q.add_flow(
+        Flow("parent", None, [Flow("child", {"fail": True}), Flow("child", 1, delay=500)])
+    )
+    await q.start_worker()
+    assert (await final(q, ids.id)).status is JobStatus.FAILED
+    bad, good = ids.children
+    assert (await final(q, good.id)).status is JobStatus.COMPLETED
+    assert ids.id not in rec.read
+    await q.retry_job(ids.id)
+    assert (await final(q, ids.id)).status is JobStatus.COMPLETED
+    assert rec.read[ids.id] == {good.id: {"double": 2}}
+    assert list(rec.failures[ids.id]) == [bad.id]
+    assert rec.ran.count((q.name, ids.id)) == 1
+
+
 async def test_bad_input_anywhere_in_the_tree_writes_nothing(
     make_queue: Make, queue_name: str
 ) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from jobqueue import (
     Durability,
+    Flow,
     JobEvent,
     JobQueue,
     JobStatus,
@@ -195,3 +196,43 @@ async def test_durability_short_of_replicas_raises_and_keeps_the_jobs(
         assert (await queue.get_stats()).completed == 1
     finally:
         await queue.close(timeout=5000)
+
+
+async def test_a_flows_handover_leaves_the_outbox_once_the_replicas_confirmed_it(
+    deployment: SentinelSet,
+) -> None:
+    """A child of another queue tells its parent through its queue's outbox. Durable, the
+    entry leaves the outbox only once the replicas confirmed the parent's update: short of
+    replicas, the update is applied on the primary (the parent runs), the shortfall is
+    reported and the entry stays, to be handed over again; a worker whose durability the
+    replicas meet hands it over and removes it."""
+    deployment.wait_replicas_in_sync()
+    name = f"flow-{uuid.uuid4().hex[:8]}"
+    kids = f"{name}-kids"
+    outbox = f"jq:{{{kids}}}:flow:outbox:2"
+    parents = JobQueue(name, redis=deployment.url)
+    short = QueueSettings(durability=Durability(replicas=2, timeout=50))  # only 1 exists
+    children = JobQueue(kids, redis=deployment.url, settings=short)
+    met = QueueSettings(durability=Durability(replicas=1, timeout=2000), max_stalled_interval=200)
+    children_again = JobQueue(kids, redis=deployment.url, settings=met)
+    errors: list[BaseException] = []
+    children.on(QueueEvent.QUEUE_ERROR, lambda _, error: errors.append(error))
+    parents.process("parent", lambda job: "ran")
+    children.process("child", lambda job: job.data)
+    children_again.process("child", lambda job: job.data)
+    try:
+        ids = await parents.add_flow(Flow("parent", None, [Flow("child", 1, queue=kids)]))
+        await parents.start_worker()
+        await children.start_worker()
+        assert (await parents.wait_for(ids.id, timeout=15_000)).return_value == "ran"
+        handover = "flow parents.*outcomes of 1 flow child.*confirmed by 1 of the 2"
+        await eventually(lambda: _value(any(re.search(handover, str(e)) for e in errors)))
+        primary = deployment.primary_port()
+        assert redis_command(primary, "LLEN", outbox) == 1
+        await children.close(timeout=5000)
+        await children_again.start_worker()
+        await eventually(lambda: _value(redis_command(primary, "LLEN", outbox) == 0))
+        assert (await parents.get_job_status(ids.id)).status is JobStatus.COMPLETED  # type: ignore[union-attr]
+    finally:
+        for queue in (parents, children, children_again):
+            await queue.close(timeout=5000)

@@ -25,6 +25,7 @@ from .errors import (
     JobNotFoundError,
     PayloadTooLargeError,
 )
+from .flow_conflicts import check_wave, refuse_found_children
 from .models import JobInfo, queue_name, split_ref
 from .partitions import partition_name
 
@@ -145,6 +146,7 @@ class _Node:
 
     __slots__ = (
         "children",
+        "created",
         "flow",
         "id",
         "index",
@@ -164,6 +166,7 @@ class _Node:
         self.wave = 0
         self.row: NewJob | None = None
         self.id = ""
+        self.created = False  # by this add (False: found, as its id or key was taken)
         self.index_in_call = 0  # its place in its add_flow.lua call, from 1
 
     @property
@@ -393,6 +396,8 @@ class FlowAdder:
         waves = max(node.wave for node in nodes) + 1
         if waves > 1 or len({node.slot for node in nodes}) > 1:
             self._check_payloads(nodes)
+        if waves > 1:
+            await refuse_found_children(self._native, nodes)
         for wave in range(waves):
             calls: dict[str, list[_Node]] = {}
             for node in nodes:
@@ -402,6 +407,8 @@ class FlowAdder:
                 await self._call(*next(iter(calls.items())))
             else:
                 await asyncio.gather(*(self._call(slot, part) for slot, part in calls.items()))
+            if wave > 0:
+                await check_wave(self._native, [n for p in calls.values() for n in p], nodes)
         if waves > 1:
             await self._link(nodes)
         return _ids(nodes)
@@ -439,8 +446,8 @@ class FlowAdder:
         if parent_of is not None:
             families.append((inside, ref, first, len(policies), "".join(policies)))
         results = await self._batch(slot).add(rows, families, parents)
-        for node, (job_id, _, _, _) in zip(part, results, strict=True):
-            node.id = job_id
+        for node, (job_id, created, _, _) in zip(part, results, strict=True):
+            node.id, node.created = job_id, created
         queue = self._queue
         if queue_name(slot) == queue.name:
             queue._report_added(rows, results)

@@ -656,6 +656,23 @@ local function addReply(now, waitingStatus, ids, created, count)
   return {now, waitingStatus, ids, created}
 end
 
+-- The job that adding one with id `id` and idempotency key `idem` ('' = none) finds
+-- instead of creating it: the job of that key (seen within its ttl), else the job of that
+-- id; false when none. `batchIdem` and `batchIds`, if given, hold the keys and ids that
+-- earlier jobs of the same batch take (a key maps to that job's index in the batch).
+local function existingJob(id, idem, batchIdem, batchIds)
+  local existing = false
+  if idem ~= '' then
+    existing = (batchIdem and batchIdem[idem]) or redis.call('GET', BASE .. 'idem:' .. idem)
+  end
+  if not existing and id ~= '' then
+    if (batchIds and batchIds[id]) or redis.call('EXISTS', jobKey(id)) == 1 then
+      existing = id
+    end
+  end
+  return existing
+end
+
 local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, groups, traces,
                            flow)
   local ids, created = {}, {}
@@ -664,15 +681,7 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
   for i = 1, count do
     local a = first + (i - 1) * 8
     local id, idem = args[a], args[a + 7]
-    local existing
-    if idem ~= '' then
-      existing = batchIdem[idem] or redis.call('GET', BASE .. 'idem:' .. idem)
-    end
-    if not existing and id ~= '' then
-      if batchIds[id] or redis.call('EXISTS', jobKey(id)) == 1 then
-        existing = id
-      end
-    end
+    local existing = existingJob(id, idem, batchIdem, batchIds)
     if existing then
       ids[i] = existing  -- a number: the index of a job of this batch
       created[i] = false

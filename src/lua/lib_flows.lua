@@ -81,7 +81,19 @@ local function notifyParent(ref, items, now, nowText, pushed)
     local fields = {SEP}
     for j, item in ipairs(items) do fields[j + 1] = item[1] end
     local known = redis.call('HMGET', deps, unpack(fields))
-    if not known[1] then return false end  -- the parent no longer waits
+    if not known[1] then
+      -- The parent no longer waits (failed by another child, or removed with its `deps`):
+      -- a child it still lists as pending keeps its outcome there, for a run of the
+      -- parent retried by hand.
+      local late = {}
+      for j, item in ipairs(items) do
+        if known[j + 1] == '' then
+          late[#late + 1], late[#late + 2] = item[1], item[2] .. item[3]
+        end
+      end
+      for a, b in chunks(#late, 2) do redis.call('HSET', deps, unpack(late, a, b)) end
+      return false
+    end
     local sets, counted, seen, failed = {}, 0, {}, nil
     for j, item in ipairs(items) do
       local state, child = known[j + 1], item[1]

@@ -681,7 +681,8 @@ local function enqueueJobs(args, first, count, now, nowText, idemTtl, extras, gr
   for i = 1, count do
     local a = first + (i - 1) * 8
     local id, idem = args[a], args[a + 7]
-    local existing = existingJob(id, idem, batchIdem, batchIds)
+    -- A job with neither (the common case) is new: no call.
+    local existing = (id ~= '' or idem ~= '') and existingJob(id, idem, batchIdem, batchIds)
     if existing then
       ids[i] = existing  -- a number: the index of a job of this batch
       created[i] = false

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
@@ -50,9 +50,22 @@ class Signup(BaseModel):
 def create_app(
     jobs: JobQueue, *, run_worker: bool = False, dashboard_password: str | None = None
 ) -> FastAPI:
+    dashboard = None
+    if dashboard_password:
+        from jobqueue.dashboard import BasicAuth
+        from jobqueue.dashboard import create_app as create_dashboard
+
+        dashboard = create_dashboard([jobs], auth=BasicAuth("admin", dashboard_password))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with jobs:  # connects now; closes (and waits for running jobs) at shutdown
+        async with AsyncExitStack() as stack:
+            # connects now; closes (and waits for running jobs) at shutdown
+            await stack.enter_async_context(jobs)
+            if dashboard is not None:
+                # A mounted app's lifespan never runs by itself: the host runs it, so that
+                # the dashboard's live-event readers stop with the app.
+                await stack.enter_async_context(dashboard.router.lifespan_context(dashboard))
             if run_worker:
                 await jobs.start_worker()
             yield
@@ -73,12 +86,8 @@ def create_app(
             raise HTTPException(status_code=404, detail="no such job")
         return {"status": info.status.value, "result": info.return_value}
 
-    if dashboard_password:
-        from jobqueue.dashboard import BasicAuth
-        from jobqueue.dashboard import create_app as create_dashboard
-
-        auth = BasicAuth("admin", dashboard_password)
-        app.mount("/admin/jobs", create_dashboard([jobs], auth=auth))
+    if dashboard is not None:
+        app.mount("/admin/jobs", dashboard)
     return app
 
 

@@ -8,6 +8,8 @@ import asyncio
 import importlib.util
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,6 +18,9 @@ import pytest
 
 from jobqueue import JobQueue
 from jobqueue.errors import QueueClosedError
+from jobqueue.testing import redis_command, wait_until
+
+from .helpers import port_of
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
@@ -85,3 +90,33 @@ def test_the_dashboard_mounted_in_the_app(example: ModuleType, redis_url: str) -
         assert 'data-status="waiting"' in page.text
         [shown] = client.get("/admin/jobs/api/queues", auth=("admin", "s3cret")).json()
         assert shown["name"] == "emails" and shown["stats"]["waiting"] == 1
+
+
+def _clients(port: int) -> int:
+    listing = redis_command(port, "CLIENT", "LIST")
+    assert isinstance(listing, bytes)
+    return len(listing.splitlines())
+
+
+def test_a_mounted_dashboard_closes_what_it_opened_with_the_host_app(redis_url: str) -> None:
+    """Starlette never runs a mounted app's lifespan; run in the host's (README), the
+    dashboard's own queues close with the host app."""
+    pytest.importorskip("jinja2")
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from jobqueue.dashboard import create_app
+
+    port = port_of(redis_url)
+    dashboard = create_app(redis=redis_url)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with dashboard.router.lifespan_context(dashboard):
+            yield
+
+    before = _clients(port)
+    with TestClient(Starlette(lifespan=lifespan, routes=[Mount("/jobs", dashboard)])) as client:
+        assert client.get("/jobs/api/queues").status_code == 200
+        assert _clients(port) > before  # the dashboard's reader, connected
+    wait_until("the dashboard's connections closed", lambda: _clients(port) <= before)

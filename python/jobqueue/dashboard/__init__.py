@@ -12,6 +12,10 @@ own::
     dashboard = create_app([queue], auth=BasicAuth("admin", os.environ["DASHBOARD_PASSWORD"]))
     app.mount("/jobs", dashboard)
 
+and run its lifespan in your app's (``async with
+dashboard.router.lifespan_context(dashboard): ...``): Starlette never runs a mounted app's
+lifespan, and the dashboard's live-event readers and own queues close at its end.
+
 Modules: ``app`` (create_app), ``pages`` + ``templates`` (HTML), ``routes`` (JSON API and
 actions), ``live`` (the event hub and server-sent events), ``throughput`` + ``chart`` (the
 last hour), ``queues`` (given or discovered), ``state``, ``auth``, ``security``,

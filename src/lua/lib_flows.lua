@@ -84,10 +84,10 @@ local function notifyParent(ref, items, now, nowText, pushed)
     if not known[1] then
       -- The parent no longer waits (failed by another child, or removed with its `deps`):
       -- a child it still lists as pending keeps its outcome there, for a run of the
-      -- parent retried by hand.
+      -- parent retried by hand (a failure under "wait" stays pending: a retry may follow).
       local late = {}
       for j, item in ipairs(items) do
-        if known[j + 1] == '' then
+        if known[j + 1] == '' and (item[2] ~= 'f' or policy ~= 'w') then
           late[#late + 1], late[#late + 2] = item[1], item[2] .. item[3]
         end
       end

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import atexit
+from typing import TYPE_CHECKING
 
 from ._native import __version__
 from ._native import shutdown_runtime as _shutdown_runtime
@@ -23,8 +24,6 @@ from .config import (
 from .errors import NotReplicatedError, RedisOutOfMemoryError, UnsafeRedisError
 from .events import QueueEvent
 from .fleet import JobEvent, QueueEvents
-from .flows import Flow, FlowIds, FlowTree, chain, group
-from .job import Job
 from .models import (
     GroupStats,
     HealthReport,
@@ -38,7 +37,24 @@ from .models import (
 from .operations import list_queues
 from .queue import JobQueue
 from .redis_config import RedisConfig, TlsOptions
-from .workers import WorkerInfo
+
+if TYPE_CHECKING:
+    from .flows import Flow, FlowIds, FlowTree, chain, group
+    from .job import Job
+    from .workers import WorkerInfo
+
+#: Names whose modules `import jobqueue` leaves for their first use (PEP 562): flows, the
+#: job a processor gets and a worker's description are not needed to make a queue and
+#: add jobs, and a producer (a web app's process) never loads them.
+_LAZY = {
+    "Flow": "flows",
+    "FlowIds": "flows",
+    "FlowTree": "flows",
+    "chain": "flows",
+    "group": "flows",
+    "Job": "job",
+    "WorkerInfo": "workers",
+}
 
 __all__ = [
     "Backoff",
@@ -77,6 +93,29 @@ __all__ = [
     "group",
     "list_queues",
 ]
+
+
+def _lazy(name: str) -> object:
+    """``jobqueue.<name>`` for a name of `_LAZY`: its module imported, the name then kept in
+    this module's namespace (so this runs once per name)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value: object = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+# Not seen by type checkers: they take the lazy names from the imports above, and a module
+# `__getattr__` would make them accept any other name too.
+if not TYPE_CHECKING:
+    __getattr__ = _lazy
 
 # Stop the native runtime before the interpreter finalizes, so that none of its threads is
 # inside a Python call when finalization begins.

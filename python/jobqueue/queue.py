@@ -33,7 +33,6 @@ from .errors import (
 )
 from .events import EventEmitter, QueueEvent
 from .fleet import FleetListener
-from .flows import Flow, FlowAdder, FlowIds, FlowTree
 from .groups import GroupAdmin
 from .loop_connection import ProducerConnections
 from .models import (
@@ -60,20 +59,16 @@ from .partitions import (
 )
 from .redis_config import RedisConfig
 from .redis_safety import RedisSafety, jobs_not_added, read_findings
-from .scheduler import (
-    ScheduleDefinition,
-    Scheduler,
-    check_cron,
-    check_misfire,
-    data_json,
-    time_zone,
-)
 from .tracing import JobTracer
-from .worker import Processor, Worker
-from .workers import WorkerInfo, read_workers
 
-if TYPE_CHECKING:  # types of the stubs only
-    from ._native import AddedJob, NewJob
+# Imported where they are first needed, not by `import jobqueue`: flows (add_flow,
+# get_flow), the worker (start_worker) and the scheduler (its cron and time-zone modules).
+if TYPE_CHECKING:
+    from ._native import AddedJob, NewJob  # types of the stubs only
+    from .flows import Flow, FlowAdder, FlowIds, FlowTree
+    from .scheduler import Scheduler
+    from .worker import Processor, Worker
+    from .workers import WorkerInfo
 
 #: A job for ``add_jobs``: ``(name, data)`` or ``(name, data, options)``.
 JobSpec = tuple[str, Any] | tuple[str, Any, "JobOptions | Mapping[str, Any] | None"]
@@ -319,10 +314,14 @@ class JobQueue(GroupAdmin, Operations):
             # partitions unserved: refused (one round trip per start, none per job).
             await check_stored(self._native, self.name, self.partitions)
             await self._index()
+            from .worker import Worker
+
             worker = Worker(self, self._processors, self._natives[1:])
             await worker.start()
             self._worker = worker
             if self.config.worker.scheduler:
+                from .scheduler import Scheduler
+
                 self._scheduler = Scheduler(self, self._native)
                 self._scheduler.start()
 
@@ -401,6 +400,8 @@ class JobQueue(GroupAdmin, Operations):
 
     def _flow_adder(self) -> FlowAdder:
         if self._flows is None:
+            from .flows import FlowAdder
+
             self._flows = FlowAdder(self)
         return self._flows
 
@@ -608,6 +609,8 @@ class JobQueue(GroupAdmin, Operations):
     async def get_workers(self) -> list[WorkerInfo]:
         """The queue's live workers (every process's), as their heartbeats describe them;
         a worker that died drops out once its heartbeat lapses (see jobqueue.workers)."""
+        from .workers import read_workers
+
         self._check_open()
         return await read_workers(self._native, self.name)
 
@@ -694,6 +697,8 @@ class JobQueue(GroupAdmin, Operations):
         """A recurring job on a cron pattern (5 fields, or 6 with seconds first), in time
         zone ``tz`` (default UTC). Returns the schedule id; the same name, data and pattern
         again keep one schedule. See `jobqueue.scheduler` for DST and misfires."""
+        from .scheduler import check_cron, time_zone
+
         expression = check_cron(cron)
         zone = None if tz is None else tz
         time_zone(zone)  # validates
@@ -741,6 +746,8 @@ class JobQueue(GroupAdmin, Operations):
         every: int | None,
         jitter: int,
     ) -> str:
+        from .scheduler import ScheduleDefinition, check_misfire, data_json
+
         self._check_open()
         v.job_name(name)
         check_misfire(misfire, max_catch_up)
@@ -791,6 +798,8 @@ class JobQueue(GroupAdmin, Operations):
 
     async def list_schedules(self) -> list[ScheduleInfo]:
         """Every schedule of the queue, soonest next run first."""
+        from .scheduler import ScheduleDefinition
+
         self._check_open()
         rows = await self._native.list_schedules()
         infos = [

@@ -7,12 +7,14 @@ import os
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from . import _validate as v
 from .errors import InvalidOptionError
+
+if TYPE_CHECKING:  # pathlib is imported where TLS files are read (about 1.5 ms saved)
+    from pathlib import Path
 
 DEFAULT_URL = "redis://localhost:6379/0"
 URL_ENV_VARS = ("JOBQUEUE_REDIS_URL", "REDIS_URL")
@@ -38,6 +40,8 @@ class TlsOptions:
     insecure: bool = False
 
     def __post_init__(self) -> None:
+        from pathlib import Path
+
         for name in ("ca_certs", "certfile", "keyfile"):
             value = getattr(self, name)
             if value is not None and not Path(value).is_file():
@@ -244,6 +248,8 @@ class RedisConfig:
                 self.sentinel_password,
             )
         if tls is not None:
+            from pathlib import Path
+
             kwargs["tls"] = True
             if isinstance(tls, _ContextTls):
                 kwargs["tls_root_cert"] = tls.ca_pem

@@ -12,7 +12,7 @@ the scripts (``src/lua/lib_flows.lua``); this module checks input and places job
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -31,6 +31,7 @@ from .partitions import partition_name
 
 if TYPE_CHECKING:
     from ._native import AddedJob, FlowFamily, NewJob
+    from .loop_connection import ProducerConnections
     from .queue import JobQueue
 
 #: on_failure -> the policy letter a child's record keeps (lib_flows.lua).
@@ -194,9 +195,11 @@ class _SlotBatch:
     a whole call's cost (the layout check, the clock, the events entry) alone. The flush
     runs at the end of the iteration (``call_soon``, never a timer). Each part stays atomic
     (the call is); bad input in one part (caught by the native side before any I/O) sends
-    the parts one by one, so that only its own caller gets the error."""
+    the parts one by one, so that only its own caller gets the error. The call goes on the
+    event loop's connection when it is open (``ProducerConnections.add_flow``)."""
 
-    def __init__(self, native: NativeFlows, slot: str) -> None:
+    def __init__(self, producer: ProducerConnections, native: NativeFlows, slot: str) -> None:
+        self._producer = producer
         self._native = native
         self._slot = slot
         self._queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]] = []
@@ -235,7 +238,7 @@ class _SlotBatch:
             ]
             parents += [(i + offset, count) for i, count in part_parents]
         try:
-            reply = self._native.add(self._slot, rows, families, parents)
+            reply = self._producer.add_flow(self._native, self._slot, rows, families, parents)
         except Exception:  # bad input, before any I/O: each part alone, for its own error
             for one in queued:
                 self._send([one])
@@ -245,7 +248,7 @@ class _SlotBatch:
     def _send(self, queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]]) -> None:
         (rows, families, parents), future = queued[0]
         try:
-            reply = self._native.add(self._slot, rows, families, parents)
+            reply = self._producer.add_flow(self._native, self._slot, rows, families, parents)
         except Exception as exc:
             future.set_exception(exc)
             return
@@ -253,11 +256,11 @@ class _SlotBatch:
 
     @staticmethod
     def _settle(
-        reply: Awaitable[list[AddedJob]],
+        reply: asyncio.Future[list[AddedJob]],
         queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]],
     ) -> None:
-        """Give each caller its part of the reply, once it comes (the native awaitable is
-        an asyncio future: no task is made for it)."""
+        """Give each caller its part of the reply, once it comes (an asyncio future: no
+        task is made for it)."""
 
         def settle(done: asyncio.Future[list[AddedJob]]) -> None:
             if done.cancelled():
@@ -276,7 +279,7 @@ class _SlotBatch:
                     future.set_result(results[at : at + len(rows)])
                 at += len(rows)
 
-        asyncio.ensure_future(reply).add_done_callback(settle)
+        reply.add_done_callback(settle)
 
 
 class FlowAdder:
@@ -445,6 +448,7 @@ class FlowAdder:
             policies.append(POLICIES[node.flow.on_failure])
         if parent_of is not None:
             families.append((inside, ref, first, len(policies), "".join(policies)))
+        await self._queue._producer.open_here()
         results = await self._batch(slot).add(rows, families, parents)
         for node, (job_id, created, _, _) in zip(part, results, strict=True):
             node.id, node.created = job_id, created
@@ -457,7 +461,7 @@ class FlowAdder:
     def _batch(self, slot: str) -> _SlotBatch:
         batch = self._batches.get(slot)
         if batch is None:
-            batch = self._batches[slot] = _SlotBatch(self._native, slot)
+            batch = self._batches[slot] = _SlotBatch(self._queue._producer, self._native, slot)
         return batch
 
     async def _link(self, nodes: list[_Node]) -> None:

@@ -163,6 +163,8 @@ class _Node:
         self.parent = parent
         self.index = index  # its place among its parent's children
         self.children: list[_Node] = []
+        if parent is not None:
+            parent.children.append(self)
         self.slot = ""  # the queue name, or a partition's (`name#i`)
         self.wave = 0
         self.row: NewJob | None = None
@@ -304,10 +306,7 @@ class FlowAdder:
             raise InvalidOptionError("flow", f"must be a Flow, got {v.type_name(root)}")
         queue = self._queue
         nodes = [_Node(root, None, 0)]
-        at = 0
-        while at < len(nodes):
-            node = nodes[at]
-            at += 1
+        for node in nodes:  # the list grows as it is read: breadth first
             for i, child in enumerate(node.flow.children):
                 nodes.append(_Node(child, node, i))
         try:
@@ -328,7 +327,6 @@ class FlowAdder:
             if plain and own is None and parent is not None:  # the common case, made short
                 node.slot = parent.slot
                 node.wave = parent.wave
-                parent.children.append(node)
                 continue
             name = queue.name if parent is None else queue_name(parent.slot)
             if own is not None and own != queue.name:
@@ -340,7 +338,6 @@ class FlowAdder:
                 name = own
             node.slot = self._slot(name, node, parent)
             if parent is not None:
-                parent.children.append(node)
                 node.wave = parent.wave + (parent.slot != node.slot)
         return nodes
 
@@ -396,16 +393,23 @@ class FlowAdder:
         nodes = self._nodes(root, trace)
         if self._queue._partitions is not None:
             await self._queue._partitions.check()
-        waves = max(node.wave for node in nodes) + 1
-        if waves > 1 or len({node.slot for node in nodes}) > 1:
+        # The calls, per wave and slot, in one pass (a job's wave is its parent's or the
+        # next one: none is empty).
+        by_wave: list[dict[str, list[_Node]]] = [{}]
+        for node in nodes:
+            while node.wave >= len(by_wave):
+                by_wave.append({})
+            calls = by_wave[node.wave]
+            part = calls.get(node.slot)
+            if part is None:
+                part = calls[node.slot] = []
+            part.append(node)
+        waves = len(by_wave)
+        if waves > 1 or len(by_wave[0]) > 1:
             self._check_payloads(nodes)
         if waves > 1:
             await refuse_found_children(self._native, nodes)
-        for wave in range(waves):
-            calls: dict[str, list[_Node]] = {}
-            for node in nodes:
-                if node.wave == wave:
-                    calls.setdefault(node.slot, []).append(node)
+        for wave, calls in enumerate(by_wave):
             if len(calls) == 1:  # the common case: one call, no task to gather
                 await self._call(*next(iter(calls.items())))
             else:
@@ -523,14 +527,15 @@ def _count(flow: Flow) -> int:
 
 def _ids(nodes: list[_Node]) -> FlowIds:
     """The ids of the tree whose jobs are ``nodes`` (breadth first, root first), built
-    from the leaves up: every child comes before its parent in reverse order (and no
-    recursion, as trees may be deep)."""
-    built: dict[int, FlowIds] = {}
+    from the root down: each job's ids go into its parent's, made before, in the order of
+    its children (and no recursion, as trees may be deep)."""
+    made: dict[_Node, FlowIds] = {}
     names: dict[str, str] = {}
-    for node in reversed(nodes):
+    for node in nodes:
         name = names.get(node.slot)
         if name is None:
             name = names[node.slot] = queue_name(node.slot)
-        children = [built.pop(id(child)) for child in node.children]
-        built[id(node)] = FlowIds(node.id, name, children)
-    return built[id(nodes[0])]
+        ids = made[node] = FlowIds(node.id, name, [])
+        if node.parent is not None:
+            made[node.parent].children.append(ids)
+    return made[nodes[0]]

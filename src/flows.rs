@@ -7,7 +7,9 @@
 //! parent, failing it) is in the scripts (`lua/lib_flows.lua`).
 //!
 //! Flows reach other queues (and partitions) over this queue's connection: every call
-//! declares a key of its own queue's slot, so a cluster routes it there.
+//! declares a key of its own queue's slot, so a cluster routes it there. Where the event
+//! loop's connection is open (`loop_conn.rs`: one server, or Sentinel's primary), Python
+//! sends the add_flow calls there instead; `add` serves the rest.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};

@@ -7,7 +7,9 @@
 //! parent, failing it) is in the scripts (`lua/lib_flows.lua`).
 //!
 //! Flows reach other queues (and partitions) over this queue's connection: every call
-//! declares a key of its own queue's slot, so a cluster routes it there.
+//! declares a key of its own queue's slot, so a cluster routes it there. Where the event
+//! loop's connection is open (`loop_conn.rs`: one server, or Sentinel's primary), Python
+//! sends the add_flow calls there instead; `add` serves the rest.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
@@ -22,13 +24,13 @@ use crate::queue::{
 };
 use crate::record::split_parent;
 use crate::runtime::into_awaitable;
-use crate::scripts;
+use crate::scripts::{self, ScriptArgs};
 
 /// A family of an add_flow call, a parent's children that follow each other in it: (the
 /// parent's index in the call, from 1, or None; the parent ref `<key base> <id>` when the
 /// parent is not in the call; the first child's index; the children count; their failure
 /// policies, a letter each: `f`, `i` or `w`).
-type FlowFamily = (Option<usize>, Option<String>, usize, usize, String);
+pub(crate) type FlowFamily = (Option<usize>, Option<String>, usize, usize, String);
 
 /// Outbox entries handed over per script call.
 const OUTBOX_BATCH: usize = 500;
@@ -62,26 +64,9 @@ impl NativeFlows {
     ) -> PyResult<Bound<'py, PyAny>> {
         let keys = self.core.keys.sibling(&queue);
         let mut inv = scripts::invocation(&scripts::ADD_FLOW, &keys);
-        let prepared = jobs
-            .into_iter()
-            .enumerate()
-            .map(|(index, job)| self.core.prepare_job(job, Some(index)))
-            .collect::<PyResult<Vec<_>>>()?;
-        let delayed = self.core.push_jobs_args(&mut inv, prepared.iter(), true);
-        inv.arg(families.len());
-        for (parent_index, parent_ref, first, count, policies) in &families {
-            inv.arg(parent_index.map(|i| i.to_string()).unwrap_or_default())
-                .arg(parent_ref.as_deref().unwrap_or(""))
-                .arg(first)
-                .arg(count)
-                .arg(policies);
-        }
-        inv.arg(parents.len());
-        for (index, count) in &parents {
-            inv.arg(index).arg(count);
-        }
+        let count = jobs.len();
+        let delayed = add_flow_args(&self.core, &mut inv, jobs, &families, &parents)?;
         let core = self.core.clone();
-        let count = prepared.len();
         into_awaitable(py, async move {
             let (reply, short): (AddJobsReply, _) = core.write(&inv).await?;
             if let Some(confirmed) = short {
@@ -178,6 +163,38 @@ impl NativeFlows {
             Ok(read_job(&core.conn, &keys, &job_id).await?)
         })
     }
+}
+
+/// The arguments of an add_flow.lua call after its key and base (`NativeFlows.add` and
+/// the event loop's connection, `loop_conn.rs`): the jobs as add_jobs takes them, then
+/// `families` and `parents`. Bad input raises here, before any I/O. Returns which jobs are
+/// delayed.
+pub(crate) fn add_flow_args(
+    core: &QueueCore,
+    call: &mut impl ScriptArgs,
+    jobs: Vec<NewJob<'_>>,
+    families: &[FlowFamily],
+    parents: &[(usize, usize)],
+) -> PyResult<Vec<bool>> {
+    let prepared = jobs
+        .into_iter()
+        .enumerate()
+        .map(|(index, job)| core.prepare_job(job, Some(index)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let delayed = core.push_jobs_args(call, prepared.iter(), true);
+    call.push(families.len());
+    for (parent_index, parent_ref, first, count, policies) in families {
+        call.push(parent_index.map(|i| i.to_string()).unwrap_or_default())
+            .push(parent_ref.as_deref().unwrap_or(""))
+            .push(first)
+            .push(count)
+            .push(policies);
+    }
+    call.push(parents.len());
+    for (index, count) in parents {
+        call.push(index).push(count);
+    }
+    Ok(delayed)
 }
 
 /// The `deps` of parent `job_id` (get_deps.lua): `[(child ref, state)]`.

@@ -8,8 +8,9 @@
 //! framed, parsed by redis-rs and turned into results here, once per chunk read.
 //!
 //! Requests are pipelined: replies arrive in request order and settle a FIFO of asyncio
-//! futures. The channel carries `add_jobs` only; Python falls back to the native
-//! connection (with its connect retries) whenever this one is not open.
+//! futures. The channel carries `add_jobs` and a flow's `add_flow` calls (the same reply);
+//! Python falls back to the native connection (with its connect retries) whenever this
+//! one is not open.
 //!
 //! Single adds coalesce (`jobqueue.coalesce`): one that finds the connection idle is sent
 //! at once; the others are checked and queued here, each with its caller's future, and
@@ -17,14 +18,16 @@
 //! caller with its own job.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use redis::{ConnectionAddr, FromRedisValue, Value};
+use redis::{Cmd, ConnectionAddr, FromRedisValue, Script, Value};
 
 use crate::errors::{is_connection_error, JqError};
+use crate::flows::{add_flow_args, FlowFamily};
+use crate::keys::QueueKeys;
 use crate::queue::{added_jobs, AddJobsReply, NewJob, PreparedJob, QueueCore};
 use crate::scripts;
 
@@ -40,15 +43,34 @@ const MIN_EAGER: usize = 8;
 /// command timeouts in ms (None: no command timeout).
 pub type Endpoint = (String, String, u16, u64, Option<u64>);
 
+/// A script this channel calls (its reply is add_jobs'), and the source it loads when the
+/// server lost its script cache.
+#[derive(Clone, Copy)]
+struct Sent {
+    script: &'static LazyLock<Script>,
+    source: &'static LazyLock<String>,
+}
+
+const ADD_JOBS: Sent = Sent {
+    script: &scripts::ADD_JOBS,
+    source: &scripts::ADD_JOBS_SOURCE,
+};
+const ADD_FLOW: Sent = Sent {
+    script: &scripts::ADD_FLOW,
+    source: &scripts::ADD_FLOW_SOURCE,
+};
+
 enum Kind {
     /// A command of the handshake (AUTH, SELECT, PING); the last one holds the future.
     Handshake,
     /// SCRIPT LOAD sent after a NOSCRIPT; the resent request that follows reports errors.
     ScriptLoad,
-    /// `callers`: None for one `add_jobs` call (its future gets the list); for coalesced
-    /// single adds, one future per job (each gets its own job, or the error) while the
-    /// request's own future only tells that the reply came (for the command timeout).
-    AddJobs {
+    /// A call of `script`. `callers`: None for one `add_jobs` or `add_flow` call (its
+    /// future gets the list); for coalesced single adds, one future per job (each gets its
+    /// own job, or the error) while the request's own future only tells that the reply
+    /// came (for the command timeout).
+    Add {
+        script: Sent,
         request: Vec<u8>,
         delayed: Vec<bool>,
         resent: bool,
@@ -125,6 +147,36 @@ impl LoopChannel {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The FCALL (or EVALSHA) of `script` on the queue of `keys`, for its arguments.
+    fn call(&self, script: Sent, keys: &QueueKeys) -> Cmd {
+        scripts::evalsha(script.script, keys, self.core.conn.functions())
+    }
+
+    /// Queue the call `cmd` of `script` for its reply; returns the bytes to write.
+    fn queue_call<'py>(
+        &self,
+        py: Python<'py>,
+        script: Sent,
+        cmd: Cmd,
+        delayed: Vec<bool>,
+        future: Option<Py<PyAny>>,
+        callers: Option<Vec<Py<PyAny>>>,
+    ) -> Bound<'py, PyBytes> {
+        let request = cmd.get_packed_command();
+        let bytes = PyBytes::new(py, &request);
+        self.state().pending.push_back(Pending {
+            future,
+            kind: Kind::Add {
+                script,
+                request,
+                delayed,
+                resent: false,
+                callers,
+            },
+        });
+        bytes
+    }
+
     /// Turn one reply into how its request's futures settle (pushed to `out`); a NOSCRIPT
     /// answer queues the script and the request again (written by the caller after the
     /// replies it reads). Returns the number of coalesced callers the reply answered.
@@ -146,7 +198,8 @@ impl LoopChannel {
             }
             (Kind::Handshake, _) => out.extend(future.map(|f| Settle::Value(f, py.None()))),
             (
-                Kind::AddJobs {
+                Kind::Add {
+                    script,
                     request,
                     delayed,
                     resent: false,
@@ -161,7 +214,7 @@ impl LoopChannel {
             {
                 let load = if err.code() == "NOSCRIPT" {
                     let mut load = redis::cmd("SCRIPT");
-                    load.arg("LOAD").arg(scripts::ADD_JOBS_SOURCE.as_str());
+                    load.arg("LOAD").arg(script.source.as_str());
                     load
                 } else {
                     scripts::load_library_cmd()
@@ -174,7 +227,8 @@ impl LoopChannel {
                 });
                 requeue.push(Pending {
                     future,
-                    kind: Kind::AddJobs {
+                    kind: Kind::Add {
+                        script,
                         request,
                         delayed,
                         resent: true,
@@ -186,7 +240,8 @@ impl LoopChannel {
             // is refused only at its first write (and one that writes nothing answers):
             // the same request by EVALSHA keeps that behaviour.
             (
-                Kind::AddJobs {
+                Kind::Add {
+                    script,
                     request,
                     delayed,
                     resent: false,
@@ -194,12 +249,13 @@ impl LoopChannel {
                 },
                 Value::ServerError(err),
             ) if err.code() == "OOM" => {
-                match scripts::fcall_request_as_evalsha(&request, &scripts::ADD_JOBS) {
+                match scripts::fcall_request_as_evalsha(&request, script.script) {
                     Some(eval) => {
                         resend.extend_from_slice(&eval);
                         requeue.push(Pending {
                             future,
-                            kind: Kind::AddJobs {
+                            kind: Kind::Add {
+                                script,
                                 request: eval,
                                 delayed,
                                 resent: false,
@@ -210,7 +266,8 @@ impl LoopChannel {
                     None => {
                         let pending = Pending {
                             future,
-                            kind: Kind::AddJobs {
+                            kind: Kind::Add {
+                                script,
                                 request,
                                 delayed,
                                 resent: true,
@@ -229,7 +286,7 @@ impl LoopChannel {
                 }
             }
             (
-                Kind::AddJobs {
+                Kind::Add {
                     delayed, callers, ..
                 },
                 value,
@@ -333,24 +390,25 @@ impl LoopChannel {
         jobs: Vec<NewJob<'py>>,
         future: Py<PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let mut cmd = scripts::evalsha(
-            &scripts::ADD_JOBS,
-            &self.core.keys,
-            self.core.conn.functions(),
-        );
+        let mut cmd = self.call(ADD_JOBS, &self.core.keys);
         let delayed = self.core.add_jobs_args(&mut cmd, jobs)?;
-        let request = cmd.get_packed_command();
-        let bytes = PyBytes::new(py, &request);
-        self.state().pending.push_back(Pending {
-            future: Some(future),
-            kind: Kind::AddJobs {
-                request,
-                delayed,
-                resent: false,
-                callers: None,
-            },
-        });
-        Ok(bytes)
+        Ok(self.queue_call(py, ADD_JOBS, cmd, delayed, Some(future), None))
+    }
+
+    /// As `add_jobs`, the add_flow.lua call of `NativeFlows.add` (same arguments): on a
+    /// single server every queue's slot is here, `queue`'s too.
+    fn add_flow<'py>(
+        &self,
+        py: Python<'py>,
+        queue: &str,
+        jobs: Vec<NewJob<'py>>,
+        families: Vec<FlowFamily>,
+        parents: Vec<(usize, usize)>,
+        future: Py<PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let mut cmd = self.call(ADD_FLOW, &self.core.keys.sibling(queue));
+        let delayed = add_flow_args(&self.core, &mut cmd, jobs, &families, &parents)?;
+        Ok(self.queue_call(py, ADD_FLOW, cmd, delayed, Some(future), None))
     }
 
     /// Check one single add and queue it with its caller's `future`, which resolves to
@@ -403,24 +461,16 @@ impl LoopChannel {
         if jobs.is_empty() {
             return Ok(None);
         }
-        let mut cmd = scripts::evalsha(
-            &scripts::ADD_JOBS,
-            &self.core.keys,
-            self.core.conn.functions(),
-        );
+        let mut cmd = self.call(ADD_JOBS, &self.core.keys);
         let delayed = self.core.push_add_jobs_args(&mut cmd, jobs.iter());
-        let request = cmd.get_packed_command();
-        let bytes = PyBytes::new(py, &request);
-        self.state().pending.push_back(Pending {
+        Ok(Some(self.queue_call(
+            py,
+            ADD_JOBS,
+            cmd,
+            delayed,
             future,
-            kind: Kind::AddJobs {
-                request,
-                delayed,
-                resent: false,
-                callers: Some(callers),
-            },
-        });
-        Ok(Some(bytes))
+            Some(callers),
+        )))
     }
 
     /// Take bytes read from the socket: settle the futures of every complete reply.
@@ -513,7 +563,7 @@ impl LoopChannel {
         for pending in pending {
             match (pending.kind, pending.future) {
                 (
-                    Kind::AddJobs {
+                    Kind::Add {
                         callers: Some(callers),
                         ..
                     },

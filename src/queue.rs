@@ -422,9 +422,9 @@ impl NativeQueue {
             .map_err(Into::into)
     }
 
-    /// A connection for `add_jobs` whose socket the running asyncio loop drives (see
-    /// `loop_conn.rs`): `(endpoint, channel)`, or None when adds stay on the native
-    /// connection (TLS, durability).
+    /// A connection for `add_jobs` (and `NativeFlows.add`) whose socket the running
+    /// asyncio loop drives (see `loop_conn.rs`): `(endpoint, channel)`, or None when adds
+    /// stay on the native connection (TLS, a cluster, durability).
     fn loop_channel(
         &self,
     ) -> PyResult<Option<(crate::loop_conn::Endpoint, crate::loop_conn::LoopChannel)>> {

@@ -143,11 +143,15 @@ impl ScriptArgs for Cmd {
     }
 }
 
-/// The source of `add_jobs`, sent with SCRIPT LOAD when a server lost its script cache.
+/// The sources of the scripts the event loop's connection sends (`loop_conn.rs`), which
+/// it loads with SCRIPT LOAD itself when a server lost its script cache.
 pub static ADD_JOBS_SOURCE: LazyLock<String> =
     LazyLock::new(|| script_source(include_str!("lua/add_jobs.lua")));
-/// Built from the one source above, so the script and what SCRIPT LOAD sends cannot differ.
+pub static ADD_FLOW_SOURCE: LazyLock<String> =
+    LazyLock::new(|| script_source(include_str!("lua/add_flow.lua")));
+/// Built from the sources above, so a script and what SCRIPT LOAD sends cannot differ.
 pub static ADD_JOBS: LazyLock<Script> = LazyLock::new(|| Script::new(&ADD_JOBS_SOURCE));
+pub static ADD_FLOW: LazyLock<Script> = LazyLock::new(|| Script::new(&ADD_FLOW_SOURCE));
 /// Every script as (its static, its name: the file's name, and its function's in the
 /// library), from one list so that the EVAL scripts and the library cannot differ.
 macro_rules! lua_scripts {
@@ -157,7 +161,8 @@ macro_rules! lua_scripts {
                 Script::new(&script_source(include_str!(concat!("lua/", $file, ".lua"))))
             });
         )*
-        /// (name, script body) of every script but add_jobs (listed in [`all_scripts`]).
+        /// (name, script body) of every script but add_jobs and add_flow (listed in
+        /// [`all_scripts`]).
         const SCRIPT_BODIES: &[(&str, &str)] = &[
             $(($file, include_str!(concat!("lua/", $file, ".lua")))),*
         ];
@@ -197,7 +202,6 @@ lua_scripts! {
     TAKE_RATE => "take_rate",
     TAKE_SLOTS => "take_slots",
     GET_WORKERS => "get_workers",
-    ADD_FLOW => "add_flow",
     FLOW_LINK => "flow_link",
     FLOW_CHILD_DONE => "flow_child_done",
     FLOW_OUTBOX_DONE => "flow_outbox_done",
@@ -217,9 +221,12 @@ lua_scripts! {
 // of jobqueue on one server each load and call their own (`FUNCTION LOAD REPLACE` of the
 // same name is a no-op for the same source). Old releases' libraries stay until deleted.
 
-/// The scripts in the library: add_jobs and the others.
+/// The scripts in the library: add_jobs, add_flow and the others.
 fn all_scripts() -> Vec<(&'static str, &'static str, &'static Script)> {
-    let mut all = vec![("add_jobs", include_str!("lua/add_jobs.lua"), &*ADD_JOBS)];
+    let mut all = vec![
+        ("add_jobs", include_str!("lua/add_jobs.lua"), &*ADD_JOBS),
+        ("add_flow", include_str!("lua/add_flow.lua"), &*ADD_FLOW),
+    ];
     for ((name, body), (_, script)) in SCRIPT_BODIES.iter().zip(scripts_by_name()) {
         all.push((name, body, script));
     }

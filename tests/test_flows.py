@@ -33,7 +33,7 @@ from jobqueue.job import Job
 from jobqueue.sync import JobQueue as SyncJobQueue
 from jobqueue.testing import redis_command
 
-from .helpers import Counter, eventually, port_of
+from .helpers import TOPOLOGY, Counter, eventually, port_of
 
 Make = Callable[..., JobQueue]
 
@@ -668,3 +668,19 @@ async def test_concurrent_adds_share_a_call_and_bad_input_fails_only_its_own(
     assert all(isinstance(o, FlowIds) for i, o in enumerate(outcomes) if i != 2)
     stats = await q.get_stats()
     assert (stats.waiting, stats.waiting_children) == (5, 5)
+
+
+async def test_flows_go_on_the_event_loops_connection_but_on_a_cluster(
+    make_queue: Make, queue_name: str
+) -> None:
+    q = make_queue()
+    other = f"{queue_name}-o"
+    for n in range(2):  # the native connection goes first, then the loop's opens
+        ids = await q.add_flow(Flow("parent", n, [Flow("child", n), Flow("child", n, queue=other)]))
+    # A single server and Sentinel's primary hold every slot; a cluster does not.
+    assert (q._producer._conn is not None) == (TOPOLOGY != "cluster")
+    tree = await q.get_flow(ids.id)
+    assert [(c.queue, c.job.status) for c in tree.children] == [  # type: ignore[union-attr]
+        (q.name, JobStatus.WAITING),
+        (other, JobStatus.WAITING),
+    ]

@@ -1,4 +1,5 @@
-"""add_jobs on the event loop's own connection: pipelining, NOSCRIPT, breaks, timeouts."""
+"""add_jobs and add_flow on the event loop's own connection: pipelining, NOSCRIPT,
+breaks, timeouts."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from jobqueue import JobQueue, RedisConfig
-from jobqueue.errors import ConnectionError, SerializationError
+from jobqueue import Durability, Flow, FlowIds, JobQueue, JobStatus, QueueSettings, RedisConfig
+from jobqueue.errors import ConnectionError, NotReplicatedError, SerializationError
 from jobqueue.loop_connection import LoopConnection
 from jobqueue.testing import RedisServer, redis_command
 
@@ -168,3 +169,79 @@ async def test_a_forked_child_leaves_the_parents_loop_connection_alone(queue: Jo
     assert datas[-2:] == ["from the child", "from the parent"]
     info = await queue.get_job_status(after)
     assert info is not None and info.data == "from the parent"
+
+
+def last_command(redis_url: str, conn: LoopConnection) -> str:
+    """The last command the server ran for ``conn`` (``cmd=`` of ``CLIENT LIST``)."""
+    host, port = conn._transport.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
+    clients = redis_command(port_of(redis_url), "CLIENT", "LIST")
+    assert isinstance(clients, bytes)
+    for line in clients.decode().splitlines():
+        fields = dict(field.split("=", 1) for field in line.split(" ") if "=" in field)
+        if fields["addr"] == f"{host}:{port}":
+            return fields["cmd"]
+    raise AssertionError(f"no client {host}:{port}")
+
+
+async def test_flows_go_on_the_loop_connection(redis_url: str, queue_name: str) -> None:
+    other = f"{queue_name}-other"
+    async with JobQueue(queue_name, redis=redis_url) as queue:
+        await queue.add_flow(Flow("p", 0, [Flow("c", 1)]))  # the native connection goes first
+        assert queue._producer._conn is None
+        # This one opens the loop's connection and goes on it; its child in another queue
+        # (a second call, to that queue's keys) too.
+        ids = await queue.add_flow(Flow("p", 2, [Flow("c", 3), Flow("c", 4, queue=other)]))
+        conn = loop_connection(queue)
+        assert last_command(redis_url, conn) in ("fcall", "evalsha")  # the handshake: ping
+        tree = await queue.get_flow(ids.id)
+        assert tree.job is not None and tree.job.status is JobStatus.WAITING_CHILDREN
+        assert [(c.queue, c.job.status, c.job.data) for c in tree.children] == [  # type: ignore[union-attr]
+            (queue_name, JobStatus.WAITING, 3),
+            (other, JobStatus.WAITING, 4),
+        ]
+        # The library flushed: loaded again, and the connection stays in step.
+        assert redis_command(port_of(redis_url), "SCRIPT", "FLUSH") == "OK"
+        assert redis_command(port_of(redis_url), "FUNCTION", "FLUSH") == "OK"
+        await queue.add_flow(Flow("p", 5, [Flow("c", 6)]))
+        # Bad input in one of concurrent flows fails it alone, before anything is written.
+        good = [Flow("p", n, [Flow("c", n)]) for n in range(3)]
+        outcomes = await asyncio.gather(
+            *(
+                queue.add_flow(f)
+                for f in [good[0], Flow("p", None, [Flow("c", object())]), *good[1:]]
+            ),
+            return_exceptions=True,
+        )
+        assert isinstance(outcomes[1], SerializationError)
+        assert all(isinstance(o, FlowIds) for i, o in enumerate(outcomes) if i != 1)
+        assert loop_connection(queue) is conn
+        stats = await queue.get_stats()
+        assert (stats.waiting, stats.waiting_children) == (6, 6)
+
+
+async def test_flows_without_the_loop_connection(redis_url: str, queue_name: str) -> None:
+    async with JobQueue(queue_name, redis=redis_url) as queue:
+        await queue.add_flow(Flow("p", 0, [Flow("c", 1)]))
+        await queue.add_flow(Flow("p", 2, [Flow("c", 3)]))
+        conn = loop_connection(queue)
+        host, port = conn._transport.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
+        redis_command(port_of(redis_url), "CLIENT", "KILL", "ADDR", f"{host}:{port}")
+
+        async def noticed() -> bool:
+            return conn.closed
+
+        await eventually(noticed)
+        await queue.add_flow(Flow("p", 4, [Flow("c", 5)]))  # on the native connection
+        await queue.add_flow(Flow("p", 6, [Flow("c", 7)]))  # on a new loop connection
+        assert loop_connection(queue) is not conn
+        stats = await queue.get_stats()
+        assert (stats.waiting, stats.waiting_children) == (4, 4)
+    # A durable queue's writes WAIT for the replicas, which only the native connection
+    # does: no replica here, so each flow is written and reported short of them.
+    durable = QueueSettings(durability=Durability(replicas=1, timeout=20))
+    async with JobQueue(f"{queue_name}-durable", redis=redis_url, settings=durable) as queue:
+        for n in range(2):
+            with pytest.raises(NotReplicatedError, match="job\\(s\\) of a flow"):
+                await queue.add_flow(Flow("p", n, [Flow("c", n)]))
+        assert queue._producer._conn is None
+        assert (await queue.get_stats()).waiting_children == 2

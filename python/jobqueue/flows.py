@@ -12,7 +12,7 @@ the scripts (``src/lua/lib_flows.lua``); this module checks input and places job
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -31,6 +31,7 @@ from .partitions import partition_name
 
 if TYPE_CHECKING:
     from ._native import AddedJob, FlowFamily, NewJob
+    from .loop_connection import ProducerConnections
     from .queue import JobQueue
 
 #: on_failure -> the policy letter a child's record keeps (lib_flows.lua).
@@ -162,6 +163,8 @@ class _Node:
         self.parent = parent
         self.index = index  # its place among its parent's children
         self.children: list[_Node] = []
+        if parent is not None:
+            parent.children.append(self)
         self.slot = ""  # the queue name, or a partition's (`name#i`)
         self.wave = 0
         self.row: NewJob | None = None
@@ -194,9 +197,11 @@ class _SlotBatch:
     a whole call's cost (the layout check, the clock, the events entry) alone. The flush
     runs at the end of the iteration (``call_soon``, never a timer). Each part stays atomic
     (the call is); bad input in one part (caught by the native side before any I/O) sends
-    the parts one by one, so that only its own caller gets the error."""
+    the parts one by one, so that only its own caller gets the error. The call goes on the
+    event loop's connection when it is open (``ProducerConnections.add_flow``)."""
 
-    def __init__(self, native: NativeFlows, slot: str) -> None:
+    def __init__(self, producer: ProducerConnections, native: NativeFlows, slot: str) -> None:
+        self._producer = producer
         self._native = native
         self._slot = slot
         self._queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]] = []
@@ -235,7 +240,7 @@ class _SlotBatch:
             ]
             parents += [(i + offset, count) for i, count in part_parents]
         try:
-            reply = self._native.add(self._slot, rows, families, parents)
+            reply = self._producer.add_flow(self._native, self._slot, rows, families, parents)
         except Exception:  # bad input, before any I/O: each part alone, for its own error
             for one in queued:
                 self._send([one])
@@ -245,7 +250,7 @@ class _SlotBatch:
     def _send(self, queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]]) -> None:
         (rows, families, parents), future = queued[0]
         try:
-            reply = self._native.add(self._slot, rows, families, parents)
+            reply = self._producer.add_flow(self._native, self._slot, rows, families, parents)
         except Exception as exc:
             future.set_exception(exc)
             return
@@ -253,11 +258,11 @@ class _SlotBatch:
 
     @staticmethod
     def _settle(
-        reply: Awaitable[list[AddedJob]],
+        reply: asyncio.Future[list[AddedJob]],
         queued: list[tuple[_Part, asyncio.Future[list[AddedJob]]]],
     ) -> None:
-        """Give each caller its part of the reply, once it comes (the native awaitable is
-        an asyncio future: no task is made for it)."""
+        """Give each caller its part of the reply, once it comes (an asyncio future: no
+        task is made for it)."""
 
         def settle(done: asyncio.Future[list[AddedJob]]) -> None:
             if done.cancelled():
@@ -276,7 +281,7 @@ class _SlotBatch:
                     future.set_result(results[at : at + len(rows)])
                 at += len(rows)
 
-        asyncio.ensure_future(reply).add_done_callback(settle)
+        reply.add_done_callback(settle)
 
 
 class FlowAdder:
@@ -301,10 +306,7 @@ class FlowAdder:
             raise InvalidOptionError("flow", f"must be a Flow, got {v.type_name(root)}")
         queue = self._queue
         nodes = [_Node(root, None, 0)]
-        at = 0
-        while at < len(nodes):
-            node = nodes[at]
-            at += 1
+        for node in nodes:  # the list grows as it is read: breadth first
             for i, child in enumerate(node.flow.children):
                 nodes.append(_Node(child, node, i))
         try:
@@ -325,7 +327,6 @@ class FlowAdder:
             if plain and own is None and parent is not None:  # the common case, made short
                 node.slot = parent.slot
                 node.wave = parent.wave
-                parent.children.append(node)
                 continue
             name = queue.name if parent is None else queue_name(parent.slot)
             if own is not None and own != queue.name:
@@ -337,7 +338,6 @@ class FlowAdder:
                 name = own
             node.slot = self._slot(name, node, parent)
             if parent is not None:
-                parent.children.append(node)
                 node.wave = parent.wave + (parent.slot != node.slot)
         return nodes
 
@@ -393,16 +393,23 @@ class FlowAdder:
         nodes = self._nodes(root, trace)
         if self._queue._partitions is not None:
             await self._queue._partitions.check()
-        waves = max(node.wave for node in nodes) + 1
-        if waves > 1 or len({node.slot for node in nodes}) > 1:
+        # The calls, per wave and slot, in one pass (a job's wave is its parent's or the
+        # next one: none is empty).
+        by_wave: list[dict[str, list[_Node]]] = [{}]
+        for node in nodes:
+            while node.wave >= len(by_wave):
+                by_wave.append({})
+            calls = by_wave[node.wave]
+            part = calls.get(node.slot)
+            if part is None:
+                part = calls[node.slot] = []
+            part.append(node)
+        waves = len(by_wave)
+        if waves > 1 or len(by_wave[0]) > 1:
             self._check_payloads(nodes)
         if waves > 1:
             await refuse_found_children(self._native, nodes)
-        for wave in range(waves):
-            calls: dict[str, list[_Node]] = {}
-            for node in nodes:
-                if node.wave == wave:
-                    calls.setdefault(node.slot, []).append(node)
+        for wave, calls in enumerate(by_wave):
             if len(calls) == 1:  # the common case: one call, no task to gather
                 await self._call(*next(iter(calls.items())))
             else:
@@ -445,6 +452,7 @@ class FlowAdder:
             policies.append(POLICIES[node.flow.on_failure])
         if parent_of is not None:
             families.append((inside, ref, first, len(policies), "".join(policies)))
+        await self._queue._producer.open_here()
         results = await self._batch(slot).add(rows, families, parents)
         for node, (job_id, created, _, _) in zip(part, results, strict=True):
             node.id, node.created = job_id, created
@@ -457,7 +465,7 @@ class FlowAdder:
     def _batch(self, slot: str) -> _SlotBatch:
         batch = self._batches.get(slot)
         if batch is None:
-            batch = self._batches[slot] = _SlotBatch(self._native, slot)
+            batch = self._batches[slot] = _SlotBatch(self._queue._producer, self._native, slot)
         return batch
 
     async def _link(self, nodes: list[_Node]) -> None:
@@ -519,14 +527,15 @@ def _count(flow: Flow) -> int:
 
 def _ids(nodes: list[_Node]) -> FlowIds:
     """The ids of the tree whose jobs are ``nodes`` (breadth first, root first), built
-    from the leaves up: every child comes before its parent in reverse order (and no
-    recursion, as trees may be deep)."""
-    built: dict[int, FlowIds] = {}
+    from the root down: each job's ids go into its parent's, made before, in the order of
+    its children (and no recursion, as trees may be deep)."""
+    made: dict[_Node, FlowIds] = {}
     names: dict[str, str] = {}
-    for node in reversed(nodes):
+    for node in nodes:
         name = names.get(node.slot)
         if name is None:
             name = names[node.slot] = queue_name(node.slot)
-        children = [built.pop(id(child)) for child in node.children]
-        built[id(node)] = FlowIds(node.id, name, children)
-    return built[id(nodes[0])]
+        ids = made[node] = FlowIds(node.id, name, [])
+        if node.parent is not None:
+            made[node.parent].children.append(ids)
+    return made[nodes[0]]

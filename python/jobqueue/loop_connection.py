@@ -1,4 +1,5 @@
-"""``add_jobs`` on a Redis connection driven by the running event loop.
+"""``add_jobs`` (and a flow's ``add_flow`` calls) on a Redis connection driven by the
+running event loop.
 
 The native connection lives on the Tokio runtime, so each awaited request crosses threads
 four times; for one ``add_job`` those wake-ups cost more than Redis itself. This
@@ -22,7 +23,7 @@ from .coalesce import Coalescer
 from .errors import ConnectionError, JobQueueError
 
 if TYPE_CHECKING:  # types of the stubs only
-    from ._native import AddedJob, LoopChannel, NativeQueue, NewJob
+    from ._native import AddedJob, FlowFamily, LoopChannel, NativeFlows, NativeQueue, NewJob
 logger = logging.getLogger("jobqueue")
 
 #: After a failed connect, the native connection serves alone for this long.
@@ -79,6 +80,18 @@ class LoopConnection(asyncio.Protocol):
     def add_jobs(self, jobs: list[NewJob]) -> asyncio.Future[list[AddedJob]]:
         """Write the request now (bad input raises before anything is written)."""
         return self._request(lambda future: self._channel.add_jobs(jobs, future))
+
+    def add_flow(
+        self,
+        slot: str,
+        rows: list[NewJob],
+        families: list[FlowFamily],
+        parents: list[tuple[int, int]],
+    ) -> asyncio.Future[list[AddedJob]]:
+        """``NativeFlows.add`` on this connection; bad input raises before any write."""
+        return self._request(
+            lambda future: self._channel.add_flow(slot, rows, families, parents, future)
+        )
 
     def add_job(self, job: NewJob) -> asyncio.Future[AddedJob | None]:
         """Send or queue one job (see ``Coalescer.add``)."""
@@ -161,8 +174,8 @@ class LoopConnection(asyncio.Protocol):
 
 
 class ProducerConnections:
-    """Chooses the connection for a queue's ``add_jobs``: the event loop's own when it is
-    open on the running loop, the native one otherwise.
+    """Chooses the connection for a queue's ``add_jobs`` and ``add_flow`` calls: the event
+    loop's own when it is open on the running loop, the native one otherwise.
 
     The native connection goes first: the loop's connection is opened only after a native
     request succeeded, so connect retries, the ready check (a server still loading its
@@ -204,6 +217,35 @@ class ProducerConnections:
         added = await self._native.add_jobs(jobs)
         self._native_ok = True
         return added
+
+    async def open_here(self) -> None:
+        """Open the loop's connection when it is due, for ``add_flow``, whose calls
+        are sent from a callback (``flows._SlotBatch``) that cannot wait for it."""
+        conn = self._conn
+        if conn is None or not conn.usable_here(asyncio.get_running_loop()):
+            await self._connection()
+
+    def add_flow(
+        self,
+        flows: NativeFlows,
+        slot: str,
+        rows: list[NewJob],
+        families: list[FlowFamily],
+        parents: list[tuple[int, int]],
+    ) -> asyncio.Future[list[AddedJob]]:
+        """One add_flow.lua call, sent now (bad input raises here, before any I/O): on
+        the loop's connection when it is open here, else by ``flows`` (whose success lets
+        the loop's connection open, as ``add_native``'s does)."""
+        conn = self._conn
+        if conn is not None and conn.usable_here(asyncio.get_running_loop()):
+            return conn.add_flow(slot, rows, families, parents)
+        reply = asyncio.ensure_future(flows.add(slot, rows, families, parents))
+        reply.add_done_callback(self._native_replied)
+        return reply
+
+    def _native_replied(self, reply: asyncio.Future[list[AddedJob]]) -> None:
+        if not reply.cancelled() and reply.exception() is None:
+            self._native_ok = True
 
     async def _connection(self) -> LoopConnection | None:
         loop = asyncio.get_running_loop()

@@ -513,6 +513,8 @@ class JobQueue(GroupAdmin, Operations):
 
     def _report_added(self, rows: list[NewJob], results: list[AddedJob]) -> None:
         """The metrics and JOB_ADDED events of the jobs that an add created."""
+        if self.metrics is None and not self._events.has_handlers(QueueEvent.JOB_ADDED):
+            return  # most queues: nothing to count
         created = sum(1 for _, was_created, _, _ in results if was_created)
         if created and self.metrics is not None:
             by_name: dict[str, int] = {}

@@ -73,9 +73,9 @@ async def test_bad_input_writes_nothing_and_keeps_replies_in_step(queue: JobQueu
     assert loop_connection(queue).__class__ is LoopConnection
 
 
-async def test_a_killed_connection_falls_back_to_the_native_one(
-    queue: JobQueue, redis_url: str
-) -> None:
+async def kill_loop_connection(queue: JobQueue, redis_url: str) -> LoopConnection:
+    """Kill the queue's event-loop connection on the server's side and wait until the
+    queue noticed; returns the dead connection."""
     conn = loop_connection(queue)
     host, port = conn._transport.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
     redis_command(port_of(redis_url), "CLIENT", "KILL", "ADDR", f"{host}:{port}")
@@ -84,6 +84,13 @@ async def test_a_killed_connection_falls_back_to_the_native_one(
         return conn.closed
 
     await eventually(noticed)
+    return conn
+
+
+async def test_a_killed_connection_falls_back_to_the_native_one(
+    queue: JobQueue, redis_url: str
+) -> None:
+    conn = await kill_loop_connection(queue, redis_url)
     first = await queue.add_job("t", "on the native connection")
     second = await queue.add_job("t", "on a new loop connection")
     assert loop_connection(queue) is not conn
@@ -223,14 +230,7 @@ async def test_flows_without_the_loop_connection(redis_url: str, queue_name: str
     async with JobQueue(queue_name, redis=redis_url) as queue:
         await queue.add_flow(Flow("p", 0, [Flow("c", 1)]))
         await queue.add_flow(Flow("p", 2, [Flow("c", 3)]))
-        conn = loop_connection(queue)
-        host, port = conn._transport.get_extra_info("sockname")[:2]  # type: ignore[union-attr]
-        redis_command(port_of(redis_url), "CLIENT", "KILL", "ADDR", f"{host}:{port}")
-
-        async def noticed() -> bool:
-            return conn.closed
-
-        await eventually(noticed)
+        conn = await kill_loop_connection(queue, redis_url)
         await queue.add_flow(Flow("p", 4, [Flow("c", 5)]))  # on the native connection
         await queue.add_flow(Flow("p", 6, [Flow("c", 7)]))  # on a new loop connection
         assert loop_connection(queue) is not conn

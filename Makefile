@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || { command -v sudo >/dev/null && echo sudo
 # cargo test links the extension crate against libpython.
 PYLIBDIR = $(shell $(PY) -c "import sysconfig; print(sysconfig.get_config_var('LIBDIR'))")
 
-.PHONY: demo test build venv redis chromium lint bench bench-peers soak clean wheel-test docs
+.PHONY: demo test build venv redis chromium lint bench bench-peers soak clean wheel-test docs cross-check
 
 demo: redis build
 	$(PY) examples/basic_usage.py
@@ -39,6 +39,29 @@ WHEEL_TEST_ARGS ?=
 wheel-test: redis venv
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH \
 		$(PY) scripts/wheel_test.py $(WHEEL_TEST_ARGS)
+
+# `cargo check` and clippy (-D warnings) of the native core for the other targets of
+# .github/workflows/wheels.yml, compiled but not linked; PyO3 needs no Python of the target
+# for an abi3-py310 build. A target is skipped with a message when its Rust standard
+# library or the C compiler of ring's build script is missing (see `need` below; macOS
+# takes zig cc through scripts/zig-cc). musl links the C runtime dynamically, as maturin
+# does for it: a static one allows no cdylib. Windows is left out: the native core is
+# POSIX-only. Not in .ci/run: it needs those toolchains, downloaded by hand.
+CROSS_TARGETS := aarch64-unknown-linux-gnu x86_64-unknown-linux-musl x86_64-apple-darwin aarch64-apple-darwin
+cross-check: venv
+	@installed="$$(rustup target list --installed)"; for t in $(CROSS_TARGETS); do \
+		case $$t in \
+			aarch64-*-linux-gnu) have="command -v aarch64-linux-gnu-gcc" need="apt-get install gcc-aarch64-linux-gnu" ;; \
+			*-musl) have="command -v musl-gcc" need="apt-get install musl-tools"; \
+				export CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C target-feature=-crt-static" ;; \
+			*-apple-darwin) have="$(PY) -m ziglang version" need=".venv/bin/pip install ziglang"; \
+				export ZIG_PYTHON=$(abspath $(PY)) "CC_$$(echo $$t | tr - _)=$(abspath scripts/zig-cc) $${t%%-*}-macos" ;; \
+		esac; \
+		if ! echo "$$installed" | grep -qx $$t; then echo "cross-check: $$t skipped: needs rustup target add $$t"; \
+		elif ! $$have >/dev/null 2>&1; then echo "cross-check: $$t skipped: needs $$need"; \
+		else echo "cross-check: $$t" && cargo check --release --target $$t --target-dir target-cross && \
+			cargo clippy --release --all-targets --target $$t --target-dir target-cross -- -D warnings || exit 1; fi; \
+	done
 
 # The documentation site (mkdocs + Material + mkdocstrings, mkdocs.yml) into site/, strictly:
 # a broken link or any warning fails. Its packages are the `docs` extra of pyproject.toml.
@@ -122,4 +145,4 @@ chromium:
 		($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium)
 
 clean:
-	rm -rf $(VENV) target site python/jobqueue/*.so
+	rm -rf $(VENV) target target-cross site python/jobqueue/*.so

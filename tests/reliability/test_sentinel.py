@@ -184,8 +184,12 @@ async def run_failover(
     """The figures, and what the deployment's processes logged (for a failed check)."""
     link = LaggingLink(LAG_S)
     # A long failover-timeout: the sentinels would otherwise point the replica back at the
-    # primary itself, around the link, after that long.
-    deployment = SentinelSet(replication_link=link.start, failover_timeout_ms=60_000)
+    # primary itself, around the link, after that long. Failure detection at 2 s, not the
+    # default 1 s: on a loaded machine a promoted replica can miss a second of pings, and a
+    # second failover then follows the first (see `killed` below).
+    deployment = SentinelSet(
+        replication_link=link.start, failover_timeout_ms=60_000, down_after_ms=2000
+    )
     try:
         await asyncio.to_thread(deployment.start)
         figures = await _run_failover(tmp_path, deployment, durability)
@@ -214,7 +218,11 @@ async def _run_failover(
         new = await asyncio.to_thread(deployment.wait_for_failover, killed.port)
         failover_s = time.monotonic() - killed_at
         # The crashed server comes back (empty) and the sentinels make it a replica
-        # of the new primary: durable adds wait for it meanwhile.
+        # of the new primary: durable adds wait for it meanwhile. It must never be
+        # promoted (replica-priority 0): empty, a second failover to it would make the new
+        # primary resync from it and drop every job (Redis's hazard of a server without
+        # persistence that restarts by itself), as a CI run once showed.
+        killed.extra_args += ["--replica-priority", "0"]
         await asyncio.to_thread(killed.start)
         await asyncio.wait_for(asyncio.gather(*adding), timeout=TIMEOUT_S)
 
